@@ -1,0 +1,106 @@
+"""``ctxmigrate audit``: find and classify every legacy site."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Literal
+
+import click
+
+from ctxmigrate import __version__
+from ctxmigrate.cli.render_github import github_annotations
+from ctxmigrate.cli.render_sarif import sarif_log
+from ctxmigrate.cli.render_table import render_table
+from ctxmigrate.cli.run_options import engine_options, paths_argument, prepare_run
+from ctxmigrate.cli.terminal import (
+    file_console,
+    progress_bar,
+    stderr_console,
+    stdout_console,
+    write_text_output,
+)
+from ctxmigrate.codemods import engine
+from ctxmigrate.codemods.model import AuditReport, Category
+
+FailOn = Literal["rewrite", "review", "never"]
+FAILING_CATEGORIES: dict[FailOn, frozenset[Category]] = {
+    "rewrite": frozenset({"rewrite"}),
+    "review": frozenset({"rewrite", "review"}),
+    "never": frozenset(),
+}
+
+
+def exceeds_threshold(report: AuditReport, fail_on: FailOn) -> bool:
+    """Exit 1? Findings at or above ``fail_on``, or files that could not be
+    analysed (they may hide sites), unless ``never``."""
+    if fail_on == "never":
+        return False
+    failing = FAILING_CATEGORIES[fail_on]
+    return bool(report.errors) or any(f.category in failing for f in report.findings)
+
+
+@click.command("audit")
+@paths_argument
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "sarif", "github"]),
+    default="table",
+    show_default=True,
+    help="table for people, json (version 1 contract), sarif 2.1.0, github annotations.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to FILE (atomically) instead of stdout.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["rewrite", "review", "never"]),
+    default="review",
+    show_default=True,
+    help="Exit 1 when there are findings of this category or a more actionable one.",
+)
+@engine_options
+@click.pass_context
+def audit_command(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    output_format: str,
+    output: Path | None,
+    fail_on: FailOn,
+    config_file: Path | None,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    jobs: int | None,
+    no_cache: bool,
+) -> None:
+    """Find and classify every legacy site under PATHS (default: the current directory)."""
+    setup = prepare_run(paths, config_file, select, ignore)
+    with progress_bar(stderr_console(), "auditing") as progress:
+        result = engine.run(
+            setup.paths,
+            setup.config,
+            setup.codemods,
+            jobs=jobs,
+            progress=progress,
+            use_cache=not no_cache,
+        )
+    report = result.report
+    if output_format == "json":
+        write_text_output(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", output)
+    elif output_format == "sarif":
+        log = sarif_log(report, setup.rules, __version__, Path.cwd())
+        write_text_output(json.dumps(log, indent=2, ensure_ascii=False) + "\n", output)
+    elif output_format == "github":
+        write_text_output(github_annotations(report, setup.rules_by_id), output)
+    elif output is None:
+        render_table(report, setup.rules_by_id, stdout_console())
+    else:
+        buffer = io.StringIO()
+        render_table(report, setup.rules_by_id, file_console(buffer))
+        write_text_output(buffer.getvalue(), output)
+    ctx.exit(1 if exceeds_threshold(report, fail_on) else 0)

@@ -1,0 +1,86 @@
+"""Options shared by ``audit`` and ``apply``, and the run they describe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ctxmigrate.cli.rule_catalogue import all_rules, registered_codemods
+from ctxmigrate.cli.rule_selection import apply_rule_selection
+from ctxmigrate.codemods.config import Config, load_config
+from ctxmigrate.codemods.model import Rule
+from ctxmigrate.codemods.sites import Codemod
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def paths_argument(command: F) -> F:
+    return click.argument(
+        "paths",
+        nargs=-1,
+        type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path),
+    )(command)
+
+
+def engine_options(command: F) -> F:
+    """--config, --select, --ignore, --jobs, --no-cache (in --help order)."""
+    options = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="pyproject.toml or ctxmigrate.yaml to use instead of looking one up.",
+        ),
+        click.option(
+            "--select",
+            multiple=True,
+            metavar="RULES",
+            help="Only these rules (ids or names, comma separated or repeated).",
+        ),
+        click.option(
+            "--ignore",
+            multiple=True,
+            metavar="RULES",
+            help="Skip these rules (ids or names), in addition to the configured ones.",
+        ),
+        click.option(
+            "--jobs",
+            "-j",
+            type=click.IntRange(min=1),
+            help="Worker processes (default: one per CPU when there are many files).",
+        ),
+        click.option("--no-cache", is_flag=True, help="Ignore and do not update the cache."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    paths: tuple[Path, ...]
+    config: Config
+    codemods: tuple[Codemod, ...]
+    rules: tuple[Rule, ...]
+
+    @property
+    def rules_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+
+def prepare_run(
+    paths: Sequence[Path],
+    config_file: Path | None,
+    select: Sequence[str],
+    ignore: Sequence[str],
+) -> RunSetup:
+    """Config (looked up from the first path, as ruff does), rules and codemods."""
+    run_paths = tuple(paths) or (Path("."),)
+    rules = all_rules()
+    config = apply_rule_selection(load_config(run_paths[0], config_file), select, ignore, rules)
+    # The engine applies select/ignore; names were validated and turned into ids here.
+    return RunSetup(run_paths, config, registered_codemods(), rules)

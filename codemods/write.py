@@ -1,0 +1,296 @@
+"""Safe output for ``ctxmigrate apply``: diffs, patches, atomic writes, git checks.
+
+No click and no rich here: the CLI decides how things look, this module decides
+what reaches the disk. Everything works on bytes, because a source file's
+encoding cookie, BOM, CRLF line endings and missing final newline must survive
+a rewrite byte for byte, and a patch must give ``git apply`` those same bytes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import stat
+import subprocess
+import tempfile
+import tokenize
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+NO_NEWLINE_MARKER = b"\\ No newline at end of file\n"
+
+
+class FixedFile(Protocol):
+    """What a write needs from a ``FixResult`` (``codemods/fix.py``)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def abspath(self) -> Path: ...
+
+    @property
+    def original(self) -> bytes: ...
+
+    @property
+    def fixed(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What happened to one file: written, or left alone with the reason."""
+
+    path: str
+    written: bool
+    reason: str | None = None
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    """Lines as git sees them: only ``\\n`` ends a line, ``\\r`` stays content.
+
+    ``bytes.splitlines`` would also split on a lone ``\\r``, which git does not,
+    and the hunks would then not apply.
+    """
+    lines = data.split(b"\n")
+    with_ends = [line + b"\n" for line in lines[:-1]]
+    if lines[-1]:
+        with_ends.append(lines[-1])
+    return with_ends
+
+
+def _quote_patch_path(path: str) -> bytes:
+    """A path as git writes it in patch headers (C-style quotes when needed)."""
+    raw = path.encode("utf-8", "surrogateescape")
+    if not any(byte < 0x20 or byte in (0x22, 0x5C, 0x7F) for byte in raw):
+        return raw
+    escapes = {0x22: b'\\"', 0x5C: b"\\\\", 0x09: b"\\t", 0x0A: b"\\n", 0x0D: b"\\r"}
+    quoted = bytearray(b'"')
+    for byte in raw:
+        if byte in escapes:
+            quoted += escapes[byte]
+        elif byte < 0x20 or byte == 0x7F:
+            quoted += b"\\%03o" % byte
+        else:
+            quoted.append(byte)
+    quoted += b'"'
+    return bytes(quoted)
+
+
+def unified_diff_bytes(path: str, old: bytes, new: bytes, *, context: int = 3) -> bytes:
+    """A ``git apply``-compatible patch for one file, exact to the byte.
+
+    Empty when ``old == new``. Paths get git's ``a/``/``b/`` prefixes, so apply
+    it with ``git apply`` (``-p1``) from the directory the paths are relative to.
+    A last line without a newline gets git's "\\ No newline at end of file".
+    """
+    if old == new:
+        return b""
+    quoted = _quote_patch_path(path)
+    if quoted.startswith(b'"'):
+        a_name, b_name = b'"a/' + quoted[1:], b'"b/' + quoted[1:]
+    else:
+        a_name, b_name = b"a/" + quoted, b"b/" + quoted
+    out = io.BytesIO()
+    out.write(b"diff --git " + a_name + b" " + b_name + b"\n")
+    hunks = difflib.diff_bytes(
+        difflib.unified_diff,
+        _split_lines(old),
+        _split_lines(new),
+        fromfile=a_name,
+        tofile=b_name,
+        n=context,
+        lineterm=b"\n",
+    )
+    for line in hunks:
+        out.write(line)
+        # Only a file's last line can lack "\n"; git needs the marker after it
+        # (and difflib would otherwise glue the next diff line onto it).
+        if not line.endswith(b"\n"):
+            out.write(b"\n" + NO_NEWLINE_MARKER)
+    return out.getvalue()
+
+
+def source_encoding(source: bytes) -> str:
+    """The encoding Python itself would use to read ``source`` (PEP 263, BOM)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    except SyntaxError:
+        return "utf-8"
+    return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
+def unified_diff(path: str, old: bytes, new: bytes, *, context: int = 3) -> str:
+    """The same diff as ``unified_diff_bytes``, as text for display.
+
+    Decoded with the file's own encoding (a latin-1 file shows its ``é``);
+    undecodable bytes are surrogate-escaped rather than lost, so
+    ``text.encode(source_encoding(old), "surrogateescape")`` gives the patch back.
+    """
+    patch = unified_diff_bytes(path, old, new, context=context)
+    encoding = source_encoding(old)
+    try:
+        return patch.decode(encoding, "surrogateescape")
+    except LookupError:
+        return patch.decode("utf-8", "surrogateescape")
+
+
+def build_patch(files: Iterable[FixedFile]) -> bytes:
+    """One patch for every changed file, in the order given."""
+    return b"".join(
+        unified_diff_bytes(item.path, item.original, item.fixed)
+        for item in files
+        if item.fixed is not None
+    )
+
+
+def _new_file_mode() -> int:
+    # os.umask can only be read by setting it; the CLI is single-threaded here.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never half.
+
+    Temporary file in the same directory (``os.replace`` is atomic only within a
+    file system), fsync before the rename, the existing file's permission bits
+    kept (a new file gets the umask's default). A symlink is followed: its
+    target is replaced, the link stays a link.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = _new_file_mode()
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".ctxmigrate-tmp"
+    )
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fchmod(tmp.fileno(), mode)
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def write_fixed_file(item: FixedFile) -> WriteOutcome:
+    """Write one fixed file unless it changed on disk since the engine read it."""
+    if item.fixed is None:
+        return WriteOutcome(item.path, written=False, reason="nothing to change")
+    try:
+        on_disk = item.abspath.read_bytes()
+    except OSError as error:
+        return WriteOutcome(item.path, written=False, reason=f"cannot read: {error.strerror}")
+    if on_disk != item.original:
+        return WriteOutcome(
+            item.path,
+            written=False,
+            reason="changed on disk since it was read; not overwritten (run apply again)",
+        )
+    try:
+        atomic_write_bytes(item.abspath, item.fixed)
+    except OSError as error:
+        return WriteOutcome(item.path, written=False, reason=f"cannot write: {error.strerror}")
+    return WriteOutcome(item.path, written=True)
+
+
+def write_fixed_files(items: Iterable[FixedFile]) -> list[WriteOutcome]:
+    """Write every file that has a fix; one outcome per such file, in order."""
+    return [write_fixed_file(item) for item in items if item.fixed is not None]
+
+
+def _git_toplevel(directory: Path) -> Path | None:
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        # No git installed: there is no checkout to protect.
+        return None
+    if completed.returncode != 0:
+        return None
+    return Path(os.fsdecode(completed.stdout.rstrip(b"\n"))).resolve()
+
+
+def _porcelain_paths(output: bytes) -> set[str]:
+    """Paths listed by ``git status --porcelain=v1 -z`` (renames: both names)."""
+    paths: set[str] = set()
+    entries = iter(output.split(b"\0"))
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        status, name = entry[:2], entry[3:]
+        paths.add(os.fsdecode(name))
+        if b"R" in status or b"C" in status:
+            # -z puts the rename's source path in the next field.
+            paths.add(os.fsdecode(next(entries, b"")))
+    return paths
+
+
+def uncommitted_files(paths: Sequence[Path]) -> list[Path]:
+    """The given files that have uncommitted changes (or are untracked) in git.
+
+    Returned as given, in the given order. Files outside any git checkout are
+    never reported. One ``git status`` per repository, limited to these files.
+    """
+    by_repo: dict[Path, list[tuple[Path, str]]] = {}
+    toplevels: dict[Path, Path | None] = {}
+    for path in paths:
+        resolved = Path(os.path.realpath(path))
+        directory = resolved.parent
+        if directory not in toplevels:
+            toplevels[directory] = _git_toplevel(directory)
+        toplevel = toplevels[directory]
+        if toplevel is not None:
+            by_repo.setdefault(toplevel, []).append(
+                (path, resolved.relative_to(toplevel).as_posix())
+            )
+    dirty: set[Path] = set()
+    for toplevel, files in by_repo.items():
+        completed = subprocess.run(
+            # Literal pathspecs: a file named "a*.py" must not match "ab.py".
+            [
+                "git",
+                "--literal-pathspecs",
+                "-C",
+                str(toplevel),
+                "status",
+                "--porcelain=v1",
+                "--untracked-files=all",
+                "-z",
+                "--",
+                *(relative for _, relative in files),
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            continue
+        listed = _porcelain_paths(completed.stdout)
+        dirty.update(path for path, relative in files if relative in listed)
+    return [path for path in paths if path in dirty]

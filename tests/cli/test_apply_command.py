@@ -1,0 +1,338 @@
+"""``ctxmigrate apply`` end to end: dry run, --write, --patch, --interactive, git safety."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctxmigrate.cli import apply_command
+from ctxmigrate.codemods import engine
+from tests.cli.conftest import (
+    FIRST_REWRITE_LINE,
+    HANDLER,
+    REVIEW_LINE,
+    LegacyTree,
+    RunCli,
+)
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+REWRITTEN_CALL = b"await get_or_create_user_session(user_id=user_id, thread_id=thread_id)"
+LEGACY_CALL = b"create_user_execution_context(user_id=user_id, thread_id=thread_id)"
+
+
+def written_result(tree: LegacyTree, run_cli: RunCli) -> bytes:
+    """The handler after ``apply --write``, restored afterwards."""
+    result = run_cli("apply", "--write")
+    assert result.exit_code == 0, result.output
+    fixed = tree.handler.read_bytes()
+    tree.handler.write_bytes(HANDLER)
+    return fixed
+
+
+def test_dry_run_shows_a_diff_changes_nothing_and_exits_1(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    result = run_cli("apply")
+    assert result.exit_code == 1
+    assert legacy_tree.handler.read_bytes() == HANDLER
+    assert result.stdout.startswith("diff --git a/pkg/handler.py b/pkg/handler.py\n")
+    assert "+    ctx = " + REWRITTEN_CALL.decode() in result.stdout
+    assert "\x1b[" not in result.output
+    assert "Would change 2 sites in 1 file." in result.stderr
+    assert f"pkg/handler.py:{REVIEW_LINE}:" in result.stderr
+    assert "review" in result.stderr
+
+
+@needs_git
+def test_dry_run_output_is_a_patch_git_applies(
+    legacy_tree: LegacyTree, run_cli: RunCli, tmp_path: Path
+) -> None:
+    expected = written_result(legacy_tree, run_cli)
+    legacy_tree.commit_all()
+    patch = tmp_path / "stdout.patch"
+    patch.write_bytes(run_cli("apply").stdout_bytes)
+    legacy_tree.git("apply", "--check", str(patch))
+    legacy_tree.git("apply", str(patch))
+    assert legacy_tree.handler.read_bytes() == expected
+
+
+def test_dry_run_diff_is_colored_only_on_a_terminal_without_no_color(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    colored = run_cli("apply", env={"FORCE_COLOR": "1"})
+    assert "\x1b[32m+    ctx = await" in colored.stdout
+    plain = run_cli("apply", env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert "\x1b[" not in plain.stdout
+    assert plain.stdout == run_cli("apply").stdout
+
+
+def test_write_rewrites_the_safe_sites_only_and_second_run_changes_nothing(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    result = run_cli("apply", "--write")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "Changed 2 sites in 1 file." in result.stderr
+    fixed = legacy_tree.handler.read_bytes()
+    assert fixed.count(REWRITTEN_CALL) == 2
+    # The sync site stays legacy, so the old import stays too.
+    assert fixed.count(LEGACY_CALL) == 1
+    assert b"from pkg.deps import create_user_execution_context\n" in fixed
+    again = run_cli("apply")
+    assert again.exit_code == 0
+    assert again.stdout == ""
+    assert "Nothing to change." in again.stderr
+    assert legacy_tree.handler.read_bytes() == fixed
+
+
+def test_write_keeps_the_file_mode(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    legacy_tree.handler.chmod(0o640)
+    assert run_cli("apply", "--write").exit_code == 0
+    assert legacy_tree.handler.stat().st_mode & 0o777 == 0o640
+
+
+def test_nothing_to_change_exits_0(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    result = run_cli("apply", "--select", "CTX002")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "Nothing to change." in result.stderr
+
+
+def test_ignore_a_rule_by_name(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    assert run_cli("apply", "--ignore", "reuse-session", "--write").exit_code == 0
+    assert legacy_tree.handler.read_bytes() == HANDLER
+
+
+@needs_git
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda source: source, id="lf"),
+        pytest.param(lambda source: source.replace(b"\n", b"\r\n"), id="crlf"),
+        pytest.param(lambda source: source.rstrip(b"\n"), id="no-final-newline"),
+        pytest.param(
+            lambda source: "# -*- coding: latin-1 -*-\n# café\n".encode("latin-1") + source,
+            id="latin-1",
+        ),
+    ],
+)
+def test_patch_file_applies_with_git_and_equals_write(
+    legacy_tree: LegacyTree,
+    run_cli: RunCli,
+    tmp_path: Path,
+    variant: Callable[[bytes], bytes],
+) -> None:
+    source = variant(HANDLER)
+    legacy_tree.handler.write_bytes(source)
+    expected = run_cli("apply", "--write")
+    assert expected.exit_code == 0, expected.output
+    fixed = legacy_tree.handler.read_bytes()
+    assert fixed != source
+    legacy_tree.handler.write_bytes(source)
+    legacy_tree.commit_all()
+
+    patch = tmp_path / "migration.patch"
+    result = run_cli("apply", "--patch", str(patch))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert f"Patch written to {patch}" in result.stderr
+    assert legacy_tree.handler.read_bytes() == source
+    legacy_tree.git("apply", "--check", str(patch))
+    legacy_tree.git("apply", str(patch))
+    assert legacy_tree.handler.read_bytes() == fixed
+
+
+def test_patch_to_stdout(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    result = run_cli("apply", "--patch", "-")
+    assert result.exit_code == 1
+    assert result.stdout_bytes.startswith(b"diff --git a/pkg/handler.py b/pkg/handler.py\n")
+    assert result.stdout_bytes == run_cli("apply").stdout_bytes
+
+
+@needs_git
+def test_write_refuses_uncommitted_files_unless_allow_dirty(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    legacy_tree.commit_all()
+    dirty_source = HANDLER + b"# local edit\n"
+    legacy_tree.handler.write_bytes(dirty_source)
+    refused = run_cli("apply", "--write")
+    assert refused.exit_code == 2
+    assert "uncommitted changes" in refused.stderr
+    assert "--allow-dirty" in refused.stderr
+    assert "  pkg/handler.py" in refused.stderr
+    assert legacy_tree.handler.read_bytes() == dirty_source
+    allowed = run_cli("apply", "--write", "--allow-dirty")
+    assert allowed.exit_code == 0
+    assert REWRITTEN_CALL in legacy_tree.handler.read_bytes()
+
+
+@needs_git
+def test_write_in_a_clean_checkout_needs_no_flag(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    legacy_tree.commit_all()
+    assert run_cli("apply", "--write").exit_code == 0
+    assert REWRITTEN_CALL in legacy_tree.handler.read_bytes()
+
+
+@needs_git
+def test_dirty_files_that_apply_does_not_touch_do_not_block(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    legacy_tree.commit_all()
+    (legacy_tree.root / "notes.txt").write_text("untracked\n")
+    assert run_cli("apply", "--write").exit_code == 0
+
+
+def test_a_file_changed_on_disk_after_reading_is_not_overwritten(
+    legacy_tree: LegacyTree, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = engine.run
+    edited = HANDLER + b"# edited by someone else meanwhile\n"
+
+    def run_then_edit(*args: Any, **kwargs: Any) -> engine.RunResult:
+        result = real_run(*args, **kwargs)
+        legacy_tree.handler.write_bytes(edited)
+        return result
+
+    monkeypatch.setattr(apply_command.engine, "run", run_then_edit)
+    result = run_cli("apply", "--write")
+    assert result.exit_code == 1
+    assert "not written: pkg/handler.py: changed on disk" in result.stderr
+    assert legacy_tree.handler.read_bytes() == edited
+
+
+def decisions(tree: LegacyTree) -> list[dict[str, Any]]:
+    document = json.loads((tree.root / ".ctxmigrate-decisions.json").read_text())
+    entries: list[dict[str, Any]] = document["decisions"]
+    return entries
+
+
+def test_interactive_applies_only_approved_sites_and_remembers(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    first = run_cli("apply", "--interactive", input="n\ny\n")
+    assert first.exit_code == 1
+    assert first.stdout.count("Apply? [y]es, [n]o, [a]ll remaining, [q]uit") == 2
+    assert f"pkg/handler.py:{FIRST_REWRITE_LINE}:" in first.stdout
+    assert "+ await get_or_create_user_session(" in first.stdout
+    assert "+    return " + REWRITTEN_CALL.decode() in first.stdout
+    assert "+    ctx = await" not in first.stdout
+    assert "1 rewrite site not approved" in first.stderr
+    assert sorted(entry["decision"] for entry in decisions(legacy_tree)) == ["no", "yes"]
+
+    # Resumed: nothing is asked again, the same site is applied.
+    second = run_cli("apply", "--interactive", input="")
+    assert "Apply?" not in second.stdout
+    assert second.stdout == first.stdout.split("Apply?")[-1].split("\n", 1)[1]
+
+
+def test_interactive_write_keeps_declined_sites_declined(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    written = run_cli("apply", "--interactive", "--write", input="y\nn\n")
+    assert written.exit_code == 0, written.output
+    source = legacy_tree.handler.read_bytes()
+    assert source.count(REWRITTEN_CALL) == 1
+    # The applied site is gone from the code, so its answer is dropped.
+    assert [entry["decision"] for entry in decisions(legacy_tree)] == ["no"]
+    # The declined site moved (an import was added) but is still declined.
+    again = run_cli("apply", "--interactive", "--write", input="")
+    assert again.exit_code == 0
+    assert "Apply?" not in again.stdout
+    assert legacy_tree.handler.read_bytes() == source
+
+
+def test_interactive_all_approves_the_rest(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    result = run_cli("apply", "--interactive", "--write", input="a\n")
+    assert result.exit_code == 0
+    assert result.stdout.count("Apply?") == 1
+    assert legacy_tree.handler.read_bytes().count(REWRITTEN_CALL) == 2
+
+
+def test_interactive_quit_applies_nothing_and_records_nothing(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    result = run_cli("apply", "--interactive", input="q\n")
+    assert result.exit_code == 0
+    assert "Nothing to change." in result.stderr
+    assert not (legacy_tree.root / ".ctxmigrate-decisions.json").exists()
+
+
+def test_interactive_decisions_file_option(
+    legacy_tree: LegacyTree, run_cli: RunCli, tmp_path: Path
+) -> None:
+    store = tmp_path / "review.json"
+    run_cli("apply", "-i", "--decisions", str(store), input="y\ny\n")
+    assert len(json.loads(store.read_text())["decisions"]) == 2
+    assert not (legacy_tree.root / ".ctxmigrate-decisions.json").exists()
+
+
+def test_interactive_with_a_corrupt_decisions_file_is_exit_2(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    (legacy_tree.root / ".ctxmigrate-decisions.json").write_text("{")
+    result = run_cli("apply", "--interactive")
+    assert result.exit_code == 2
+    assert ".ctxmigrate-decisions.json" in result.stderr
+
+
+def test_apply_nonexistent_path_is_exit_2(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    result = run_cli("apply", "nope.py")
+    assert result.exit_code == 2
+    assert "nope.py" in result.stderr
+
+
+def test_skipped_sites_and_notes_are_summarized(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    (legacy_tree.root / "tests").mkdir()
+    (legacy_tree.root / "tests" / "test_handler.py").write_bytes(
+        b"from pkg.deps import create_user_execution_context\n\n\n"
+        b"def test_fresh():\n"
+        b"    assert create_user_execution_context(user_id='u', thread_id='t')\n"
+    )
+    result = run_cli("apply")
+    assert "Kept 1 site on purpose:" in result.stderr
+    assert "Skipped 1 site:" in result.stderr
+
+
+def test_notes_from_the_rewrite_are_in_the_summary(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    # Every call is rewritten, yet the old import stays because a string names it.
+    legacy_tree.handler.write_bytes(
+        HANDLER.split(b"\n\n\ndef handle_sync")[0]
+        + b'\n\n\nPATCH_TARGET = "pkg.handler.create_user_execution_context"\n'
+    )
+    result = run_cli("apply", "--select", "reuse-session")
+    assert result.exit_code == 1
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert note.startswith("note: pkg/handler.py: ")
+    assert "pkg.handler.create_user_execution_context" in note
+
+
+def test_a_rewrite_that_failed_is_reported_and_the_file_left_untouched(
+    legacy_tree: LegacyTree, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = engine.run
+
+    def run_with_failed_output(*args: Any, **kwargs: Any) -> engine.RunResult:
+        result = real_run(*args, **kwargs)
+        for fix in result.fixes:
+            fix.fixed = None
+            fix.applied = []
+            fix.error = "the rewritten module does not parse"
+        return result
+
+    monkeypatch.setattr(apply_command.engine, "run", run_with_failed_output)
+    for args in (["apply"], ["apply", "--write"]):
+        result = run_cli(*args)
+        assert result.exit_code == 1
+        assert (
+            "left untouched: pkg/handler.py: the rewritten module does not parse" in result.stderr
+        )
+        assert legacy_tree.handler.read_bytes() == HANDLER

@@ -1,0 +1,253 @@
+"""Safe writing: patches git accepts byte for byte, atomic writes, git dirtiness."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ctxmigrate.codemods.write import (
+    atomic_write_bytes,
+    build_patch,
+    uncommitted_files,
+    unified_diff,
+    unified_diff_bytes,
+    write_fixed_file,
+    write_fixed_files,
+)
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+@dataclass(frozen=True)
+class Fixed:
+    path: str
+    abspath: Path
+    original: bytes
+    fixed: bytes | None
+
+
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        check=True,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        },
+    )
+
+
+def make_repo(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "config", "core.autocrlf", "false")
+    for name, data in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes(data)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+OLD = (
+    b"import deps\n\nasync def handle():\n"
+    b"    ctx = deps.create_user_execution_context(user_id=u)\n    return ctx\n"
+)
+NEW = (
+    b"import deps\n\nasync def handle():\n"
+    b"    ctx = await get_or_create_user_session(user_id=u)\n    return ctx\n"
+)
+
+
+def test_diff_of_identical_bytes_is_empty() -> None:
+    assert unified_diff_bytes("m.py", OLD, OLD) == b""
+    assert unified_diff("m.py", OLD, OLD) == ""
+
+
+def test_diff_has_git_headers_and_one_hunk() -> None:
+    text = unified_diff("pkg/m.py", OLD, NEW)
+    lines = text.splitlines()
+    assert lines[:3] == ["diff --git a/pkg/m.py b/pkg/m.py", "--- a/pkg/m.py", "+++ b/pkg/m.py"]
+    assert lines[3].startswith("@@ -1,5 +1,5 @@")
+    assert "-    ctx = deps.create_user_execution_context(user_id=u)" in lines
+    assert "+    ctx = await get_or_create_user_session(user_id=u)" in lines
+
+
+def test_missing_final_newline_gets_git_marker() -> None:
+    patch = unified_diff_bytes("m.py", b"a = 1\nb = 2", b"a = 1\nb = 3")
+    assert patch.endswith(
+        b"-b = 2\n\\ No newline at end of file\n+b = 3\n\\ No newline at end of file\n"
+    )
+
+
+def test_lone_carriage_return_is_not_a_line_break() -> None:
+    # git only splits on \n; splitting on \r would produce hunks that do not apply.
+    patch = unified_diff_bytes("m.py", b"a = 1\rb = 2\n", b"a = 1\rb = 3\n")
+    assert b"-a = 1\rb = 2\n+a = 1\rb = 3\n" in patch
+
+
+def test_display_diff_decodes_with_the_files_encoding_cookie() -> None:
+    old = "# -*- coding: latin-1 -*-\nname = 'é'\nx = 1\n".encode("latin-1")
+    new = "# -*- coding: latin-1 -*-\nname = 'é'\nx = 2\n".encode("latin-1")
+    text = unified_diff("m.py", old, new)
+    assert " name = 'é'" in text
+
+
+def test_quoted_path_for_special_characters() -> None:
+    patch = unified_diff_bytes('we"ird.py', b"a\n", b"b\n")
+    assert patch.startswith(b'diff --git "a/we\\"ird.py" "b/we\\"ird.py"\n')
+
+
+@needs_git
+@pytest.mark.parametrize(
+    ("name", "old", "new"),
+    [
+        pytest.param("pkg/handler.py", OLD, NEW, id="lf"),
+        pytest.param(
+            "crlf.py", OLD.replace(b"\n", b"\r\n"), NEW.replace(b"\n", b"\r\n"), id="crlf"
+        ),
+        pytest.param("tail.py", OLD.rstrip(b"\n"), NEW.rstrip(b"\n"), id="no-final-newline"),
+        pytest.param("gain_newline.py", b"x = 1", b"x = 1\n", id="newline-added"),
+        pytest.param(
+            "latin.py",
+            "# -*- coding: latin-1 -*-\nname = 'café'\nctx = old()\n".encode("latin-1"),
+            "# -*- coding: latin-1 -*-\nname = 'café'\nctx = await new()\n".encode("latin-1"),
+            id="latin-1",
+        ),
+        pytest.param(
+            "bom.py",
+            b"\xef\xbb\xbfimport deps\r\nx = 1\r\n",
+            b"\xef\xbb\xbfimport deps\r\nx = 2\r\n",
+            id="bom-crlf",
+        ),
+        pytest.param("dir with space/m.py", OLD, NEW, id="space-in-path"),
+        pytest.param('q"uote.py', OLD, NEW, id="quote-in-path"),
+    ],
+)
+def test_git_apply_reproduces_the_new_bytes_exactly(
+    tmp_path: Path, name: str, old: bytes, new: bytes
+) -> None:
+    repo = make_repo(tmp_path, {name: old, "other.py": b"untouched\n"})
+    patch_file = tmp_path / "fix.patch"
+    patch_file.write_bytes(
+        build_patch([Fixed(name, repo / name, old, new), Fixed("other.py", repo, b"", None)])
+    )
+    git(repo, "apply", "--check", str(patch_file))
+    git(repo, "apply", str(patch_file))
+    assert (repo / name).read_bytes() == new
+    assert (repo / "other.py").read_bytes() == b"untouched\n"
+
+
+def test_atomic_write_keeps_the_mode_bits(tmp_path: Path) -> None:
+    target = tmp_path / "script.py"
+    target.write_bytes(b"old\n")
+    target.chmod(0o751)
+    atomic_write_bytes(target, b"new\n")
+    assert target.read_bytes() == b"new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o751
+    assert [p.name for p in tmp_path.iterdir()] == ["script.py"]
+
+
+def test_atomic_write_of_a_new_file_uses_the_umask(tmp_path: Path) -> None:
+    old_umask = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "report.json", b"{}")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o640
+
+
+def test_atomic_write_through_a_symlink_replaces_the_target_and_keeps_the_link(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real.py"
+    real.write_bytes(b"old\n")
+    link = tmp_path / "link.py"
+    link.symlink_to(real)
+    atomic_write_bytes(link, b"new\n")
+    assert link.is_symlink()
+    assert real.read_bytes() == b"new\n"
+
+
+def test_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    directory = tmp_path / "missing"
+    with pytest.raises(FileNotFoundError):
+        atomic_write_bytes(directory / "x.py", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_fixed_file_writes_when_disk_matches_the_original(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(OLD)
+    outcome = write_fixed_file(Fixed("m.py", target, OLD, NEW))
+    assert outcome.written
+    assert target.read_bytes() == NEW
+
+
+def test_write_refuses_a_file_changed_on_disk_since_it_was_read(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(OLD + b"# edited meanwhile\n")
+    outcome = write_fixed_file(Fixed("m.py", target, OLD, NEW))
+    assert not outcome.written
+    assert outcome.reason is not None and "changed on disk" in outcome.reason
+    assert target.read_bytes() == OLD + b"# edited meanwhile\n"
+
+
+def test_write_reports_a_deleted_file(tmp_path: Path) -> None:
+    outcome = write_fixed_file(Fixed("gone.py", tmp_path / "gone.py", OLD, NEW))
+    assert not outcome.written
+    assert outcome.reason is not None and "cannot read" in outcome.reason
+
+
+def test_write_fixed_files_skips_files_without_a_fix(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_bytes(OLD)
+    (tmp_path / "b.py").write_bytes(OLD)
+    outcomes = write_fixed_files(
+        [Fixed("a.py", tmp_path / "a.py", OLD, NEW), Fixed("b.py", tmp_path / "b.py", OLD, None)]
+    )
+    assert [(o.path, o.written) for o in outcomes] == [("a.py", True)]
+    assert (tmp_path / "b.py").read_bytes() == OLD
+
+
+@needs_git
+def test_uncommitted_files_lists_modified_and_untracked_files_only(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"clean.py": b"a\n", "pkg/dirty.py": b"b\n", "ab.py": b"c\n"})
+    (repo / "pkg" / "dirty.py").write_bytes(b"changed\n")
+    (repo / "new dir").mkdir()
+    (repo / "new dir" / "new.py").write_bytes(b"untracked\n")
+    (repo / "a*.py").write_bytes(b"glob-looking name\n")
+    git(repo, "add", "a*.py")
+    git(repo, "commit", "-q", "-m", "glob")
+    given = [
+        repo / "clean.py",
+        repo / "pkg" / "dirty.py",
+        repo / "new dir" / "new.py",
+        repo / "a*.py",
+        repo / "ab.py",
+    ]
+    (repo / "ab.py").write_bytes(b"dirty too\n")
+    assert uncommitted_files(given) == [
+        repo / "pkg" / "dirty.py",
+        repo / "new dir" / "new.py",
+        repo / "ab.py",
+    ]
+
+
+def test_uncommitted_files_outside_a_checkout_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "m.py").write_bytes(b"x\n")
+    # Stop git from finding a checkout that happens to contain the temp directory.
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    assert uncommitted_files([tmp_path / "m.py"]) == []
