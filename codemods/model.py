@@ -83,7 +83,7 @@ class AuditReport:
     files_scanned: int = 0
 
     def summary(self) -> dict[str, int]:
-        counts = {category: 0 for category in CATEGORIES}
+        counts: dict[str, int] = {category: 0 for category in CATEGORIES}
         for finding in self.findings:
             counts[finding.category] += 1
         return {"files_scanned": self.files_scanned, **counts}

@@ -1,0 +1,182 @@
+"""Call-site rewriting shared by the three codemods.
+
+Two halves: mapping a legacy call's arguments onto the legacy signature (so a
+positional ``create_user_execution_context(u, t)`` becomes
+``user_id=u, thread_id=t``), and building the new call around the configured
+target, keeping every argument node (its value, comments and whitespace) as it
+was written so a multi-line call stays multi-line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+
+# A configured target whose first dotted segment is one of these is an
+# expression evaluated at the call site (no import), e.g.
+# ``self.session_manager.get_or_create_user_session``.
+EXPRESSION_TARGET_ROOTS = frozenset({"self", "cls"})
+
+GENERATOR_EXPRESSION_REASON = (
+    "inside a generator expression: await would turn it into an async generator "
+    "and break its consumers"
+)
+
+# Receivers that a discovered method signature carries but a call never passes.
+_IMPLICIT_RECEIVERS = frozenset({"self", "cls"})
+
+
+@dataclass(frozen=True)
+class ArgumentMapping:
+    """The call's arguments by legacy parameter name, in the order they were written.
+
+    ``problem`` is the reason the arguments cannot be mapped (the site then
+    needs review); ``arguments`` is empty in that case.
+    """
+
+    arguments: tuple[tuple[str, cst.Arg], ...] = ()
+    problem: str | None = None
+
+    def names(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.arguments)
+
+    def get(self, name: str) -> cst.Arg | None:
+        for parameter, argument in self.arguments:
+            if parameter == name:
+                return argument
+        return None
+
+
+def call_signature(params: Sequence[str] | None, legacy_default: Sequence[str]) -> tuple[str, ...]:
+    """The parameter names a call is mapped by: the discovered definition's, else the default.
+
+    A discovered method (``WebSocketContext.create_for_user``) lists its
+    receiver first; callers never pass it, so it is dropped.
+    """
+    if params is None:
+        return tuple(legacy_default)
+    names = tuple(params)
+    if names and names[0] in _IMPLICIT_RECEIVERS:
+        names = names[1:]
+    return names
+
+
+def map_arguments(call: cst.Call, signature: Sequence[str]) -> ArgumentMapping:
+    """Bind each argument of ``call`` to a parameter of ``signature`` as Python would."""
+    bound: list[tuple[str, cst.Arg]] = []
+    seen: set[str] = set()
+    positional_index = 0
+    for argument in call.args:
+        if argument.star == "*":
+            return ArgumentMapping(
+                problem="passes *args: cannot map *args/**kwargs to the session API"
+            )
+        if argument.star == "**":
+            return ArgumentMapping(
+                problem="passes **kwargs: cannot map *args/**kwargs to the session API"
+            )
+        if argument.keyword is None:
+            if positional_index >= len(signature):
+                positional = sum(1 for arg in call.args if arg.keyword is None)
+                return ArgumentMapping(
+                    problem=(
+                        f"passes {positional} positional arguments; the legacy signature "
+                        f"({', '.join(signature)}) takes at most {len(signature)}"
+                    )
+                )
+            name = signature[positional_index]
+            positional_index += 1
+        else:
+            name = argument.keyword.value
+            if name not in signature:
+                return ArgumentMapping(
+                    problem=(
+                        f"passes unknown keyword argument {name!r}; "
+                        f"the legacy signature is ({', '.join(signature)})"
+                    )
+                )
+        if name in seen:
+            return ArgumentMapping(problem=f"passes {name} twice")
+        seen.add(name)
+        bound.append((name, argument))
+    return ArgumentMapping(arguments=tuple(bound))
+
+
+def as_keyword(name: str, argument: cst.Arg) -> cst.Arg:
+    """``argument`` passed by keyword; its value, comma and whitespace stay as written."""
+    if argument.keyword is not None:
+        return argument
+    return argument.with_changes(
+        keyword=cst.Name(name),
+        equal=cst.AssignEqual(
+            whitespace_before=cst.SimpleWhitespace(""),
+            whitespace_after=cst.SimpleWhitespace(""),
+        ),
+    )
+
+
+def as_positional(argument: cst.Arg) -> cst.Arg:
+    """``argument`` passed positionally; its value, comma and whitespace stay as written."""
+    return argument.with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
+
+
+def is_expression_target(target: str) -> bool:
+    return target.split(".", 1)[0] in EXPRESSION_TARGET_ROOTS
+
+
+def target_import(target: str) -> tuple[str, str] | None:
+    """``("a.b", "name")`` for ``a.b.name``; None for an expression target."""
+    if is_expression_target(target):
+        return None
+    module, _, name = target.rpartition(".")
+    if not module:
+        # A bare name: the application already provides it (a builtin-like
+        # helper or a name the module defines); nothing to import.
+        return None
+    return module, name
+
+
+def expression_target_problem(target: str, function: str | None) -> str | None:
+    """Why a ``self.``/``cls.`` target cannot be written at a site, or None.
+
+    ``function`` is the dotted name of the enclosing function
+    (``Handler.handle``); a plain module-level function has no receiver.
+    """
+    if not is_expression_target(target):
+        return None
+    if function is None or "." not in function:
+        return (
+            f"the configured target {target} needs {target.split('.', 1)[0]}, "
+            "but the site is not inside a method"
+        )
+    return None
+
+
+def target_expression(target: str) -> cst.BaseExpression:
+    """The callee written at the site: the imported name, or the configured expression."""
+    if is_expression_target(target):
+        return cst.parse_expression(target)
+    return cst.Name(target.rpartition(".")[2])
+
+
+def awaited_call(call: cst.Call, callee: cst.BaseExpression, args: Sequence[cst.Arg]) -> cst.Await:
+    """``await callee(args)`` in place of ``call``.
+
+    The call's own parentheses (``(make(...))``) move to the ``await`` so the
+    text around the site is unchanged; the argument list keeps the call's
+    whitespace, so a multi-line call stays multi-line.
+    """
+    inner = call.with_changes(func=callee, args=tuple(args), lpar=(), rpar=())
+    return cst.Await(expression=inner, lpar=call.lpar, rpar=call.rpar)
+
+
+def callee_label(target: str) -> str:
+    """How the new callee reads in a message: the imported name or the whole expression."""
+    return target if is_expression_target(target) else target.rpartition(".")[2]
+
+
+def code_for(node: cst.CSTNode) -> str:
+    """Source text of a node (for ``Decision.fix`` in reports)."""
+    return cst.Module(body=()).code_for_node(node)

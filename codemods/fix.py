@@ -1,0 +1,557 @@
+"""Apply the codemods to one analysed file: exactly the ``rewrite`` sites, nothing else.
+
+The sites come from the same analysis and the same findings that ``audit``
+reports, so ``apply`` changes exactly what ``audit`` calls ``rewrite``. Each
+site is replaced by node identity in the parsed module; the new name is
+imported once (``AddImportsVisitor``), the old import is removed only when
+nothing in the module still uses it (``RemoveImportsVisitor``) and no string
+in the module names it; the output is parsed again before anyone may write it.
+Everything outside the edited expressions (encoding, BOM, line endings, a
+missing final newline, comments) comes back byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+import tokenize
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.helpers import get_absolute_module_from_package_for_import
+from libcst.metadata import ImportAssignment, MetadataWrapper, PositionProvider, ScopeProvider
+
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.model import Finding
+from ctxmigrate.codemods.sites import Codemod, Reference
+
+if TYPE_CHECKING:
+    from ctxmigrate.codemods.engine import FileAnalysis
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+_ImportStatement = cst.Import | cst.ImportFrom
+
+# (path, line, column, rule) of a finding, as ``--interactive`` records approvals.
+AcceptKey = tuple[str, int, int, str]
+
+
+@dataclass
+class FixResult:
+    """The outcome of fixing one file; ``fixed`` is None when nothing changes."""
+
+    path: str
+    abspath: Path
+    original: bytes
+    fixed: bytes | None = None
+    applied: list[Finding] = field(default_factory=list)
+    # Findings of the file that were not applied, each with its reason.
+    skipped: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Set when the output could not be produced or failed to parse: the file
+    # is then left untouched.
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.fixed is not None
+
+
+@dataclass(frozen=True)
+class _Site:
+    ref: Reference
+    codemod: Codemod
+    finding: Finding
+
+
+def fix_source(
+    analysis: FileAnalysis,
+    config: Config,
+    codemods: Sequence[Codemod],
+    accept: frozenset[AcceptKey] | None = None,
+) -> FixResult:
+    """Rewrite the file's ``rewrite`` findings (those in ``accept`` when given)."""
+    result = FixResult(path=analysis.path, abspath=analysis.abspath, original=analysis.source)
+    sites, result.skipped = _plan(analysis, codemods, accept)
+    if sites:
+        _apply(analysis, config, sites, result)
+    result.skipped.sort(key=Finding.sort_key)
+    return result
+
+
+def _apply(analysis: FileAnalysis, config: Config, sites: list[_Site], result: FixResult) -> None:
+    module = analysis.module
+    source_text = module.code
+    sites, clashes = _without_import_clashes(module, source_text, sites, config)
+    result.skipped.extend(clashes)
+    if not sites:
+        return
+    try:
+        fixed_module, notes = _transform(module, source_text, sites, config, analysis.path)
+        fixed = _encode_like(fixed_module, analysis.source)
+        cst.parse_module(fixed)
+    except cst.ParserSyntaxError as error:
+        result.error = f"the rewritten file does not parse, left untouched: {error}"
+    except Exception as error:
+        # One odd file must not end a run over thousands: it is reported and left alone.
+        result.error = f"the rewrite failed, file left untouched: {type(error).__name__}: {error}"
+    if result.error is not None:
+        result.skipped.extend(
+            dataclasses.replace(site.finding, category="review", message=result.error)
+            for site in sites
+        )
+        return
+    result.applied = sorted((site.finding for site in sites), key=Finding.sort_key)
+    result.notes = notes
+    if fixed != analysis.source:
+        result.fixed = fixed
+
+
+def _plan(
+    analysis: FileAnalysis, codemods: Sequence[Codemod], accept: frozenset[AcceptKey] | None
+) -> tuple[list[_Site], list[Finding]]:
+    """Pair each ``rewrite`` finding with its reference; everything else is skipped."""
+    codemod_by_kind = {codemod.target_kind: codemod for codemod in codemods}
+    findings_by_site = {(f.line, f.column, f.rule): f for f in analysis.findings}
+    sites: list[_Site] = []
+    planned: set[tuple[int, int, str]] = set()
+    declined: set[tuple[int, int, str]] = set()
+    for ref in analysis.references:
+        codemod = codemod_by_kind.get(ref.target.kind)
+        if codemod is None:
+            continue
+        key = (ref.span.line, ref.span.column, codemod.rule.id)
+        finding = findings_by_site.get(key)
+        if finding is None or finding.category != "rewrite" or key in planned:
+            continue
+        if accept is not None and (finding.path, *key) not in accept:
+            declined.add(key)
+            continue
+        planned.add(key)
+        sites.append(_Site(ref, codemod, finding))
+    skipped = [
+        dataclasses.replace(finding, message=f"not accepted: {finding.message}")
+        if (finding.line, finding.column, finding.rule) in declined
+        else finding
+        for finding in analysis.findings
+        if (finding.line, finding.column, finding.rule) not in planned
+    ]
+    return sites, skipped
+
+
+def _without_import_clashes(
+    module: cst.Module, source_text: str, sites: list[_Site], config: Config
+) -> tuple[list[_Site], list[Finding]]:
+    """Drop the sites whose new name is already bound to something else in the module."""
+    reasons: dict[str, str | None] = {}
+    kept: list[_Site] = []
+    clashing: list[Finding] = []
+    for site in sites:
+        rule = site.codemod.rule.id
+        if rule not in reasons:
+            required = site.codemod.required_import(config)
+            reasons[rule] = (
+                None if required is None else _import_clash(module, source_text, *required)
+            )
+        reason = reasons[rule]
+        if reason is None:
+            kept.append(site)
+        else:
+            clashing.append(dataclasses.replace(site.finding, category="review", message=reason))
+    return kept, clashing
+
+
+def _import_clash(
+    module: cst.Module, source_text: str, import_module: str, name: str
+) -> str | None:
+    """Why ``from import_module import name`` cannot be added, or None."""
+    # Most files never spell the new name: skip the scope analysis for them.
+    if name not in source_text or not _spells_name(module, name):
+        return None
+    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+    for scope in {scope for scope in scopes.values() if scope is not None}:
+        for assignment in scope.assignments[name]:
+            if isinstance(assignment, ImportAssignment) and _imports_from(
+                assignment.node, import_module, name
+            ):
+                continue
+            return (
+                f"the module already binds {name} to something else; "
+                f"importing it from {import_module} would clash"
+            )
+    return None
+
+
+def _imports_from(node: cst.CSTNode, import_module: str, name: str) -> bool:
+    if not isinstance(node, cst.ImportFrom) or node.relative or node.module is None:
+        return False
+    if cst.helpers.get_full_name_for_node(node.module) != import_module:
+        return False
+    if isinstance(node.names, cst.ImportStar):
+        return True
+    return any(
+        alias.evaluated_name == name and alias.evaluated_alias in (None, name)
+        for alias in node.names
+    )
+
+
+def _spells_name(module: cst.Module, name: str) -> bool:
+    """Whether any identifier in ``module`` is ``name`` (not merely a string or comment)."""
+    finder = _NameFinder(name)
+    module.visit(finder)
+    return finder.found
+
+
+class _NameFinder(cst.CSTVisitor):
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self.found = False
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.found = self.found or node.value == self._name
+
+
+def _transform(
+    module: cst.Module, source_text: str, sites: list[_Site], config: Config, display_path: str
+) -> tuple[cst.Module, list[str]]:
+    context = CodemodContext(
+        full_module_name=_module_name(display_path), full_package_name=_package_name(display_path)
+    )
+    replaced = module.visit(_SiteReplacer(sites, config))
+    for site in sites:
+        required = site.codemod.required_import(config)
+        if required is not None:
+            AddImportsVisitor.add_needed_import(context, *required)
+    notes = _schedule_old_import_removal(module, replaced, source_text, sites, context)
+    with_imports = AddImportsVisitor(context).transform_module(replaced)
+    if not context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
+        # Nothing to remove: spare the scope analysis RemoveImportsVisitor runs.
+        return with_imports, notes
+    return _CommentKeepingRemoveImportsVisitor(context).transform_module(with_imports), notes
+
+
+class _SiteReplacer(cst.CSTTransformer):
+    """Replaces exactly the sites' nodes (by identity), innermost first."""
+
+    def __init__(self, sites: list[_Site], config: Config) -> None:
+        super().__init__()
+        self._sites = {id(site.ref.node): site for site in sites}
+        self._config = config
+        self._parents: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self._parents.append(node)
+        return True
+
+    def on_leave(  # type: ignore[override]
+        self, original_node: cst.CSTNode, updated_node: cst.CSTNode
+    ) -> cst.CSTNode:
+        self._parents.pop()
+        site = self._sites.get(id(original_node))
+        if site is None or site.ref.node is not original_node:
+            return updated_node
+        # Rewrite the updated node so a site nested in this one's arguments
+        # (already replaced on the way up) keeps its replacement.
+        ref = dataclasses.replace(
+            site.ref,
+            node=updated_node,
+            call=updated_node if isinstance(updated_node, cst.Call) else site.ref.call,
+        )
+        replacement = site.codemod.rewrite(ref, self._config)
+        parent = self._parents[-1] if self._parents else None
+        if _await_needs_parentheses(parent, original_node, replacement):
+            replacement = replacement.with_changes(
+                lpar=(cst.LeftParen(),), rpar=(cst.RightParen(),)
+            )
+        return replacement
+
+
+def _await_needs_parentheses(
+    parent: cst.CSTNode | None, original: cst.CSTNode, replacement: cst.BaseExpression
+) -> bool:
+    """``await f().x`` means ``await (f().x)``: an awaited primary needs parentheses."""
+    if not isinstance(replacement, cst.Await) or replacement.lpar:
+        return False
+    if isinstance(parent, cst.Attribute | cst.Subscript):
+        return parent.value is original
+    if isinstance(parent, cst.Call):
+        return parent.func is original
+    return False
+
+
+def _schedule_old_import_removal(
+    module: cst.Module,
+    replaced: cst.Module,
+    source_text: str,
+    sites: list[_Site],
+    context: CodemodContext,
+) -> list[str]:
+    """Ask RemoveImportsVisitor to drop the imports the sites used, if unused afterwards.
+
+    Only unconditional imports qualify: removing one branch of a ``try/except
+    ImportError`` fallback would leave the other dangling. An import a string
+    in the module names (``mock.patch("pkg.mod.create_user_execution_context")``)
+    is kept, and the note says why.
+    """
+    # CTX003 passes the callee as ``factory=``, so the name it was called by stays in use.
+    bound_names = {
+        site.ref.callee_code.split(".", 1)[0]
+        for site in sites
+        if site.codemod.target_kind != "manager_factory"
+    }
+    # A name the rewritten module still spells (a review site, an annotation)
+    # keeps its import: no need for RemoveImportsVisitor's scope analysis,
+    # which costs about 30 parses of the file.
+    still_spelled = _NamesStillSpelled(bound_names)
+    replaced.visit(still_spelled)
+    bound_names -= still_spelled.found
+    if not bound_names:
+        return []
+    imports = _ImportCollector(bound_names)
+    module.visit(imports)
+    notes: list[str] = []
+    for bound_name, statements in sorted(imports.by_bound_name.items()):
+        string_reference = _string_reference(module, source_text, bound_name)
+        for statement, alias in statements:
+            if string_reference is not None:
+                text, line = string_reference
+                notes.append(
+                    f"kept the import of {bound_name}: the string {text} on line {line} "
+                    "names it and would break without it"
+                )
+                continue
+            if isinstance(statement, cst.Import):
+                RemoveImportsVisitor.remove_unused_import(
+                    context, alias.evaluated_name, asname=alias.evaluated_alias
+                )
+                continue
+            imported_module = get_absolute_module_from_package_for_import(
+                context.full_package_name, statement
+            )
+            if imported_module is not None:
+                RemoveImportsVisitor.remove_unused_import(
+                    context, imported_module, alias.evaluated_name, alias.evaluated_alias
+                )
+    return notes
+
+
+class _NamesStillSpelled(cst.CSTVisitor):
+    """Which of ``names`` a module still spells outside its import statements."""
+
+    def __init__(self, names: set[str]) -> None:
+        self._names = names
+        self.found: set[str] = set()
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)  # ``x.name`` spells ``x``, not ``name``
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)  # ``f(name=1)`` spells no ``name``
+        return False
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value in self._names:
+            self.found.add(node.value)
+
+
+class _ImportCollector(cst.CSTVisitor):
+    """Unconditional import aliases that bind one of ``bound_names``."""
+
+    _CONDITIONAL = (cst.Try, cst.TryStar, cst.If, cst.While, cst.For, cst.With, cst.Match)
+
+    def __init__(self, bound_names: set[str]) -> None:
+        self._bound_names = bound_names
+        self._conditional_depth = 0
+        self.by_bound_name: dict[
+            str, list[tuple[cst.Import | cst.ImportFrom, cst.ImportAlias]]
+        ] = {}
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, self._CONDITIONAL):
+            self._conditional_depth += 1
+        elif isinstance(node, cst.Import | cst.ImportFrom):
+            if not self._conditional_depth:
+                self._collect(node)
+            return False
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        if isinstance(original_node, self._CONDITIONAL):
+            self._conditional_depth -= 1
+
+    def _collect(self, statement: cst.Import | cst.ImportFrom) -> None:
+        if isinstance(statement.names, cst.ImportStar):
+            return
+        for alias in statement.names:
+            if alias.evaluated_alias is not None:
+                bound = alias.evaluated_alias
+            elif isinstance(statement, cst.Import):
+                bound = alias.evaluated_name.split(".", 1)[0]
+            else:
+                bound = alias.evaluated_name
+            if bound in self._bound_names:
+                self.by_bound_name.setdefault(bound, []).append((statement, alias))
+
+
+def _string_reference(
+    module: cst.Module, source_text: str, bound_name: str
+) -> tuple[str, int] | None:
+    """A string literal that is a dotted path ending in ``bound_name``, with its line."""
+    # A dotted-path string ends with the name and its closing quote; most
+    # files have none, and then no visit is needed.
+    if re.search(re.escape(bound_name) + "[\"']", source_text) is None:
+        return None
+    pattern = re.compile(r"(?:[A-Za-z_]\w*\.)*" + re.escape(bound_name))
+    finder = _DottedStringFinder(pattern)
+    module.visit(finder)
+    if finder.found is None:
+        return None
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return finder.found.value, positions[finder.found].start.line
+
+
+class _DottedStringFinder(cst.CSTVisitor):
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self._pattern = pattern
+        self.found: cst.SimpleString | None = None
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        value = node.evaluated_value
+        if (
+            self.found is None
+            and isinstance(value, str)
+            and self._pattern.fullmatch(value) is not None
+        ):
+            self.found = node
+
+
+class _CommentKeepingRemoveImportsVisitor(RemoveImportsVisitor):
+    """RemoveImportsVisitor that keeps the comments and blank lines above a removed import.
+
+    LibCST drops a removed statement with its leading lines, which would take
+    a section comment (``# session handling``) or the blank line separating
+    two import groups with it; they move to the next statement instead.
+    """
+
+    def __init__(self, context: CodemodContext) -> None:
+        super().__init__(context)
+        self._orphaned_lines: dict[int, Sequence[cst.EmptyLine]] = {}
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        if original_node.body and not updated_node.body:
+            self._orphaned_lines[id(original_node)] = original_node.leading_lines
+        return updated_node
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        body, leftover = self._adopt_orphaned_lines(original_node.body, updated_node.body)
+        return updated_node.with_changes(body=body, footer=(*leftover, *updated_node.footer))
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        body, leftover = self._adopt_orphaned_lines(original_node.body, updated_node.body)
+        return updated_node.with_changes(body=body, footer=(*leftover, *updated_node.footer))
+
+    def _adopt_orphaned_lines(
+        self, original_body: Sequence[cst.BaseStatement], updated_body: Sequence[cst.BaseStatement]
+    ) -> tuple[list[cst.BaseStatement], list[cst.EmptyLine]]:
+        """The updated body with each removed statement's lines given to the next survivor."""
+        survivors = iter(updated_body)
+        body: list[cst.BaseStatement] = []
+        pending: list[cst.EmptyLine] = []
+        removed_first = False
+        for statement in original_body:
+            orphaned = self._orphaned_lines.get(id(statement))
+            if orphaned is not None:
+                pending.extend(orphaned)
+                removed_first = removed_first or not body
+                continue
+            survivor = next(survivors)
+            if pending or (removed_first and not body):
+                survivor = _with_leading_lines(survivor, pending, at_top=not body)
+                pending = []
+            body.append(survivor)
+        body.extend(survivors)
+        return body, pending
+
+
+def _with_leading_lines(
+    statement: cst.BaseStatement, adopted: list[cst.EmptyLine], *, at_top: bool
+) -> cst.BaseStatement:
+    """``adopted`` above ``statement``; one blank-line gap, not two, where both have one.
+
+    ``at_top``: the statements removed were the first of their block, so the
+    survivor now opens it and blank lines before its first comment would
+    open the block (or the file) with an empty line.
+    """
+    own = list(cast(Sequence[cst.EmptyLine], getattr(statement, "leading_lines", ())))
+    if own and own[0].comment is None:
+        while adopted and adopted[-1].comment is None:
+            adopted = adopted[:-1]
+    lines = [*adopted, *own]
+    if at_top:
+        while lines and lines[0].comment is None:
+            lines.pop(0)
+    return statement.with_changes(leading_lines=tuple(lines))
+
+
+def _encode_like(module: cst.Module, original: bytes) -> bytes:
+    """The module's text in the original file's encoding, with its BOM if it had one."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
+    text = module.code.removeprefix("\ufeff")
+    if encoding == "utf-8-sig":
+        return UTF8_BOM + text.encode("utf-8")
+    return text.encode(encoding)
+
+
+def _module_name(display_path: str) -> str:
+    parts = list(Path(display_path).with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(part for part in parts if part not in ("", ".", ".."))
+
+
+def _package_name(display_path: str) -> str:
+    # Only used to resolve relative imports consistently between this module
+    # and RemoveImportsVisitor; a package of at least a few levels keeps
+    # ``from .. import x`` resolvable even for a shallow display path.
+    module = _module_name(display_path)
+    parts = module.split(".") if module else []
+    if not display_path.endswith("__init__.py"):
+        parts = parts[:-1]
+    return ".".join(["_ctxmigrate_root"] * 8 + parts)
+
+
+def fix_sources(
+    sources: Mapping[str, bytes],
+    config: Config,
+    codemods: Sequence[Codemod],
+    accept: frozenset[AcceptKey] | None = None,
+) -> dict[str, FixResult]:
+    """Analyse in-memory sources as one project and fix each file (tests, goldens, previews).
+
+    The keys are display paths (``"pkg/handler.py"``); imports between the
+    sources resolve as they would on disk.
+    """
+    # The engine calls fix_source from its workers, so it is imported here, not at the top.
+    from ctxmigrate.codemods.engine import analyze_sources
+
+    analyses = analyze_sources(sources, config, codemods)
+    return {
+        path: fix_source(analysis, config, codemods, accept) for path, analysis in analyses.items()
+    }

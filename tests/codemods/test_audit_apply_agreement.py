@@ -1,0 +1,157 @@
+"""audit and apply agree: apply changes exactly the sites audit calls ``rewrite``.
+
+For every golden input, the characters apply changes must all lie inside a
+``rewrite`` finding's span or an import statement (the new import, the old
+one removed), and every ``rewrite`` finding's span must actually change. The
+diff is computed on the decoded text, character by character, independently
+of how fix_source works.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import io
+import tokenize
+from pathlib import Path
+
+import pytest
+
+from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.engine import analyze_sources
+from ctxmigrate.codemods.fix import fix_source
+from ctxmigrate.codemods.model import Finding
+from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
+from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
+from ctxmigrate.codemods.sites import Codemod
+
+# The same cases and configuration as test_goldens.py (test modules do not
+# import each other: tests/codemods is not a package).
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+CODEMOD_BY_FOLDER: dict[str, Codemod] = {
+    "reuse_session": ReuseSessionCodemod(),
+    "adapt_websocket_context": AdaptWebSocketContextCodemod(),
+    "reuse_websocket_manager": ReuseWebSocketManagerCodemod(),
+}
+GOLDEN_CONFIG = Config(
+    root=Path("."),
+    factories=("app.dependencies.create_user_execution_context",),
+    websocket_contexts=("app.websocket.WebSocketContext",),
+    manager_factories=("app.websocket.create_websocket_manager",),
+)
+# The legacy definitions the golden sites resolve to, analysed with every case
+# as part of the same project (so ``from app import dependencies as deps``
+# resolves like it does in an application).
+LEGACY_MODULES = {
+    "app/dependencies.py": b"def create_user_execution_context(\n"
+    b"    user_id, thread_id, run_id=None, db_session=None, websocket_connection_id=None\n"
+    b"):\n"
+    b"    return (user_id, thread_id, run_id, db_session, websocket_connection_id)\n",
+    "app/websocket.py": b"class WebSocketContext:\n"
+    b"    @classmethod\n"
+    b"    def create_for_user(\n"
+    b"        cls, websocket, user_id, thread_id, run_id=None, connection_id=None\n"
+    b"    ):\n"
+    b"        return cls()\n"
+    b"\n"
+    b"\n"
+    b"def create_websocket_manager(user_context):\n"
+    b"    return user_context\n",
+}
+INPUT_SUFFIX = ".input.py"
+GOLDEN_INPUTS = sorted(
+    path for folder in CODEMOD_BY_FOLDER for path in (FIXTURES / folder).glob(f"*{INPUT_SUFFIX}")
+)
+
+
+def golden_id(input_path: Path) -> str:
+    return f"{input_path.parent.name}/{input_path.name.removesuffix(INPUT_SUFFIX)}"
+
+
+Region = tuple[int, int]  # character offsets, end exclusive
+
+
+def decode(source: bytes) -> str:
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    return source.decode(encoding).removeprefix("\ufeff")
+
+
+def line_starts(text: str) -> list[int]:
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def finding_region(finding: Finding, starts: list[int]) -> Region:
+    return (
+        starts[finding.line - 1] + finding.column - 1,
+        starts[finding.end_line - 1] + finding.end_column - 1,
+    )
+
+
+def import_regions(text: str, starts: list[int]) -> list[Region]:
+    """Whole lines of every import statement, newline included."""
+    return [
+        (starts[node.lineno - 1], starts[(node.end_lineno or node.lineno)])
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+
+
+def changed_regions(before: str, after: str) -> list[Region]:
+    """Spans of ``before`` that differ from ``after``; insertions are empty spans."""
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    return [(i1, i2) for tag, i1, i2, _, _ in matcher.get_opcodes() if tag != "equal"]
+
+
+def covered(change: Region, allowed: list[Region]) -> bool:
+    start, end = change
+    if start == end:
+        return any(low <= start <= high for low, high in allowed)
+    return all(any(low <= offset < high for low, high in allowed) for offset in range(start, end))
+
+
+def touches(region: Region, changes: list[Region]) -> bool:
+    low, high = region
+    return any(start <= high and low <= end for start, end in changes)
+
+
+@pytest.mark.parametrize("input_path", GOLDEN_INPUTS, ids=golden_id)
+def test_apply_changes_exactly_the_rewrite_sites(input_path: Path) -> None:
+    source = input_path.read_bytes()
+    display = f"app/handlers/{input_path.name.removesuffix(INPUT_SUFFIX)}.py"
+    codemod = CODEMOD_BY_FOLDER[input_path.parent.name]
+    analyses = analyze_sources({display: source, **LEGACY_MODULES}, GOLDEN_CONFIG, [codemod])
+    analysis = analyses[display]
+    audit_rewrites = {
+        (f.line, f.column)
+        for f in analysis.findings
+        if f.rule == codemod.rule.id and f.category == "rewrite"
+    }
+
+    result = fix_source(analysis, GOLDEN_CONFIG, [codemod])
+    assert result.error is None
+    assert {(f.line, f.column) for f in result.applied} == audit_rewrites
+    if not audit_rewrites:
+        assert result.fixed is None
+        return
+    assert result.fixed is not None
+
+    before, after = decode(source), decode(result.fixed)
+    starts = line_starts(before)
+    rewrite_regions = [
+        finding_region(f, starts)
+        for f in analysis.findings
+        if (f.line, f.column) in audit_rewrites and f.rule == codemod.rule.id
+    ]
+    changes = changed_regions(before, after)
+    allowed = rewrite_regions + import_regions(before, starts)
+    outside = [
+        before[start : end + 1] for start, end in changes if not covered((start, end), allowed)
+    ]
+    assert outside == [], "apply changed text outside the rewrite sites and imports"
+    untouched = [region for region in rewrite_regions if not touches(region, changes)]
+    assert untouched == [], "a rewrite finding that apply did not change"
