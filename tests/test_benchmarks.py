@@ -1,0 +1,110 @@
+"""The benchmark scripts run (``--quick``) so they cannot rot; the generator keeps its word."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPOSITORY / "benchmarks"
+LEGACY_NAMES = ("create_user_execution_context", "WebSocketContext", "create_websocket_manager")
+
+
+def size(files: int, seed: int) -> list[str]:
+    return ["--files", str(files), "--seed", str(seed)]
+
+
+def generate(out: Path, files: int, seed: int) -> dict[str, object]:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "gen_monorepo.py"),
+            "--out",
+            str(out),
+            *size(files, seed),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    manifest: dict[str, object] = json.loads((out / "bench-manifest.json").read_text())
+    return manifest
+
+
+def tree_digest(tree: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(tree.rglob("*.py")):
+        digest.update(path.relative_to(tree).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_generator_is_deterministic_and_shaped_like_a_monorepo(tmp_path: Path) -> None:
+    first = generate(tmp_path / "first", files=300, seed=3)
+    again = generate(tmp_path / "again", files=300, seed=3)
+    generate(tmp_path / "other", files=300, seed=4)
+
+    assert tree_digest(tmp_path / "first") == tree_digest(tmp_path / "again")
+    assert tree_digest(tmp_path / "first") != tree_digest(tmp_path / "other")
+    assert first == again
+    python_files = sorted((tmp_path / "first").rglob("*.py"))
+    assert len(python_files) == first["python_files"] == 300
+    for path in python_files:
+        ast.parse(path.read_bytes(), filename=str(path))
+    depths = {len(path.relative_to(tmp_path / "first").parts) for path in python_files}
+    assert {3, 4, 5} <= depths, "packages of varying depth"
+    mentioning = [p for p in python_files if any(n in p.read_text() for n in LEGACY_NAMES)]
+    assert 12 <= len(mentioning) <= 40, "a few dozen candidate files at most"
+    planted = first["planted"]
+    assert isinstance(planted, dict)
+    assert {"CTX001/rewrite", "CTX001/review", "CTX001/keep", "CTX102/review"} <= set(planted)
+
+
+def test_generated_tree_is_a_committed_git_checkout(tmp_path: Path) -> None:
+    generate(tmp_path / "tree", files=200, seed=1)
+
+    status = subprocess.run(
+        ["git", "status", "--porcelain"],
+        cwd=tmp_path / "tree",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.py"],
+        cwd=tmp_path / "tree",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert status.stdout == ""
+    assert len(tracked.stdout.split()) == 200
+
+
+def test_bench_audit_quick_reports_the_ratios_and_a_correct_audit(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_audit.py"),
+            "--quick",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    for label in (
+        "ratio audit (cold) / git grep:",
+        "ratio LibCST visitor / audit (cold):",
+        "extrapolated linearly by bytes",
+        "findings match the planted sites: yes",
+    ):
+        assert label in completed.stdout, completed.stdout
