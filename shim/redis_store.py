@@ -1,0 +1,861 @@
+"""Redis session store: one session record per conversation, shared by processes and hosts.
+
+The in-memory store keeps sessions inside one process; behind a load balancer a
+conversation's messages land on different workers, and each worker would start
+its own "session" (the original bug again). :class:`RedisSessionStore`
+implements :class:`~ctxmigrate.shim.store.SessionStore` with the record in
+Redis, so every worker agrees on one record and one run_id per
+(user_id, thread_id); the manager of each process still keeps its live context
+objects locally.
+
+Install with ``pip install 'ctxmigrate[redis]'``. Only this module imports
+redis: ``import ctxmigrate.shim`` never does.
+
+How each guarantee is enforced (docs/redis.md says it for users):
+
+- JSON only, never pickle: a record read back from a shared server must not be
+  able to execute code. A value that does not decode, decodes to the wrong
+  shape, or names other ids than its key, is treated as missing and logged as
+  the security event ``ctxmigrate.session_record_rejected``.
+- Keys cannot collide: each id is percent-encoded (``quote(id, safe="")``),
+  which is injective and never emits ``:``, so a user id containing the
+  separator cannot forge another user's key.
+- Every operation is one Lua script, which Redis runs atomically: two workers
+  racing on the first message of a conversation end with one record and one
+  run_id, and no interleaving can exceed a cap or lose a state update.
+- Every write sets an expiry (``PX``) in the same command; updates use ``XX``
+  so an ended or expired session is never brought back by a late save.
+- ``conversation_state`` saves are compare-and-set on the record's ``version``.
+- Faults: a connection error or timeout raises
+  :class:`SessionStoreUnavailableError` naming the server; there is no silent
+  fallback to a process-local store (two workers would then hold two sessions
+  for one conversation: a split brain). The pool reconnects by itself once
+  Redis is back.
+
+Record layout
+=============
+
+A record is one JSON object whose first three members are always, in this
+order, ``schema``, ``version`` and ``last_activity``, and whose last member is
+``conversation_state``::
+
+    {"schema":1,"version":3,"last_activity":1700000001.5,"user_id":"alice",
+     "thread_id":"t-1","run_id":"run_...","websocket_connection_id":null,
+     "created_at":1700000000.25,"conversation_state":{...}}
+
+The scripts rely on that layout to refresh ``last_activity`` and to replace
+``conversation_state`` with plain string splicing, never decoding JSON inside
+Redis (Lua's cjson would turn ``[]`` into ``{}`` and round large integers).
+The splice point ``,"conversation_state":`` cannot occur inside an earlier
+member: those are ids (JSON strings, where every ``"`` is escaped), numbers
+and null. Python decodes and validates every record it receives in full.
+
+Keys, under the configurable prefix ``P``:
+
+- ``P:s:<user>:<thread>``: the record (a string), with a TTL of the idle timeout;
+- ``P:u:<user>``: sorted set of the user's session keys, scored by last activity
+  (the per-user cap evicts its lowest entry);
+- ``P:all``: the same over all users (the total cap, and the sweep).
+
+The indexes carry a TTL too, pushed forward on every write, so nothing this
+store writes lives forever. Every script touches ``P:all``, so the store needs
+a standalone Redis server (with replicas or Sentinel as you like), not Redis
+Cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import urllib.parse
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Final, Self
+
+from ctxmigrate.shim.errors import SessionError, StateConflictError
+from ctxmigrate.shim.store import (
+    CreateOutcome,
+    Removal,
+    RemovalReason,
+    SessionKey,
+    SessionPolicy,
+    SessionRecord,
+)
+
+try:
+    import redis.asyncio as aioredis
+    import redis.exceptions as redis_errors
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "the Redis session store needs redis-py: pip install 'ctxmigrate[redis]'"
+    ) from exc
+
+logger = logging.getLogger(__name__)
+
+#: The fixed event name of the security log line for a record that was not trusted.
+RECORD_REJECTED_EVENT: Final = "ctxmigrate.session_record_rejected"
+
+#: Bumped when the JSON layout changes; a record of another schema is not trusted.
+RECORD_SCHEMA: Final = 1
+
+_RECORD_FIELDS: Final = (
+    "schema",
+    "version",
+    "last_activity",
+    "user_id",
+    "thread_id",
+    "run_id",
+    "websocket_connection_id",
+    "created_at",
+    "conversation_state",
+)
+
+#: Records removed per sweep script call: a script blocks the server while it runs.
+SWEEP_BATCH: Final = 500
+
+# A writer that keeps planting bad values must not keep get_or_create looping.
+_MAX_UNTRUSTED_REPLACEMENTS: Final = 3
+
+
+class SessionStoreUnavailableError(SessionError, ConnectionError):
+    """Redis could not serve the call: down, unreachable, timing out, pool exhausted,
+    read-only after a failover, out of memory."""
+
+    def __init__(self, address: str, operation: str, cause: BaseException) -> None:
+        self.address = address
+        self.operation = operation
+        super().__init__(
+            f"Redis session store at {address} is unavailable during {operation}: "
+            f"{type(cause).__name__}: {cause}. Sessions are not served from a local "
+            "fallback, since two workers would then hold two sessions for one conversation."
+        )
+
+
+class RecordEncodingError(SessionError, ValueError):
+    """The record cannot be stored as JSON (e.g. conversation_state holds a non-JSON value)."""
+
+
+class RecordRejected(Exception):
+    """Why a stored value was not trusted (becomes a security log line, never escapes the store)."""
+
+
+# ----------------------------------------------------------------------------
+# Key scheme
+
+
+def _encode_key_component(value: str) -> str:
+    # quote(safe="") keeps only [A-Za-z0-9_.~-] and escapes everything else,
+    # "%" included, so it is injective and its output never contains ":":
+    # user and thread cannot run into each other.
+    return urllib.parse.quote(value, safe="")
+
+
+def validate_key_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError("Redis key prefix must be a non-empty string")
+    if not prefix.isprintable() or " " in prefix:
+        # Keys show up in logs and redis-cli; control characters and spaces make them ambiguous.
+        raise ValueError(f"Redis key prefix must be printable, without spaces: {prefix!r}")
+    return prefix
+
+
+def session_key(prefix: str, key: SessionKey) -> str:
+    """``<prefix>:s:<user>:<thread>``: the Redis key of one session record."""
+    return f"{prefix}:s:{_encode_key_component(key.user_id)}:{_encode_key_component(key.thread_id)}"
+
+
+def user_index_key(prefix: str, user_id: str) -> str:
+    """``<prefix>:u:<user>``: the user's session keys, scored by last activity."""
+    return f"{prefix}:u:{_encode_key_component(user_id)}"
+
+
+def global_index_key(prefix: str) -> str:
+    """``<prefix>:all``: every session key, scored by last activity."""
+    return f"{prefix}:all"
+
+
+def parse_session_key(prefix: str, redis_key: str) -> SessionKey:
+    """Invert :func:`session_key` (to report which sessions a script removed)."""
+    head = f"{prefix}:s:"
+    user_part, separator, thread_part = redis_key.removeprefix(head).partition(":")
+    if not redis_key.startswith(head) or not separator:
+        raise ValueError(f"not a session key under prefix {prefix!r}: {redis_key!r}")
+    return SessionKey(
+        urllib.parse.unquote(user_part, errors="strict"),
+        urllib.parse.unquote(thread_part, errors="strict"),
+    )
+
+
+# ----------------------------------------------------------------------------
+# Record codec
+
+
+def _json_number(value: float, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RecordEncodingError(f"{field} must be a finite number, got {value!r}")
+    # repr of a finite float is a valid JSON number and round-trips exactly.
+    return repr(float(value))
+
+
+def _require_str_keys(state: dict[str, Any]) -> None:
+    # json.dumps silently turns int/float/bool/None keys into strings: other
+    # processes would then read a different state than this one holds.
+    pending: list[object] = [state]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise RecordEncodingError(
+                        f"conversation_state must be JSON: object key {key!r} is not a str"
+                    )
+                pending.append(item)
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+
+
+def encode_state(state: dict[str, Any]) -> str:
+    """``conversation_state`` as JSON text, refusing anything JSON would not give back as is."""
+    if not isinstance(state, dict):
+        raise RecordEncodingError(f"conversation_state must be a dict, not {type(state).__name__}")
+    _require_str_keys(state)
+    try:
+        # allow_nan=False: NaN and Infinity are not JSON.
+        return json.dumps(state, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise RecordEncodingError(
+            "conversation_state must be JSON (dict/list/str/int/float/bool/None "
+            f"with str keys): {exc}"
+        ) from exc
+
+
+def _ids_fragment(key: SessionKey) -> str:
+    """``"user_id":...,"thread_id":...,``: the bytes that follow a record's header.
+
+    The scripts compare them verbatim, so the encoder must produce them this way.
+    """
+    return (
+        f'"user_id":{json.dumps(key.user_id, ensure_ascii=False)},'
+        f'"thread_id":{json.dumps(key.thread_id, ensure_ascii=False)},'
+    )
+
+
+def encode_record(record: SessionRecord) -> bytes:
+    """The record as JSON bytes, in the layout the scripts splice (see the module docstring)."""
+    others = json.dumps(
+        {"run_id": record.run_id, "websocket_connection_id": record.websocket_connection_id},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )[1:-1]
+    version = record.version
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise RecordEncodingError(f"version must be a non-negative int, got {version!r}")
+    text = (
+        f'{{"schema":{RECORD_SCHEMA},"version":{version},'
+        f'"last_activity":{_json_number(record.last_activity, "last_activity")},'
+        f"{_ids_fragment(record.key)}{others},"
+        f'"created_at":{_json_number(record.created_at, "created_at")},'
+        f'"conversation_state":{encode_state(record.conversation_state)}}}'
+    )
+    return text.encode("utf-8")
+
+
+def _reject_constant(name: str) -> float:
+    raise RecordRejected(f"non-finite number {name} in JSON")
+
+
+def _reject_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of duplicate members, while the scripts splice
+    # at the first: a record with duplicates could mean two things.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise RecordRejected("duplicate member names in a JSON object")
+    return document
+
+
+def _require_str(document: dict[str, Any], field: str) -> str:
+    value = document[field]
+    if not isinstance(value, str):
+        raise RecordRejected(f"{field} is {type(value).__name__}, not str")
+    return value
+
+
+def _require_timestamp(document: dict[str, Any], field: str) -> float:
+    value = document[field]
+    # bool is an int subclass: true/false is not a timestamp.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RecordRejected(f"{field} is not a finite number")
+    return float(value)
+
+
+def decode_record(raw: bytes, key: SessionKey) -> SessionRecord:
+    """Decode and validate a record read from the Redis key of ``key``.
+
+    Raises :class:`RecordRejected` with the reason when anything is off. The
+    ids inside must be the ids of the key it was read from: a record copied
+    under another user's key is not that user's session.
+    """
+    try:
+        document = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            object_pairs_hook=_reject_duplicate_members,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise RecordRejected(f"not JSON: {type(exc).__name__}") from exc
+    if not isinstance(document, dict):
+        raise RecordRejected(f"top level is {type(document).__name__}, not an object")
+    if list(document) != list(_RECORD_FIELDS):
+        # The order matters too: the scripts splice the record by position.
+        raise RecordRejected(f"members are {sorted(document)}, not the record layout")
+    schema = document["schema"]
+    if isinstance(schema, bool) or schema != RECORD_SCHEMA:
+        raise RecordRejected(f"schema {schema!r}, expected {RECORD_SCHEMA}")
+    if SessionKey(_require_str(document, "user_id"), _require_str(document, "thread_id")) != key:
+        raise RecordRejected("ids inside the record do not match its key")
+    connection_id = document["websocket_connection_id"]
+    if connection_id is not None and not isinstance(connection_id, str):
+        raise RecordRejected("websocket_connection_id is neither str nor null")
+    state = document["conversation_state"]
+    if not isinstance(state, dict):
+        raise RecordRejected("conversation_state is not an object")
+    version = document["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise RecordRejected("version is not a non-negative integer")
+    return SessionRecord(
+        key=key,
+        run_id=_require_str(document, "run_id"),
+        websocket_connection_id=connection_id,
+        created_at=_require_timestamp(document, "created_at"),
+        last_activity=_require_timestamp(document, "last_activity"),
+        conversation_state=state,
+        version=version,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Lua scripts.
+#
+# Every script: KEYS[1] = the session key (or the global index for the sweep),
+# KEYS[2] = the user's index, KEYS[3] = the global index; ARGV[1] = key prefix,
+# ARGV[2] = now (the manager's clock, epoch seconds as a JSON number),
+# ARGV[3] = idle timeout in seconds, ARGV[4] = the same in ms (the TTL),
+# ARGV[5] = the record's ids as they follow its header (see _ids_fragment).
+# Idle expiry follows the manager's clock (``now - last_activity >= idle``), as
+# the in-memory store does; Redis' own TTL is the backstop that removes
+# records nobody touches again.
+
+_LUA_COMMON = r"""
+local prefix = ARGV[1]
+local now_text = ARGV[2]
+local now = tonumber(ARGV[2])
+local idle = tonumber(ARGV[3])
+local ttl_ms = tonumber(ARGV[4])
+local global_index = prefix .. ':all'
+
+local function parse_header(raw)
+  -- The ids must follow the header verbatim: a record naming other ids is
+  -- untrusted here already, so no script ever refreshes or writes over it.
+  local version, last_activity, rest_at =
+    string.match(raw, '^{"schema":1,"version":(%d+),"last_activity":([-+.%deE]+),()')
+  if not version or string.sub(raw, rest_at, rest_at + #ARGV[5] - 1) ~= ARGV[5] then
+    return nil
+  end
+  return version, last_activity, rest_at
+end
+
+local function with_header(raw, version, rest_at)
+  return '{"schema":1,"version":' .. string.format('%d', tonumber(version))
+    .. ',"last_activity":' .. now_text .. ',' .. string.sub(raw, rest_at)
+end
+
+local function user_index_of(key)
+  -- key is prefix:s:<user>:<thread>, and the encoded user never contains ':'
+  local user = string.match(string.sub(key, #prefix + 4), '^([^:]*):')
+  return prefix .. ':u:' .. user
+end
+
+local function extend_ttl(key)
+  if redis.call('PTTL', key) < ttl_ms then
+    redis.call('PEXPIRE', key, ttl_ms)
+  end
+end
+
+local function index(key)
+  local user_index = user_index_of(key)
+  redis.call('ZADD', user_index, now_text, key)
+  redis.call('ZADD', global_index, now_text, key)
+  extend_ttl(user_index)
+  extend_ttl(global_index)
+end
+
+local function remove(key, reason, removed)
+  redis.call('DEL', key)
+  redis.call('ZREM', user_index_of(key), key)
+  redis.call('ZREM', global_index, key)
+  if removed then
+    table.insert(removed, reason)
+    table.insert(removed, key)
+  end
+end
+
+local function is_idle(last_activity)
+  return now - tonumber(last_activity) >= idle
+end
+
+local function idle_cutoff()
+  return string.format('%.17g', now - idle)
+end
+"""
+
+# Returns {'live', record} | {'missing'} | {'untrusted', value}.
+_TOUCH_LUA = (
+    _LUA_COMMON
+    + r"""
+local raw = redis.call('GET', KEYS[1])
+if not raw then
+  remove(KEYS[1])
+  return {'missing'}
+end
+local version, last_activity, rest_at = parse_header(raw)
+if not version then
+  return {'untrusted', raw}
+end
+if is_idle(last_activity) then
+  remove(KEYS[1])
+  return {'missing'}
+end
+local fresh = with_header(raw, version, rest_at)
+redis.call('SET', KEYS[1], fresh, 'XX', 'PX', ttl_ms)
+index(KEYS[1])
+return {'live', fresh}
+"""
+)
+
+# ARGV[6] = candidate record, ARGV[7] = per-user cap, ARGV[8] = total cap
+# (0: none), ARGV[9] = a value Python rejected ('' for none), treated as absent.
+# Returns {'live', record} | {'untrusted', value} | {'created', reason, key, ...}.
+_GET_OR_CREATE_LUA = (
+    _LUA_COMMON
+    + r"""
+local candidate = ARGV[6]
+local user_cap = tonumber(ARGV[7])
+local total_cap = tonumber(ARGV[8])
+local untrusted = ARGV[9]
+local result = {'created'}
+
+local raw = redis.call('GET', KEYS[1])
+if raw and not (untrusted ~= '' and raw == untrusted) then
+  local version, last_activity, rest_at = parse_header(raw)
+  if not version then
+    return {'untrusted', raw}
+  end
+  if not is_idle(last_activity) then
+    local fresh = with_header(raw, version, rest_at)
+    redis.call('SET', KEYS[1], fresh, 'XX', 'PX', ttl_ms)
+    index(KEYS[1])
+    return {'live', fresh}
+  end
+  remove(KEYS[1], 'expired', result)
+elseif raw then
+  remove(KEYS[1])
+end
+
+-- Expired sessions make room first, then the least recently active go.
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', idle_cutoff())) do
+  remove(key, 'expired', result)
+end
+if user_cap > 0 and redis.call('ZCARD', KEYS[2]) >= user_cap then
+  -- Keys can vanish without us (Redis' own TTL, maxmemory eviction, an
+  -- operator's DEL): drop those entries before evicting a live session.
+  for _, key in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if redis.call('EXISTS', key) == 0 then
+      remove(key, 'expired', result)
+    end
+  end
+  while redis.call('ZCARD', KEYS[2]) >= user_cap do
+    remove(redis.call('ZRANGE', KEYS[2], 0, 0)[1], 'user_capacity', result)
+  end
+end
+if total_cap > 0 and redis.call('ZCARD', KEYS[3]) >= total_cap then
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', idle_cutoff())) do
+    remove(key, 'expired', result)
+  end
+  while redis.call('ZCARD', KEYS[3]) >= total_cap do
+    local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if redis.call('EXISTS', oldest) == 0 then
+      remove(oldest, 'expired', result)
+    else
+      remove(oldest, 'capacity', result)
+    end
+  end
+end
+
+redis.call('SET', KEYS[1], candidate, 'NX', 'PX', ttl_ms)
+index(KEYS[1])
+return result
+"""
+)
+
+# ARGV[6] = expected version, ARGV[7] = the new conversation_state as JSON.
+# Returns {'saved', record} | {'missing'} | {'untrusted', value} | {'conflict', version}.
+_SAVE_STATE_LUA = (
+    _LUA_COMMON
+    + r"""
+local raw = redis.call('GET', KEYS[1])
+if not raw then
+  remove(KEYS[1])
+  return {'missing'}
+end
+local version, last_activity, rest_at = parse_header(raw)
+local state_at = version and string.find(raw, ',"conversation_state":', rest_at, true)
+if not state_at then
+  return {'untrusted', raw}
+end
+if is_idle(last_activity) then
+  remove(KEYS[1])
+  return {'missing'}
+end
+if tonumber(version) ~= tonumber(ARGV[6]) then
+  return {'conflict', version}
+end
+local fresh = '{"schema":1,"version":' .. string.format('%d', tonumber(version) + 1)
+  .. ',"last_activity":' .. now_text .. ',' .. string.sub(raw, rest_at, state_at)
+  .. '"conversation_state":' .. ARGV[7] .. '}'
+-- XX: a save never re-creates a session that ended meanwhile.
+redis.call('SET', KEYS[1], fresh, 'XX', 'PX', ttl_ms)
+index(KEYS[1])
+return {'saved', fresh}
+"""
+)
+
+# Returns 1 if the record existed.
+_DELETE_LUA = (
+    _LUA_COMMON
+    + r"""
+local existed = redis.call('EXISTS', KEYS[1])
+remove(KEYS[1])
+return existed
+"""
+)
+
+# KEYS[1] = the global index. ARGV[6] = batch size. Returns the removed keys.
+_SWEEP_LUA = (
+    _LUA_COMMON
+    + r"""
+local removed = {}
+local expired = redis.call(
+  'ZRANGEBYSCORE', KEYS[1], '-inf', idle_cutoff(), 'LIMIT', 0, tonumber(ARGV[6]))
+for _, key in ipairs(expired) do
+  remove(key)
+  table.insert(removed, key)
+end
+return removed
+"""
+)
+
+# KEYS[1] = a user's index. Returns how many of the user's sessions are live.
+_COUNT_USER_LUA = (
+    _LUA_COMMON
+    + r"""
+return redis.call('ZCOUNT', KEYS[1], '(' .. idle_cutoff(), '+inf')
+"""
+)
+
+
+# ----------------------------------------------------------------------------
+# The store
+
+# Connection failures and timeouts, but also a server that answers and cannot
+# serve: READONLY (a primary demoted by a failover), OOM at maxmemory, LOADING.
+# Every redis-py error says which in its class and text, which the message keeps.
+_UNAVAILABLE_ERRORS: Final = (redis_errors.RedisError, OSError)
+
+
+def public_address(url: str) -> str:
+    """The server address for error messages: no password, no username."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "unix":
+        return f"unix://{parsed.path}"
+    host = parsed.hostname or "localhost"
+    port = parsed.port or 6379
+    database = parsed.path.lstrip("/") or "0"
+    return f"{parsed.scheme}://{host}:{port}/{database}"
+
+
+def _fingerprint(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class RedisSessionStore:
+    """Session records in Redis, shared by every process using the same server and prefix.
+
+    Pass it to the manager as its store. ``url`` is a redis-py URL
+    (``redis://host:6379/0``, ``rediss://...``, ``unix:///run/redis.sock``).
+    The connection settings are explicit because redis-py's defaults changed
+    between releases (8.1: 5 s timeouts and ten retries, so a request could
+    hang for many seconds before failing):
+
+    - ``max_connections``: pool size per process; callers beyond it wait up to
+      ``pool_timeout`` seconds for a free connection, then get an error.
+    - ``socket_timeout`` / ``socket_connect_timeout``: seconds per command / connect.
+    - ``retries``: reconnect attempts per command after a connection error,
+      with jittered backoff (how the store recovers by itself after a restart).
+
+    The idle timeout and the caps come from the manager's
+    :class:`~ctxmigrate.shim.store.SessionPolicy` on every call.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "ctxmigrate",
+        max_connections: int = 32,
+        socket_timeout: float = 2.0,
+        socket_connect_timeout: float = 2.0,
+        pool_timeout: float = 5.0,
+        retries: int = 2,
+    ) -> None:
+        self.key_prefix = validate_key_prefix(key_prefix)
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.address = public_address(url)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=pool_timeout,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries),
+            decode_responses=False,
+        )
+        self._redis = aioredis.Redis.from_pool(pool)
+        self._touch = self._redis.register_script(_TOUCH_LUA)
+        self._get_or_create = self._redis.register_script(_GET_OR_CREATE_LUA)
+        self._save_state = self._redis.register_script(_SAVE_STATE_LUA)
+        self._delete = self._redis.register_script(_DELETE_LUA)
+        self._sweep = self._redis.register_script(_SWEEP_LUA)
+        self._count_user = self._redis.register_script(_COUNT_USER_LUA)
+
+    # -- keys -------------------------------------------------------------------
+
+    def session_key(self, key: SessionKey) -> str:
+        return session_key(self.key_prefix, key)
+
+    def user_index_key(self, user_id: str) -> str:
+        return user_index_key(self.key_prefix, user_id)
+
+    def global_index_key(self) -> str:
+        return global_index_key(self.key_prefix)
+
+    def _keys(self, key: SessionKey) -> tuple[str, str, str]:
+        return (self.session_key(key), self.user_index_key(key.user_id), self.global_index_key())
+
+    def _common_args(
+        self, now: float, policy: SessionPolicy, key: SessionKey | None = None
+    ) -> tuple[str, str, str, int, str]:
+        # PX takes whole milliseconds; a TTL must never be 0 (that would delete at once).
+        ttl_ms = max(1, math.ceil(policy.idle_timeout * 1000))
+        return (
+            self.key_prefix,
+            _json_number(now, "now"),
+            repr(float(policy.idle_timeout)),
+            ttl_ms,
+            "" if key is None else _ids_fragment(key),
+        )
+
+    # -- plumbing -----------------------------------------------------------------
+
+    async def _run(
+        self, operation: str, script: Any, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except _UNAVAILABLE_ERRORS as exc:
+            raise SessionStoreUnavailableError(self.address, operation, exc) from exc
+
+    def _decode(self, raw: bytes, key: SessionKey) -> SessionRecord | None:
+        try:
+            return decode_record(raw, key)
+        except RecordRejected as exc:
+            self._report_untrusted(raw, key, str(exc))
+            return None
+
+    def _report_untrusted(self, raw: bytes, key: SessionKey, reason: str) -> None:
+        redis_key = self.session_key(key)
+        # The value itself is not logged: it may be large, personal or hostile.
+        logger.warning(
+            "%s: untrusted session record at %s (%s); treated as missing",
+            RECORD_REJECTED_EVENT,
+            redis_key,
+            reason,
+            extra={
+                "event": RECORD_REJECTED_EVENT,
+                "redis_key": redis_key,
+                "reason": reason,
+                "value_sha256_prefix": _fingerprint(raw),
+                "value_length": len(raw),
+            },
+        )
+
+    def _removals(self, flat: Sequence[bytes]) -> tuple[Removal, ...]:
+        return tuple(
+            Removal(
+                parse_session_key(self.key_prefix, redis_key.decode("utf-8")),
+                RemovalReason(reason.decode("ascii")),
+            )
+            for reason, redis_key in zip(flat[0::2], flat[1::2], strict=True)
+        )
+
+    # -- SessionStore ---------------------------------------------------------------
+
+    async def get_or_create(
+        self, candidate: SessionRecord, *, now: float, policy: SessionPolicy
+    ) -> CreateOutcome:
+        """The live record for ``candidate.key`` (activity refreshed), or the candidate, stored.
+
+        One Lua script: across processes exactly one candidate wins and every
+        caller gets the winner's record (same run_id). A stored value that
+        fails to decode is logged and replaced, compare-and-set on its exact
+        bytes, so two processes replacing the same bad value still agree.
+        """
+        key = candidate.key
+        fresh_candidate = SessionRecord(
+            key=key,
+            run_id=candidate.run_id,
+            websocket_connection_id=candidate.websocket_connection_id,
+            created_at=candidate.created_at,
+            last_activity=now,
+            conversation_state=candidate.conversation_state,
+            version=candidate.version,
+        )
+        encoded = encode_record(fresh_candidate)
+        caps = (policy.max_sessions_per_user or 0, policy.max_sessions or 0)
+        untrusted = b""
+        for _round in range(_MAX_UNTRUSTED_REPLACEMENTS + 1):
+            reply = await self._run(
+                "get_or_create",
+                self._get_or_create,
+                self._keys(key),
+                (*self._common_args(now, policy, key), encoded, *caps, untrusted),
+            )
+            status = reply[0]
+            if status == b"created":
+                return CreateOutcome(
+                    fresh_candidate, created=True, removed=self._removals(reply[1:])
+                )
+            if status == b"live":
+                record = self._decode(reply[1], key)
+                if record is not None:
+                    return CreateOutcome(record, created=False)
+            else:
+                self._report_untrusted(reply[1], key, "not in the record layout")
+            # Only these exact bytes are replaced: if another process replaced
+            # them first, the next round returns its record instead.
+            untrusted = reply[1]
+        raise SessionError(
+            f"session {key!r}: gave up after {_MAX_UNTRUSTED_REPLACEMENTS} untrusted "
+            "records in a row (something keeps writing bad values under this key)"
+        )
+
+    async def touch(
+        self, key: SessionKey, *, now: float, policy: SessionPolicy
+    ) -> SessionRecord | None:
+        """The live record with activity and TTL refreshed, or None. Never creates."""
+        reply = await self._run(
+            "touch", self._touch, self._keys(key), self._common_args(now, policy, key)
+        )
+        if reply[0] == b"live":
+            return self._decode(reply[1], key)
+        if reply[0] == b"untrusted":
+            self._report_untrusted(reply[1], key, "not in the record layout")
+        return None
+
+    async def save_state(
+        self,
+        key: SessionKey,
+        state: dict[str, Any],
+        *,
+        expected_version: int,
+        now: float,
+        policy: SessionPolicy,
+    ) -> SessionRecord | None:
+        """Compare-and-set of ``conversation_state`` on ``version``; None if the session is gone."""
+        reply = await self._run(
+            "save_state",
+            self._save_state,
+            self._keys(key),
+            (*self._common_args(now, policy, key), expected_version, encode_state(state)),
+        )
+        status = reply[0]
+        if status == b"saved":
+            return self._decode(reply[1], key)
+        if status == b"conflict":
+            raise StateConflictError(
+                f"conversation_state was saved by another writer "
+                f"(version {int(reply[1])}, expected {expected_version})"
+            )
+        if status == b"untrusted":
+            self._report_untrusted(reply[1], key, "not in the record layout")
+        return None
+
+    async def delete(self, key: SessionKey) -> bool:
+        # The idle timeout and clock do not matter to a delete.
+        args = (self.key_prefix, "0", "1", 1, "")
+        existed = await self._run("delete", self._delete, self._keys(key), args)
+        return bool(existed)
+
+    async def sweep_expired(self, *, now: float, policy: SessionPolicy) -> list[SessionKey]:
+        """Remove the records idle for ``policy.idle_timeout`` by ``now``, in batches."""
+        swept: list[SessionKey] = []
+        while True:
+            batch = await self._run(
+                "sweep_expired",
+                self._sweep,
+                (self.global_index_key(),),
+                (*self._common_args(now, policy), SWEEP_BATCH),
+            )
+            swept.extend(
+                parse_session_key(self.key_prefix, redis_key.decode("utf-8")) for redis_key in batch
+            )
+            if len(batch) < SWEEP_BATCH:
+                return swept
+
+    async def aclose(self) -> None:
+        """Close the client and its connection pool."""
+        await self._redis.aclose()
+
+    # -- beyond the SessionStore protocol --------------------------------------------
+
+    async def count_user_sessions(self, user_id: str, *, now: float, policy: SessionPolicy) -> int:
+        """How many of the user's sessions are live at ``now``, across all processes."""
+        count = await self._run(
+            "count_user_sessions",
+            self._count_user,
+            (self.user_index_key(user_id),),
+            self._common_args(now, policy),
+        )
+        return int(count)
+
+    async def ping(self) -> None:
+        """Raise :class:`SessionStoreUnavailableError` unless Redis answers."""
+        try:
+            await self._redis.ping()
+        except _UNAVAILABLE_ERRORS as exc:
+            raise SessionStoreUnavailableError(self.address, "ping", exc) from exc
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
