@@ -129,15 +129,6 @@ def test_default_context_keeps_its_state_and_timestamps_across_workers(
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "UserSessionManager._confirm keeps a live context whose record has a newer version "
-        "(saved by another worker): it should refresh conversation_state and live.version "
-        "from the record; see docs/redis.md, 'What the manager does not do yet'"
-    ),
-)
 def test_live_context_sees_state_saved_by_another_worker(
     redis_server: RedisServer, key_prefix: str
 ) -> None:

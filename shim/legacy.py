@@ -1,0 +1,64 @@
+"""The deprecated drop-in for the legacy ``create_user_execution_context``.
+
+It keeps the legacy keyword signature, so an application can point its old
+import at it without touching call sites, and it is marked deprecated (PEP 702)
+so type checkers list every remaining caller.
+
+Modes (chosen with ``configure(mode=...)``):
+
+``"observe"`` (default)
+    Build a new context per call, exactly as before, with the configured
+    manager's factory, and record it per conversation and call site
+    (``current_observer().to_json()``).
+``"reuse"``
+    Return the conversation's session context from the configured manager.
+    The legacy function is synchronous, and a synchronous function cannot await
+    an async manager, so this uses the manager's synchronous get-or-create path:
+    it needs the in-memory store (which answers without awaiting) and a
+    synchronous factory, and it raises ``SyncAccessError`` (rather than blocking
+    the event loop) when a store is async-only, the factory is async, or an async
+    creation of the same session is in flight. Code that can ``await`` should be
+    rewritten to ``await get_or_create_user_session(...)`` (``ctxmigrate apply``).
+
+A call that passes a ``db_session`` is never routed to a shared session, in
+either mode: a per-request database session must not outlive its request inside
+a context that later messages reuse. It gets a fresh context, as before, and is
+counted as ``with_db_session`` in the observer's report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ctxmigrate.shim.configuration import current_mode, current_observer, default_manager
+from ctxmigrate.shim.deprecation import deprecated
+from ctxmigrate.shim.legacy_observer import caller_outside_shim
+
+
+# The message is a literal on purpose: type checkers read only a literal (PEP 702).
+@deprecated(
+    "create_user_execution_context() builds a new context for every message; use "
+    "`await get_or_create_user_session(user_id, thread_id, run_id=...)` from ctxmigrate.shim "
+    "(`ctxmigrate apply` rewrites the call sites). This drop-in will be removed in ctxmigrate 1.0."
+)
+def create_user_execution_context(
+    user_id: str,
+    thread_id: str,
+    run_id: str | None = None,
+    db_session: Any = None,
+    websocket_connection_id: str | None = None,
+) -> Any:
+    """Legacy signature; see the module docstring for what each mode does."""
+    manager = default_manager()
+    if current_mode() == "reuse" and db_session is None:
+        return manager.get_or_create_user_session_sync(
+            user_id, thread_id, run_id=run_id, websocket_connection_id=websocket_connection_id
+        )
+    extra: dict[str, Any] = {} if db_session is None else {"db_session": db_session}
+    context = manager.create_detached_context(
+        user_id, thread_id, run_id=run_id, websocket_connection_id=websocket_connection_id, **extra
+    )
+    current_observer().record(
+        user_id, thread_id, caller_outside_shim(), db_session=db_session is not None
+    )
+    return context

@@ -1,0 +1,683 @@
+"""UserSessionManager: one context per (user_id, thread_id) conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Generic, Self, cast, overload
+
+from typing_extensions import TypeVar
+
+from ctxmigrate.shim.context import UserExecutionContext
+from ctxmigrate.shim.errors import SessionEndedError, SyncAccessError
+from ctxmigrate.shim.metrics import LeakCheck, SessionStats
+from ctxmigrate.shim.single_flight import SingleFlight
+from ctxmigrate.shim.store import (
+    InMemorySessionStore,
+    Removal,
+    RemovalReason,
+    SessionKey,
+    SessionPolicy,
+    SessionRecord,
+    SessionStore,
+    SyncSessionStore,
+)
+from ctxmigrate.shim.validation import (
+    new_run_id,
+    new_thread_id,
+    validate_id,
+    validate_optional_id,
+)
+
+logger = logging.getLogger(__name__)
+
+ContextT = TypeVar("ContextT", default=UserExecutionContext)
+_ResultT = TypeVar("_ResultT")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[object]]
+
+#: Every manager alive in the process, so that ``get_manager_for_context`` can
+#: find the one owning a context without the context pointing back at it.
+_MANAGERS: weakref.WeakSet[UserSessionManager[Any]] = weakref.WeakSet()
+
+
+def managers_alive() -> list[UserSessionManager[Any]]:
+    """The session managers alive in this process, in no particular order."""
+    return list(_MANAGERS)
+
+
+def _synchronous(result: _ResultT | Awaitable[_ResultT], error: Exception) -> _ResultT:
+    """The result of a factory called from sync code; ``error`` if it returned an awaitable."""
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited: close it rather than leak a warning
+        raise error
+    return result
+
+
+class _LiveSession(Generic[ContextT]):
+    """This process's side of a session: the live context and what goes with it."""
+
+    __slots__ = ("context", "key", "last_seen", "run_id", "version", "websocket_manager")
+
+    def __init__(self, context: ContextT, record: SessionRecord, now: float) -> None:
+        self.context = context
+        self.key = record.key
+        self.run_id = record.run_id
+        self.version = record.version
+        self.last_seen = now
+        self.websocket_manager: Any = None
+
+
+class UserSessionManager(Generic[ContextT]):
+    """Hands out one context per (user_id, thread_id) conversation while it lives.
+
+    ``factory`` is the application's own (legacy) context factory, sync or async;
+    it is called with ``user_id``, ``thread_id`` and ``run_id`` keywords (plus
+    ``websocket_connection_id`` when one is given, plus any extra keyword
+    arguments of the call that creates the session), so the application keeps
+    its own context class. Without a factory, contexts are
+    :class:`~ctxmigrate.shim.context.UserExecutionContext`.
+
+    Lifecycle: a session expires ``idle_timeout`` seconds after its last
+    activity, and every access counts as activity (sliding expiry). Expired
+    sessions are removed when accessed, by :meth:`cleanup_inactive_sessions`,
+    and by a background task that runs every ``cleanup_interval`` seconds while
+    the manager is entered (``async with manager:``, e.g. in an ASGI lifespan).
+    At a cap (``max_sessions`` in total, ``max_sessions_per_user``), creating a
+    session first drops expired sessions, then evicts the least recently active
+    session (of that user, for the per-user cap): creation never fails for
+    capacity.
+
+    ``clock`` returns epoch seconds and ``sleep`` waits between background
+    sweeps; both are injectable so tests never sleep. Not thread-safe: use a
+    manager from its event loop's thread (any number of event loops, one after
+    another, is fine: nothing is bound to a loop while idle).
+    """
+
+    @overload
+    def __init__(
+        self: UserSessionManager[UserExecutionContext],
+        *,
+        factory: None = None,
+        store: SessionStore | None = None,
+        idle_timeout: float = ...,
+        max_sessions: int | None = ...,
+        max_sessions_per_user: int | None = ...,
+        cleanup_interval: float | None = None,
+        clock: Clock = ...,
+        sleep: Sleep = ...,
+        leak_check: LeakCheck | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        factory: Callable[..., Awaitable[ContextT]],
+        store: SessionStore | None = None,
+        idle_timeout: float = ...,
+        max_sessions: int | None = ...,
+        max_sessions_per_user: int | None = ...,
+        cleanup_interval: float | None = None,
+        clock: Clock = ...,
+        sleep: Sleep = ...,
+        leak_check: LeakCheck | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        factory: Callable[..., ContextT],
+        store: SessionStore | None = None,
+        idle_timeout: float = ...,
+        max_sessions: int | None = ...,
+        max_sessions_per_user: int | None = ...,
+        cleanup_interval: float | None = None,
+        clock: Clock = ...,
+        sleep: Sleep = ...,
+        leak_check: LeakCheck | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        *,
+        factory: Callable[..., Any] | None = None,
+        store: SessionStore | None = None,
+        idle_timeout: float = 1800.0,
+        max_sessions: int | None = 100_000,
+        max_sessions_per_user: int | None = 100,
+        cleanup_interval: float | None = None,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        leak_check: LeakCheck | None = None,
+    ) -> None:
+        self._policy = SessionPolicy(idle_timeout, max_sessions, max_sessions_per_user)
+        if cleanup_interval is not None and not cleanup_interval > 0:
+            raise ValueError(f"cleanup_interval must be positive, got {cleanup_interval!r}")
+        self._cleanup_interval = (
+            min(idle_timeout / 2, 60.0) if cleanup_interval is None else cleanup_interval
+        )
+        self._factory = factory
+        self._owns_store = store is None
+        self._store: SessionStore = InMemorySessionStore() if store is None else store
+        self._sync_store = self._store if isinstance(self._store, SyncSessionStore) else None
+        self._clock = clock
+        self._sleep = sleep
+        self._leak_check = leak_check
+        # Keyed by SessionKey; typed as the plain pair so the hit path can look up
+        # (user_id, thread_id) without building a SessionKey (equal hash and eq).
+        self._live: dict[tuple[str, str], _LiveSession[ContextT]] = {}
+        self._creations: SingleFlight[SessionKey, ContextT | None] = SingleFlight()
+        self._cleanup_task: asyncio.Task[None] | None = None
+        self._created = 0
+        self._reused = 0
+        self._expired = 0
+        self._ended = 0
+        self._failed_creations = 0
+        self._websocket_managers = 0
+        self._evicted = {RemovalReason.CAPACITY.value: 0, RemovalReason.USER_CAPACITY.value: 0}
+        _MANAGERS.add(self)
+
+    @property
+    def policy(self) -> SessionPolicy:
+        return self._policy
+
+    @property
+    def store(self) -> SessionStore:
+        return self._store
+
+    # -- getting a session ---------------------------------------------------------
+
+    async def get_or_create_user_session(
+        self,
+        user_id: str,
+        thread_id: str | None = None,
+        *,
+        run_id: str | None = None,
+        websocket_connection_id: str | None = None,
+        **factory_kwargs: Any,
+    ) -> ContextT:
+        """Return the conversation's context, creating it on the first call.
+
+        The same (user_id, thread_id) gives the same object while the session
+        lives; ``thread_id=None`` starts a new conversation with a generated
+        thread id. ``run_id``, ``websocket_connection_id`` and ``factory_kwargs``
+        are used only when the session is created: an existing session keeps its
+        run_id. Concurrent first calls create exactly one context.
+        """
+        # Hit path, measured in benchmarks/bench_sessions.py. Ids that equal a live
+        # key were validated when the session was created; only plain str qualify
+        # (a str subclass could override __eq__ and match someone else's key).
+        if type(user_id) is str and type(thread_id) is str:
+            live = self._live.get((user_id, thread_id))
+            if live is not None:
+                if run_id is not None:
+                    validate_id(run_id, "run_id")
+                if websocket_connection_id is not None:
+                    validate_id(websocket_connection_id, "websocket_connection_id")
+                now = self._clock()
+                sync_store = self._sync_store
+                if sync_store is not None:
+                    # The in-memory store answers at once: skip a coroutine per message.
+                    record = sync_store.touch_now(live.key, now=now, policy=self._policy)
+                else:
+                    record = await self._store.touch(live.key, now=now, policy=self._policy)
+                if self._confirm(live, record, now):
+                    self._reused += 1
+                    return live.context
+        key, run_id, websocket_connection_id = self._validated(
+            user_id, thread_id, run_id, websocket_connection_id
+        )
+        work = functools.partial(
+            self._materialize, key, True, run_id, websocket_connection_id, factory_kwargs
+        )
+        while True:
+            context = await self._creations.run(key, work)
+            if context is not None:
+                return context
+            # We joined a lookup that found nothing; now create.
+
+    def get_or_create_user_session_sync(
+        self,
+        user_id: str,
+        thread_id: str | None = None,
+        *,
+        run_id: str | None = None,
+        websocket_connection_id: str | None = None,
+        **factory_kwargs: Any,
+    ) -> ContextT:
+        """The same as :meth:`get_or_create_user_session`, for synchronous callers.
+
+        Possible only with a store that answers without awaiting (the in-memory
+        store) and a synchronous factory: a sync function cannot wait for I/O or
+        for another caller's creation, so those cases raise
+        :class:`~ctxmigrate.shim.errors.SyncAccessError` instead of blocking the
+        event loop.
+        """
+        store = self._sync_store
+        if store is None:
+            raise SyncAccessError(
+                f"{type(self._store).__name__} is async-only: "
+                "await get_or_create_user_session(...) instead"
+            )
+        key, run_id, websocket_connection_id = self._validated(
+            user_id, thread_id, run_id, websocket_connection_id
+        )
+        if key in self._creations:
+            raise SyncAccessError(
+                "this session is being created by async code right now; a synchronous "
+                "caller cannot wait for it: await get_or_create_user_session(...) instead"
+            )
+        now = self._clock()
+        live = self._live.get(key)
+        if live is not None and self._confirm(
+            live, store.touch_now(key, now=now, policy=self._policy), now
+        ):
+            self._reused += 1
+            return live.context
+        outcome = store.get_or_create_now(
+            self._candidate(key, run_id, websocket_connection_id, now), now=now, policy=self._policy
+        )
+        self._apply_removals(outcome.removed)
+        try:
+            built = _synchronous(
+                self._call_factory(outcome.record, factory_kwargs),
+                SyncAccessError(
+                    "the session factory is async, so a synchronous caller cannot create a "
+                    "session: await get_or_create_user_session(...) instead"
+                ),
+            )
+        except BaseException:
+            self._failed_creations += 1
+            if outcome.created:
+                store.delete_now(key)
+            raise
+        return self._register(key, outcome.record, built, now, created=outcome.created)
+
+    async def get_session(self, user_id: str, thread_id: str) -> ContextT | None:
+        """Lookup only: the live context of the conversation, or ``None``. Never creates.
+
+        A lookup is an access: it refreshes the idle timer.
+        """
+        key, _, _ = self._validated(user_id, thread_id, None, None)
+        live = self._live.get(key)
+        if live is not None:
+            now = self._clock()
+            record = await self._store.touch(key, now=now, policy=self._policy)
+            if self._confirm(live, record, now):
+                return live.context
+        # A shared store may hold a record that this process has no context for
+        # (yet, or any more: re-created elsewhere): build the context for it, but
+        # never create a record.
+        work = functools.partial(self._materialize, key, False, None, None, {})
+        return await self._creations.run(key, work)
+
+    def create_detached_context(
+        self,
+        user_id: str,
+        thread_id: str | None = None,
+        *,
+        run_id: str | None = None,
+        websocket_connection_id: str | None = None,
+        **factory_kwargs: Any,
+    ) -> ContextT:
+        """Build a fresh context with this manager's factory, outside any session.
+
+        This is the legacy behaviour (a new context per call), kept for the
+        deprecated drop-in's "observe" mode. The factory must be synchronous.
+        """
+        key, run_id, websocket_connection_id = self._validated(
+            user_id, thread_id, run_id, websocket_connection_id
+        )
+        now = self._clock()
+        return _synchronous(
+            self._call_factory(
+                self._candidate(key, run_id, websocket_connection_id, now), factory_kwargs
+            ),
+            SyncAccessError("the session factory is async; a synchronous caller cannot use it"),
+        )
+
+    # -- ending sessions and state ---------------------------------------------------
+
+    async def end_session(self, user_id: str, thread_id: str) -> bool:
+        """End the conversation's session; return whether there was one.
+
+        Its context is dropped here and its record deleted from the store; a later
+        ``save_conversation_state`` of the old context raises
+        :class:`~ctxmigrate.shim.errors.SessionEndedError` and writes nothing.
+        """
+        key, _, _ = self._validated(user_id, thread_id, None, None)
+        existed = await self._store.delete(key)
+        live = self._forget(key)
+        if existed or live is not None:
+            self._ended += 1
+            return True
+        return False
+
+    async def save_conversation_state(self, context: ContextT) -> None:
+        """Save ``context.conversation_state`` to the store (compare-and-set by version).
+
+        Raises :class:`~ctxmigrate.shim.errors.SessionEndedError` if the session
+        ended or expired (nothing is written, the session is not re-created), and
+        :class:`~ctxmigrate.shim.errors.StateConflictError` if another writer saved
+        since this process loaded the session.
+        """
+        key, live = self._live_entry_of(context)
+        if live is None:
+            raise SessionEndedError(
+                "this context is not a live session of this manager (ended, expired, "
+                "evicted or never created here): its state was not saved"
+            )
+        state = getattr(context, "conversation_state", None)
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"{type(context).__name__} has no dict attribute 'conversation_state' to save"
+            )
+        now = self._clock()
+        record = await self._store.save_state(
+            key, state, expected_version=live.version, now=now, policy=self._policy
+        )
+        if record is None:
+            self._forget(key)
+            self._expired += 1
+            raise SessionEndedError("the session expired or ended: its state was not saved")
+        live.version = record.version
+        live.last_seen = now
+
+    async def cleanup_inactive_sessions(self) -> list[SessionKey]:
+        """Remove sessions idle for ``idle_timeout`` seconds or more; return their keys."""
+        now = self._clock()
+        removed = dict.fromkeys(await self._store.sweep_expired(now=now, policy=self._policy))
+        # A shared store expires records by itself and may not report them; the
+        # contexts this process holds for them go by the same rule.
+        idle_timeout = self._policy.idle_timeout
+        for live in self._live.values():
+            if now - live.last_seen >= idle_timeout:
+                removed[live.key] = None
+        for key in removed:
+            self._forget(key)
+        self._expired += len(removed)
+        return list(removed)
+
+    # -- websocket managers ----------------------------------------------------------
+
+    def owns(self, context: object) -> bool:
+        """Whether ``context`` is the live context of one of this manager's sessions."""
+        return self._live_entry_of(context)[1] is not None
+
+    def websocket_manager_for(self, context: ContextT, factory: Callable[[ContextT], Any]) -> Any:
+        """The session's websocket manager, built with ``factory(context)`` on first use.
+
+        The manager is dropped with the session (end, expiry, eviction).
+        """
+        _, live = self._live_entry_of(context)
+        if live is None:
+            raise SessionEndedError("this context is not a live session of this manager")
+        if live.websocket_manager is None:
+            websocket_manager = _synchronous(
+                factory(context),
+                TypeError(
+                    "the websocket manager factory must be synchronous "
+                    "(get_manager_for_context replaces a synchronous call)"
+                ),
+            )
+            live.websocket_manager = websocket_manager
+            self._websocket_managers += 1
+        return live.websocket_manager
+
+    # -- monitoring --------------------------------------------------------------------
+
+    def stats(self) -> SessionStats:
+        return SessionStats(
+            active=len(self._live),
+            created=self._created,
+            reused=self._reused,
+            expired=self._expired,
+            ended=self._ended,
+            evicted=dict(self._evicted),
+            failed_creations=self._failed_creations,
+            in_flight=len(self._creations),
+            websocket_managers=self._websocket_managers,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._cleanup_task is not None and not self._cleanup_task.done():
+            raise RuntimeError("this UserSessionManager is already entered")
+        self._cleanup_task = asyncio.get_running_loop().create_task(
+            self._cleanup_periodically(), name="ctxmigrate-session-cleanup"
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the background cleanup, abandon pending creations, drop live sessions.
+
+        The store is closed only if this manager created it (the default
+        in-memory store); a store passed in belongs to the caller. The manager can
+        be entered again afterwards.
+        """
+        task, self._cleanup_task = self._cleanup_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait((task,))
+        await self._creations.cancel_all()
+        for live in list(self._live.values()):
+            self._forget(live.key)
+        if self._owns_store:
+            await self._store.aclose()
+
+    async def _cleanup_periodically(self) -> None:
+        while True:
+            await self._sleep(self._cleanup_interval)
+            try:
+                await self.cleanup_inactive_sessions()
+            except Exception:
+                # A failing store must not kill the sweeper for good.
+                logger.exception("session cleanup failed; retrying at the next interval")
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _validated(
+        self,
+        user_id: object,
+        thread_id: object,
+        run_id: object,
+        websocket_connection_id: object,
+    ) -> tuple[SessionKey, str | None, str | None]:
+        # Everything is validated before anything changes, so a rejected call
+        # leaves the store and the counters as they were.
+        user_id = validate_id(user_id, "user_id")
+        thread_id = new_thread_id() if thread_id is None else validate_id(thread_id, "thread_id")
+        return (
+            SessionKey(user_id, thread_id),
+            validate_optional_id(run_id, "run_id"),
+            validate_optional_id(websocket_connection_id, "websocket_connection_id"),
+        )
+
+    def _candidate(
+        self, key: SessionKey, run_id: str | None, websocket_connection_id: str | None, now: float
+    ) -> SessionRecord:
+        return SessionRecord(
+            key, new_run_id() if run_id is None else run_id, websocket_connection_id, now, now
+        )
+
+    def _confirm(
+        self,
+        live: _LiveSession[ContextT],
+        record: SessionRecord | None,
+        now: float,
+    ) -> bool:
+        """Whether the live context still stands for the stored session (refreshing it if so)."""
+        if record is not None and record.run_id == live.run_id:
+            live.last_seen = now
+            context: Any = live.context
+            if record.version != live.version:
+                # Another process saved this conversation's state since we loaded
+                # it: continue from the saved state (last save wins), so that the
+                # next save here compares against the right version.
+                state = getattr(context, "conversation_state", None)
+                if isinstance(state, dict) and state is not record.conversation_state:
+                    state.clear()
+                    state.update(record.conversation_state)
+                live.version = record.version
+            if type(context) is UserExecutionContext:
+                context.update_activity(now)
+            else:
+                update_activity = getattr(context, "update_activity", None)
+                if callable(update_activity):
+                    update_activity()
+            return True
+        # The store no longer has this session (or has a newer one under the same
+        # key, created by another process): the live object is stale.
+        self._forget(live.key)
+        if now - live.last_seen >= self._policy.idle_timeout:
+            self._expired += 1
+        else:
+            self._ended += 1
+        return False
+
+    async def _materialize(
+        self,
+        key: SessionKey,
+        create: bool,
+        run_id: str | None,
+        websocket_connection_id: str | None,
+        factory_kwargs: dict[str, Any],
+    ) -> ContextT | None:
+        """Single-flight body: get (or get or create) the record, then build its context."""
+        now = self._clock()
+        if create:
+            outcome = await self._store.get_or_create(
+                self._candidate(key, run_id, websocket_connection_id, now),
+                now=now,
+                policy=self._policy,
+            )
+            self._apply_removals(outcome.removed)
+            record, created = outcome.record, outcome.created
+        else:
+            found = await self._store.touch(key, now=now, policy=self._policy)
+            if found is None:
+                return None
+            record, created = found, False
+        live = self._live.get(key)
+        if live is not None and live.run_id == record.run_id:
+            # Created meanwhile by a synchronous caller: keep the one object.
+            return live.context
+        try:
+            built = self._call_factory(record, factory_kwargs)
+            context = await built if inspect.isawaitable(built) else built
+        except BaseException:
+            self._failed_creations += 1
+            if created:
+                # Not cached: a failed or abandoned creation leaves no record behind.
+                await self._store.delete(key)
+            raise
+        return self._register(key, record, context, now, created=created)
+
+    def _call_factory(
+        self, record: SessionRecord, factory_kwargs: dict[str, Any]
+    ) -> ContextT | Awaitable[ContextT]:
+        factory = self._factory
+        if factory is None:
+            if factory_kwargs:
+                raise TypeError(
+                    f"UserExecutionContext takes no extra arguments "
+                    f"({', '.join(sorted(factory_kwargs))}); give UserSessionManager a "
+                    "factory= that accepts them"
+                )
+            return cast(
+                ContextT,
+                UserExecutionContext(
+                    record.user_id,
+                    record.thread_id,
+                    record.run_id,
+                    record.websocket_connection_id,
+                    conversation_state=record.conversation_state,
+                    created_at=record.created_at,
+                    last_activity=record.last_activity,
+                ),
+            )
+        ids: dict[str, Any] = {
+            "user_id": record.user_id,
+            "thread_id": record.thread_id,
+            "run_id": record.run_id,
+        }
+        if record.websocket_connection_id is not None:
+            ids["websocket_connection_id"] = record.websocket_connection_id
+        return cast("ContextT | Awaitable[ContextT]", factory(**ids, **factory_kwargs))
+
+    def _register(
+        self,
+        key: SessionKey,
+        record: SessionRecord,
+        context: ContextT,
+        now: float,
+        *,
+        created: bool,
+    ) -> ContextT:
+        state = getattr(context, "conversation_state", None)
+        if (
+            record.conversation_state
+            and isinstance(state, dict)
+            and state is not record.conversation_state
+        ):
+            # An application context rebuilt from a shared record starts from the
+            # saved conversation state.
+            state.update(record.conversation_state)
+        self._live[key] = _LiveSession(context, record, now)
+        if created:
+            self._created += 1
+        else:
+            self._reused += 1
+        return context
+
+    def _apply_removals(self, removed: tuple[Removal, ...]) -> None:
+        for key, reason in removed:
+            self._forget(key)
+            if reason is RemovalReason.EXPIRED:
+                self._expired += 1
+            elif reason is RemovalReason.ENDED:
+                self._ended += 1
+            else:
+                self._evicted[reason.value] += 1
+
+    def _forget(self, key: SessionKey) -> _LiveSession[ContextT] | None:
+        live = self._live.pop(key, None)
+        if live is None:
+            return None
+        if live.websocket_manager is not None:
+            self._websocket_managers -= 1
+            if self._leak_check is not None:
+                self._leak_check.watch(live.websocket_manager, f"websocket manager of {key!r}")
+        if self._leak_check is not None:
+            self._leak_check.watch(live.context, f"context of {key!r}")
+        return live
+
+    def _live_entry_of(self, context: object) -> tuple[SessionKey, _LiveSession[ContextT] | None]:
+        user_id = getattr(context, "user_id", None)
+        thread_id = getattr(context, "thread_id", None)
+        if not isinstance(user_id, str) or not isinstance(thread_id, str):
+            return SessionKey("", ""), None
+        key = SessionKey(user_id, thread_id)
+        live = self._live.get(key)
+        if live is None or live.context is not context:
+            return key, None
+        return key, live

@@ -1,0 +1,13 @@
+from collections.abc import Iterator
+
+import pytest
+
+from ctxmigrate.shim import reset_configuration
+
+
+@pytest.fixture(autouse=True)
+def fresh_shim_configuration() -> Iterator[None]:
+    """Module-level configuration (default manager, mode) must not leak between tests."""
+    reset_configuration()
+    yield
+    reset_configuration()
