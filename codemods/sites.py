@@ -78,6 +78,10 @@ class Reference:
     # Rule ids named in a ``# ctxmigrate: ignore[...]`` comment on the site's
     # lines; a bare ``# ctxmigrate: ignore`` gives {"*"}.
     suppressed: frozenset[str]
+    # Why resolution is not certain (the name is also bound to something else
+    # in its scope; the star import that may provide it); classify_context
+    # turns it into a review reason.
+    uncertainty: str | None = None
     # The site is inside a generator expression (``(f(x) for x in xs)``):
     # an ``await`` there turns it into an async generator, which breaks every
     # consumer (``list(...)``, ``asyncio.gather(*...)``), so CTX001/CTX002

@@ -1,0 +1,409 @@
+"""Which files a run looks at, what each is called, and which ones are worth parsing.
+
+Three steps, all cheap compared with parsing:
+
+1. ``discover``: list the ``.py`` files under the given paths (``git ls-files``
+   in a checkout so ``.gitignore`` is respected, a walk that skips virtualenv
+   and build folders otherwise), apply ``exclude``, and record every file that
+   cannot be listed (symlink loops) as an error.
+2. ``read_sources``: read the bytes, rejecting huge, unreadable, binary and
+   undecodable files with an error each.
+3. ``select_candidates``: the text pre-filter. Only files that mention a legacy
+   name (or a name it was re-exported under, iterated to a fixpoint) are parsed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.model import CtxmigrateError, FileError
+
+# Skipped by the directory walk outside a git checkout (inside one,
+# .gitignore decides).
+SKIPPED_DIRECTORIES = frozenset(
+    {
+        ".venv",
+        "venv",
+        "env",
+        ".tox",
+        ".nox",
+        "build",
+        "dist",
+        "node_modules",
+        "__pycache__",
+        ".git",
+        "site-packages",
+        ".ctxmigrate_cache",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+    }
+)
+# The class names counted by CTX104 whatever the configuration says.
+CENSUS_CLASS_NAMES = ("UserExecutionContext", "WebSocketContext")
+
+_CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One discovered ``.py`` file."""
+
+    path: Path  # absolute
+    display: str  # relative to the current directory, "/" separators (JSON ``path``)
+    project_path: str  # relative to the project root, for test/exclude patterns
+    module: str  # dotted module name used for relative imports
+    # Other names the module may be imported under (root-relative, src layout).
+    module_aliases: tuple[str, ...]
+    in_test: bool
+
+
+@dataclass
+class Discovery:
+    files: list[SourceFile]
+    errors: list[FileError]
+
+
+def display_path(path: Path, cwd: Path | None = None) -> str:
+    base = cwd if cwd is not None else Path.cwd()
+    try:
+        relative = os.path.relpath(path, base)
+    except ValueError:  # another drive on Windows
+        relative = str(path)
+    return relative.replace(os.sep, "/")
+
+
+def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> Discovery:
+    """Every ``.py`` file under ``paths``, deduplicated, in a stable order.
+
+    Works on strings: on a 5,000-file tree pathlib objects and ``resolve()``
+    per file cost more than the whole text pre-filter. Symlink loops and
+    dangling links among the files are reported when they are read.
+    """
+    import pathspec
+
+    exclude = pathspec.GitIgnoreSpec.from_lines(config.exclude) if config.exclude else None
+    tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
+    found: list[str] = []
+    errors: list[FileError] = []
+    for given in paths:
+        if not given.exists() and not given.is_symlink():
+            raise CtxmigrateError(f"{given}: no such file or directory")
+        if given.is_dir():
+            listed = _list_git_files(given)
+            if listed is None:
+                listed = _walk(given, errors, cwd)
+            found.extend(listed)
+        else:
+            found.append(os.path.abspath(given))
+    base = os.path.abspath(cwd) if cwd is not None else os.getcwd()
+    root = str(config.root.resolve())
+    files: list[SourceFile] = []
+    seen: set[str] = set()
+    for absolute in found:
+        if absolute in seen:
+            continue
+        seen.add(absolute)
+        project_path = _relative_posix(absolute, root) or os.path.basename(absolute)
+        if exclude is not None and exclude.match_file(project_path):
+            continue
+        module, aliases = module_names(absolute, root)
+        files.append(
+            SourceFile(
+                path=Path(absolute),
+                display=_relative_posix(absolute, base) or display_path(Path(absolute), cwd),
+                project_path=project_path,
+                module=module,
+                module_aliases=aliases,
+                in_test=tests.match_file(project_path),
+            )
+        )
+    files.sort(key=lambda source: source.display)
+    return Discovery(files=files, errors=errors)
+
+
+def _relative_posix(path: str, base: str) -> str | None:
+    """``path`` relative to ``base`` when it is inside it, with "/" separators."""
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if not path.startswith(prefix):
+        return None
+    return path[len(prefix) :].replace(os.sep, "/")
+
+
+def _describe_os_error(error: BaseException) -> str:
+    if isinstance(error, RuntimeError) or getattr(error, "errno", None) == 40:  # ELOOP
+        return "symlink loop: the file cannot be resolved"
+    if isinstance(error, PermissionError):
+        return "unreadable: permission denied"
+    if isinstance(error, FileNotFoundError):
+        return "dangling symlink: the target does not exist"
+    return f"cannot read: {error}"
+
+
+def _list_git_files(directory: Path) -> list[str] | None:
+    """Tracked and untracked-but-not-ignored ``.py`` files; None outside a checkout."""
+    try:
+        completed = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"],
+            cwd=directory,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:  # no git binary
+        return None
+    if completed.returncode != 0:
+        return None
+    base = os.path.abspath(directory)
+    listed = []
+    for raw in completed.stdout.split(b"\0"):
+        if not raw:
+            continue
+        path = os.path.join(base, os.fsdecode(raw))
+        # Deleted-but-tracked files are listed by git yet absent (lexists keeps
+        # a symlink loop: reading it reports the error).
+        if os.path.lexists(path) and not os.path.isdir(path):
+            listed.append(path)
+    return listed
+
+
+def _walk(directory: Path, errors: list[FileError], cwd: Path | None) -> list[str]:
+    listed: list[str] = []
+    visited: set[str] = set()
+
+    def visit(current: str, real: str) -> None:
+        visited.add(real)
+        try:
+            entries = sorted(os.scandir(current), key=lambda entry: entry.name)
+        except OSError as error:
+            errors.append(FileError(display_path(Path(current), cwd), _describe_os_error(error)))
+            return
+        for entry in entries:
+            try:
+                is_directory = entry.is_dir(follow_symlinks=True)
+            except OSError:  # a symlink loop: listed, so reading it reports the error
+                is_directory = False
+            if is_directory:
+                if entry.name in SKIPPED_DIRECTORIES:
+                    continue
+                target = os.path.realpath(entry.path)
+                if target in visited or (real + os.sep).startswith(target + os.sep):
+                    if entry.is_symlink():
+                        errors.append(
+                            FileError(
+                                display_path(Path(entry.path), cwd),
+                                f"symlink loop: points back to {display_path(Path(target), cwd)}",
+                            )
+                        )
+                    continue
+                visit(entry.path, target)
+            elif entry.name.endswith(".py"):
+                listed.append(entry.path)
+
+    visit(os.path.abspath(directory), os.path.realpath(directory))
+    return listed
+
+
+@lru_cache(maxsize=8192)
+def _is_package(directory: str) -> bool:
+    return os.path.isfile(os.path.join(directory, "__init__.py"))
+
+
+def module_names(
+    path: str, root: str, is_package: Callable[[str], bool] = _is_package
+) -> tuple[str, tuple[str, ...]]:
+    """The module name used for relative imports, and other names it may go by.
+
+    The primary name follows ``__init__.py`` files up to the top package (so a
+    ``src/`` layout needs nothing special); a file in a directory without
+    ``__init__.py`` (namespace package, script folder) is named by its path
+    from the project root instead, minus a leading ``src/``.
+    """
+    directory, filename = os.path.split(path)
+    stem = filename[:-3] if filename.endswith(".py") else filename
+    parts: list[str] = [] if stem == "__init__" else [stem]
+    in_package = is_package(directory)
+    while is_package(directory):
+        parent, package = os.path.split(directory)
+        if not package:
+            break
+        parts.insert(0, package)
+        directory = parent
+    by_packages = ".".join(parts)
+    by_root = _root_relative_module(path, root)
+    # A file outside any package is named from the root: a namespace package
+    # or a script folder is imported by its path.
+    primary = by_packages or by_root or stem if in_package or not by_root else by_root
+    aliases = tuple(sorted({name for name in (by_packages, by_root) if name and name != primary}))
+    return primary, aliases
+
+
+def _root_relative_module(path: str, root: str) -> str:
+    relative = _relative_posix(path, root)
+    if relative is None:
+        return ""
+    parts = relative.removesuffix(".py").split("/")
+    if parts and parts[0] == "src" and len(parts) > 1:
+        parts = parts[1:]
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    if not all(part.isidentifier() for part in parts):
+        return ""
+    return ".".join(parts)
+
+
+@dataclass
+class SourceText:
+    file: SourceFile
+    data: bytes
+
+
+def read_sources(
+    files: Iterable[SourceFile], config: Config
+) -> tuple[list[SourceText], list[FileError]]:
+    """The bytes of every readable source file; an error for each file that is not."""
+    sources: list[SourceText] = []
+    errors: list[FileError] = []
+    limit = config.max_file_bytes
+    for source in files:
+        try:
+            size = source.path.stat().st_size
+            if size > limit:
+                errors.append(
+                    FileError(
+                        source.display,
+                        f"skipped: {size:,} bytes is over the {limit:,}-byte limit "
+                        "(max-file-size); large files are usually generated",
+                    )
+                )
+                continue
+            data = source.path.read_bytes()
+        except FileNotFoundError as error:
+            if os.path.islink(source.path):
+                errors.append(FileError(source.display, _describe_os_error(error)))
+            continue  # deleted since it was listed (a tracked file removed from disk)
+        except (OSError, RuntimeError) as error:
+            errors.append(FileError(source.display, _describe_os_error(error)))
+            continue
+        problem = text_problem(data)
+        if problem is not None:
+            errors.append(FileError(source.display, problem))
+            continue
+        sources.append(SourceText(source, data))
+    return sources, errors
+
+
+def text_problem(data: bytes) -> str | None:
+    """Why ``data`` cannot be Python source text at all, or None.
+
+    Cheap enough for every file (memchr and a codec pass), so binary junk and
+    undecodable files are reported even when the pre-filter rules them out.
+    """
+    nul = data.find(b"\0")
+    if nul != -1:
+        return f"not Python source: binary content (NUL byte at offset {nul})"
+    encoding = "utf-8"
+    body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    for line in body.split(b"\n", 2)[:2]:
+        cookie = _CODING_COOKIE.match(line)
+        if cookie is not None:
+            encoding = cookie.group(1).decode("ascii", "replace")
+            break
+        if line.strip() and not line.lstrip().startswith(b"#"):
+            break
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        return f"unknown encoding {encoding!r} in the coding cookie"
+    try:
+        body.decode(encoding)
+    except UnicodeDecodeError as error:
+        line_number = body[: error.start].count(b"\n") + 1
+        return (
+            f"cannot decode as {encoding} (line {line_number}, byte 0x{body[error.start]:02x}): "
+            "add or fix the '# -*- coding: ... -*-' cookie"
+        )
+    return None
+
+
+def _names_pattern(names: Iterable[str]) -> re.Pattern[bytes]:
+    alternatives = "|".join(re.escape(name) for name in sorted(set(names)))
+    return re.compile(rb"\b(?:" + alternatives.encode() + rb")\b")
+
+
+def census_pattern() -> re.Pattern[bytes]:
+    names = "|".join(CENSUS_CLASS_NAMES).encode()
+    return re.compile(rb"\bclass\s+(?:" + names + rb")\b")
+
+
+def learned_aliases(data: bytes, names: Iterable[str]) -> set[str]:
+    """Names a module binds a legacy name to: ``import x as alias``, ``alias = x``.
+
+    Text, not syntax: an over-approximation is harmless (a few more files get
+    parsed), a miss would hide a re-exported name.
+    """
+    alternatives = "|".join(re.escape(name) for name in sorted(set(names))).encode()
+    imported = re.compile(rb"\b(?:" + alternatives + rb")\s+as\s+(\w+)")
+    assigned = re.compile(
+        rb"^[ \t]*(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:[\w.]+\.)?(?:" + alternatives + rb")[ \t]*$",
+        re.MULTILINE,
+    )
+    found = {match.group(1).decode() for match in imported.finditer(data)}
+    found |= {match.group(1).decode() for match in assigned.finditer(data)}
+    return found
+
+
+def select_candidates(
+    sources: Sequence[SourceText], legacy_names: Iterable[str]
+) -> tuple[list[SourceText], frozenset[str]]:
+    """The files worth parsing, and every name (legacy or alias) that made them so.
+
+    Iterates to a fixpoint: module B doing ``from .deps import
+    create_user_execution_context as make_ctx`` adds ``make_ctx``, and the
+    files mentioning ``make_ctx`` join (and may teach further aliases).
+    """
+    known = set(legacy_names)
+    census = census_pattern()
+    census_needles = [name.encode() for name in CENSUS_CLASS_NAMES]
+    pending = list(range(len(sources)))
+    chosen: set[int] = set()
+    scan_names = set(known)
+    first_round = True
+    while True:
+        pattern = _names_pattern(scan_names)
+        # A first cheap substring scan: bytes.find runs at memory speed, the
+        # regex only confirms word boundaries in the files that pass it.
+        needles = [name.encode() for name in scan_names]
+        remaining: list[int] = []
+        for index in pending:
+            data = sources[index].data
+            if (any(needle in data for needle in needles) and pattern.search(data)) or (
+                first_round and any(name in data for name in census_needles) and census.search(data)
+            ):
+                chosen.add(index)
+            else:
+                remaining.append(index)
+        pending = remaining
+        first_round = False
+        # Aliases of aliases are learned within the chosen files until stable.
+        learned = set(known)
+        while True:
+            extra: set[str] = set()
+            for index in chosen:
+                extra |= learned_aliases(sources[index].data, learned)
+            extra -= learned
+            if not extra:
+                break
+            learned |= extra
+        scan_names = learned - known
+        known = learned
+        if not scan_names:
+            break
+    return [sources[index] for index in sorted(chosen)], frozenset(known)

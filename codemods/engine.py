@@ -1,0 +1,800 @@
+"""The analysis engine: paths and configuration in, classified findings (and fixes) out.
+
+The CLI calls ``run`` only. The pipeline, cheapest step first:
+
+1. discover the ``.py`` files, read their bytes (errors for unreadable,
+   binary, undecodable or huge files);
+2. the text pre-filter picks the candidate files (a legacy name, or a name a
+   legacy name was re-exported under, appears in them);
+3. a module summary per candidate (``ast``, cached by content hash) builds the
+   project index, and the legacy targets are discovered from it;
+4. each candidate is parsed with LibCST, resolved and classified (in worker
+   processes when there are enough candidates to pay for them); with
+   ``fix=True`` the same worker applies the codemods;
+5. the CTX104 class census is computed over all summaries.
+
+LibCST is imported only when there is a candidate file.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import re
+import tokenize
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from ctxmigrate.codemods.cache import AnalysisCache, digest
+from ctxmigrate.codemods.config import Config, legacy_short_names
+from ctxmigrate.codemods.discovery import (
+    SourceFile,
+    SourceText,
+    discover,
+    module_names,
+    read_sources,
+    select_candidates,
+    text_problem,
+)
+from ctxmigrate.codemods.model import AuditReport, FileError, Finding, Rule
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from ctxmigrate.codemods.fix import FixResult
+    from ctxmigrate.codemods.resolve import ModuleSummary, ProjectIndex
+    from ctxmigrate.codemods.sites import Codemod, Reference
+
+AcceptKey = tuple[str, int, int, str]
+
+# Candidate files each worker must get for a process pool to pay for its
+# start-up and for shipping the index. Measured with fork on 2 cores (see
+# docs/audit.md): 1 file per worker is 9% slower than serial, 2 files already
+# 25% faster. Spawning interpreters (macOS, Windows) costs about ten times more
+# per worker, hence the larger, unmeasured, margin there.
+POOL_MIN_FILES_PER_WORKER_FORK = 2
+POOL_MIN_FILES_PER_WORKER_SPAWN = 16
+
+_PYTHON2_HINTS = re.compile(
+    rb"^[ \t]*(?:print[ \t]+[^\s=(]|exec[ \t]+[\"']|except[ \t]+[\w.]+[ \t]*,[ \t]*\w+[ \t]*:)",
+    re.MULTILINE,
+)
+_STAR_IMPORT = re.compile(rb"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*\*", re.MULTILINE)
+
+
+class SourceError(Exception):
+    """A file that cannot be analysed (syntax error, not Python); reported under ``errors``."""
+
+
+@dataclass(frozen=True)
+class ModuleFile:
+    """What the analysis of one file needs to know about where it sits."""
+
+    display: str
+    abspath: Path
+    module: str
+    is_package: bool
+    in_test: bool
+
+
+@dataclass
+class FileAnalysis:
+    path: str  # display path
+    abspath: Path
+    source: bytes
+    module: cst.Module
+    references: list[Reference]
+    findings: list[Finding]
+
+
+@dataclass
+class RunResult:
+    report: AuditReport
+    fixes: list[FixResult] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    display: str
+    findings: list[Finding]
+    error: FileError | None = None
+    fix: FixResult | None = None
+
+
+def default_codemods() -> tuple[Codemod, ...]:
+    from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
+    from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
+    from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
+
+    return (ReuseSessionCodemod(), AdaptWebSocketContextCodemod(), ReuseWebSocketManagerCodemod())
+
+
+def rule_selected(rule: Rule, config: Config) -> bool:
+    names = {rule.id, rule.name}
+    if config.select and not names & set(config.select):
+        return False
+    return not names & set(config.ignore)
+
+
+# --- parsing ------------------------------------------------------------------------
+
+
+def _syntax_error_message(source: bytes, detail: str) -> str:
+    message = f"syntax error: {detail}"
+    if _PYTHON2_HINTS.search(source):
+        message += " (this looks like Python 2 code; ctxmigrate reads Python 3 only)"
+    return message
+
+
+def parse_module(source: bytes, python_error: SyntaxError | None = None) -> cst.Module:
+    """LibCST's parse of ``source``; SourceError with a clear message when it fails.
+
+    LibCST reads the encoding cookie, a BOM and CRLF itself and accepts syntax
+    newer than the running interpreter (PEP 701 f-strings on 3.11). When
+    Python's own parser failed too, its ``python_error`` is the clearer message
+    (LibCST reports where its parser gave up, often a line later).
+    """
+    import libcst as cst
+
+    problem = text_problem(source)
+    if problem is not None:
+        raise SourceError(problem)
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as error:
+        if python_error is not None and python_error.lineno is not None:
+            detail = f"line {python_error.lineno}, column {python_error.offset}: {python_error.msg}"
+        else:
+            detail = f"line {error.raw_line}, column {error.raw_column + 1}: {error.message}"
+        raise SourceError(_syntax_error_message(source, detail)) from None
+    except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as error:
+        raise SourceError(f"cannot read as Python source: {error}") from None
+
+
+def _decoded(source: bytes) -> str:
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    return source.decode(encoding)
+
+
+def summarize_source(source: bytes, module_file: ModuleFile) -> ModuleSummary:
+    """The module summary: from ``ast`` when it can parse the file, else from LibCST."""
+    from ctxmigrate.codemods.resolve import ScopeWalker, summarize_ast, summarize_cst
+
+    try:
+        with warnings.catch_warnings():
+            # Invalid escape sequences and the like are the application's business.
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except SyntaxError as error:
+        tree, python_error = None, error
+    except ValueError:
+        tree, python_error = None, None
+    if tree is not None:
+        return summarize_ast(tree, module_file.module, module_file.is_package, _decoded(source))
+    # Syntax newer than the running interpreter: LibCST reads it.
+    module = parse_module(source, python_error)
+    walker = ScopeWalker(module_file.module, module_file.is_package)
+    walker.walk(module)
+    return summarize_cst(walker, _census_with_cst(module))
+
+
+def _census_with_cst(module: cst.Module) -> list[Any]:
+    import libcst as cst
+
+    from ctxmigrate.codemods.discovery import CENSUS_CLASS_NAMES
+    from ctxmigrate.codemods.positions import node_spans
+    from ctxmigrate.codemods.resolve import ClassSite, iter_nodes, suppressed_rules
+
+    classes = [
+        node
+        for node in iter_nodes(module)
+        if isinstance(node, cst.ClassDef) and node.name.value in CENSUS_CLASS_NAMES
+    ]
+    if not classes:
+        return []
+    spans, lines = node_spans(module, [node.name for node in classes])
+    sites = []
+    for node in classes:
+        span = spans[id(node.name)]
+        line_text = lines.line(span.line)
+        class_column = line_text.find("class") + 1 if "class" in line_text else span.column
+        sites.append(
+            ClassSite(
+                node.name.value,
+                span.line,
+                class_column,
+                span.end_line,
+                span.end_column,
+                suppressed_rules(line_text),
+            )
+        )
+    return sites
+
+
+# --- the index ----------------------------------------------------------------------
+
+
+def _non_candidate_star_imports(
+    summaries: Sequence[ModuleSummary], others: Mapping[str, tuple[ModuleFile, bytes]]
+) -> dict[str, tuple[str, ...]]:
+    """Star imports of the non-candidate modules a candidate star-imports, transitively.
+
+    Only those can pass a legacy name on, so only those are scanned (a regex
+    over every file of a large tree would cost as much as the pre-filter).
+    """
+    from ctxmigrate.codemods.resolve import absolute_module
+
+    stars: dict[str, tuple[str, ...]] = {}
+    pending = [star for summary in summaries for star in summary.star_imports]
+    while pending:
+        module = pending.pop()
+        if module in stars or module not in others:
+            continue
+        module_file, data = others[module]
+        found = []
+        for match in _STAR_IMPORT.finditer(data):
+            level = len(match.group(1))
+            name = match.group(2).decode() or None
+            absolute = absolute_module(module_file.module, module_file.is_package, level, name)
+            if absolute is not None:
+                found.append(absolute)
+        stars[module] = tuple(found)
+        pending.extend(found)
+    return {module: found for module, found in stars.items() if found}
+
+
+def build_index(
+    summaries: Sequence[ModuleSummary],
+    files: Sequence[ModuleFile],
+    aliases: Mapping[str, tuple[str, ...]],
+    other_star_imports: Mapping[str, tuple[str, ...]],
+    known_names: frozenset[str],
+    config: Config,
+) -> ProjectIndex:
+    from ctxmigrate.codemods.resolve import ProjectIndex, discover_targets
+
+    by_name: dict[str, ModuleSummary] = {}
+    for summary in summaries:
+        by_name.setdefault(summary.module, summary)
+    for summary in summaries:
+        for alias in aliases.get(summary.module, ()):
+            by_name.setdefault(alias, summary)
+    modules: set[str] = set()
+    for module_file in files:
+        modules.add(module_file.module)
+        modules.update(aliases.get(module_file.module, ()))
+        # Parent packages exist even without an __init__.py (namespace packages).
+        parts = module_file.module.split(".")
+        modules.update(".".join(parts[:end]) for end in range(1, len(parts)))
+    targets = discover_targets(config, by_name)
+    known = known_names | {target.qualname.rpartition(".")[2] for target in targets}
+    index = ProjectIndex(
+        summaries=by_name,
+        modules=frozenset(modules),
+        other_star_imports=dict(other_star_imports),
+        targets=targets,
+        known_names=frozenset(known),
+        module_aliases=dict(aliases),
+    )
+    index.files = {str(module_file.abspath): module_file for module_file in files}
+    return index
+
+
+def index_digest(index: ProjectIndex) -> str:
+    """Everything in the index that can change another file's findings."""
+    import json
+
+    primary = sorted({summary.module: summary for summary in index.summaries.values()}.items())
+    payload = json.dumps(
+        {
+            "summaries": [summary.to_json() for _, summary in primary],
+            "modules": sorted(index.modules),
+            "stars": sorted(index.other_star_imports.items()),
+            "targets": [[t.kind, t.qualname, t.params] for t in index.targets],
+            "known": sorted(index.known_names),
+            "aliases": sorted(index.module_aliases.items()),
+        },
+        sort_keys=True,
+    )
+    return digest(payload)
+
+
+# --- one file -----------------------------------------------------------------------
+
+
+def analyze_source(
+    path: Path,
+    source: bytes,
+    config: Config,
+    index: ProjectIndex,
+    codemods: Sequence[Codemod] | None = None,
+) -> FileAnalysis:
+    """Resolve and classify one file against the project index.
+
+    Raises SourceError when the file cannot be parsed.
+    """
+    from ctxmigrate.codemods.audit_rules import RELATED_LINE, audit_sites
+    from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
+    from ctxmigrate.codemods.positions import node_spans
+    from ctxmigrate.codemods.resolve import ReferenceFinder, suppressed_rules
+    from ctxmigrate.codemods.sites import Reference, Scope
+
+    module_file = index.files.get(str(path.absolute())) or _module_file_on_disk(path, config)
+    module = parse_module(source)
+    finder = ReferenceFinder(module_file.module, module_file.is_package, index, config)
+    finder.find(module)
+    sites = [site for site in audit_sites(finder) if rule_selected(site.rule, config)]
+    nodes: list[cst.CSTNode] = [ref.node for ref in finder.references]
+    nodes.extend(site.node for site in sites)
+    nodes.extend(site.related for site in sites if site.related is not None)
+    references: list[Reference] = []
+    findings: list[Finding] = []
+    if not nodes:
+        return FileAnalysis(module_file.display, module_file.abspath, source, module, [], [])
+    spans, lines = node_spans(module, nodes)
+
+    def suppressed_at(line: int, end_line: int) -> frozenset[str]:
+        return suppressed_rules(lines.line(line)) | suppressed_rules(lines.line(end_line))
+
+    for raw in finder.references:
+        span = spans[id(raw.node)]
+        callee = raw.callee if raw.callee is not None else raw.node
+        references.append(
+            Reference(
+                target=raw.target,
+                usage=raw.usage,
+                node=raw.node,
+                call=raw.call,
+                callee_code=module.code_for_node(callee),
+                scope=Scope(raw.scope.report_kind, raw.scope.report_function),
+                span=span,
+                in_test=module_file.in_test,
+                suppressed=suppressed_at(span.line, span.end_line),
+                uncertainty=raw.uncertainty,
+                in_generator_expression=raw.scope.in_generator_expression,
+            )
+        )
+    active = codemods if codemods is not None else default_codemods()
+    by_kind = {codemod.target_kind: codemod for codemod in active}
+    for ref in references:
+        codemod = by_kind.get(ref.target.kind)
+        if codemod is None or not rule_selected(codemod.rule, config):
+            continue
+        decision = codemod.classify(ref, config)
+        findings.append(
+            Finding(
+                rule=codemod.rule.id,
+                category=decision.category,
+                path=module_file.display,
+                line=ref.span.line,
+                column=ref.span.column,
+                end_line=ref.span.end_line,
+                end_column=ref.span.end_column,
+                symbol=ref.target.qualname,
+                function=ref.scope.function,
+                message=decision.message,
+                fix=decision.fix if decision.category == "rewrite" else None,
+            )
+        )
+    for site in sites:
+        span = spans[id(site.node)]
+        message = site.message
+        if site.related is not None:
+            message = message.replace(RELATED_LINE, str(spans[id(site.related)].line))
+        if is_suppressed(suppressed_at(span.line, span.end_line), site.rule.id):
+            category, message = "keep", suppression_reason(site.rule.id)
+        elif module_file.in_test and site.keep_in_tests:
+            category, message = "keep", f"test code: {message}"
+        else:
+            category = "review"
+        findings.append(
+            Finding(
+                rule=site.rule.id,
+                category=category,  # type: ignore[arg-type]
+                path=module_file.display,
+                line=span.line,
+                column=span.column,
+                end_line=span.end_line,
+                end_column=span.end_column,
+                symbol=site.symbol,
+                function=site.function,
+                message=message,
+            )
+        )
+    findings.sort(key=Finding.sort_key)
+    return FileAnalysis(
+        module_file.display, module_file.abspath, source, module, references, findings
+    )
+
+
+def _module_file_on_disk(path: Path, config: Config) -> ModuleFile:
+    from ctxmigrate.codemods.discovery import display_path
+
+    absolute = path.absolute()
+    module, _ = module_names(str(absolute), str(config.root.resolve()))
+    import pathspec
+
+    tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
+    try:
+        project_path = absolute.relative_to(config.root.resolve()).as_posix()
+    except ValueError:
+        project_path = absolute.name
+    return ModuleFile(
+        display_path(absolute),
+        absolute,
+        module,
+        absolute.name == "__init__.py",
+        tests.match_file(project_path),
+    )
+
+
+# --- in-memory projects (tests, goldens, previews) --------------------------------
+
+
+def analyze_sources(
+    sources: Mapping[str, bytes], config: Config, codemods: Sequence[Codemod] | None = None
+) -> dict[str, FileAnalysis]:
+    """Analyse in-memory files as one project; keys are paths relative to ``config.root``.
+
+    Every given file is analysed (no pre-filter), and CTX104 census findings
+    join the findings of the file that holds the class. Raises SourceError when
+    a file does not parse.
+    """
+    index, module_files = build_memory_index(sources, config)
+    from ctxmigrate.codemods.audit_rules import DUPLICATE_CONTEXT_CLASS, census_findings
+
+    census: list[Finding] = []
+    if rule_selected(DUPLICATE_CONTEXT_CLASS, config):
+        primary = [
+            index.summaries[module_file.module]
+            for module_file in module_files.values()
+            if module_file.module in index.summaries
+        ]
+        census = census_findings(primary, {m.module: m.display for m in module_files.values()})
+    analyses: dict[str, FileAnalysis] = {}
+    for key, module_file in module_files.items():
+        analysis = analyze_source(module_file.abspath, sources[key], config, index, codemods)
+        extra = [finding for finding in census if finding.path == module_file.display]
+        if extra:
+            analysis.findings = sorted([*analysis.findings, *extra], key=Finding.sort_key)
+        analyses[key] = analysis
+    return analyses
+
+
+def build_memory_index(
+    sources: Mapping[str, bytes], config: Config
+) -> tuple[ProjectIndex, dict[str, ModuleFile]]:
+    """The project index of in-memory files (``{"pkg/mod.py": b"..."}``)."""
+    import pathspec
+
+    root = config.root.absolute()
+    keys = {PurePosixPath(key).as_posix() for key in sources}
+
+    def is_package(directory: str) -> bool:
+        try:
+            relative = Path(directory).relative_to(root).as_posix()
+        except ValueError:
+            return False
+        return relative != "." and f"{relative}/__init__.py" in keys
+
+    tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
+    module_files: dict[str, ModuleFile] = {}
+    aliases: dict[str, tuple[str, ...]] = {}
+    for key in sources:
+        posix = PurePosixPath(key).as_posix()
+        absolute = root / posix
+        module, module_aliases = module_names(str(absolute), str(root), is_package)
+        aliases[module] = module_aliases
+        module_files[key] = ModuleFile(
+            posix, absolute, module, absolute.name == "__init__.py", tests.match_file(posix)
+        )
+    texts = [
+        SourceText(
+            SourceFile(m.abspath, m.display, m.display, m.module, aliases[m.module], m.in_test),
+            sources[key],
+        )
+        for key, m in module_files.items()
+    ]
+    _, known = select_candidates(texts, legacy_short_names(config))
+    summaries = [summarize_source(sources[key], m) for key, m in module_files.items()]
+    index = build_index(summaries, list(module_files.values()), aliases, {}, known, config)
+    return index, module_files
+
+
+# --- the whole run --------------------------------------------------------------------
+
+_WORKER_STATE: tuple[Config, ProjectIndex, Sequence[Codemod], bool, frozenset[Any] | None] | None
+_WORKER_STATE = None
+
+
+def _init_worker(
+    config: Config,
+    index: ProjectIndex,
+    codemods: Sequence[Codemod],
+    fix: bool,
+    accept: frozenset[AcceptKey] | None,
+) -> None:
+    global _WORKER_STATE
+    _WORKER_STATE = (config, index, codemods, fix, accept)
+
+
+def _analyze_in_worker(item: tuple[str, bytes]) -> _Outcome:
+    assert _WORKER_STATE is not None
+    config, index, codemods, fix, accept = _WORKER_STATE
+    return _analyze_file(Path(item[0]), item[1], config, index, codemods, fix, accept)
+
+
+def _analyze_file(
+    path: Path,
+    source: bytes,
+    config: Config,
+    index: ProjectIndex,
+    codemods: Sequence[Codemod],
+    fix: bool,
+    accept: frozenset[AcceptKey] | None,
+) -> _Outcome:
+    display = index.files[str(path)].display
+    try:
+        analysis = analyze_source(path, source, config, index, codemods)
+    except SourceError as error:
+        return _Outcome(display, [], FileError(display, str(error)))
+    except RecursionError:
+        return _Outcome(
+            display, [], FileError(display, "too deeply nested for the analysis; skipped")
+        )
+    except Exception as error:  # one odd file must not abort a 5,000-file audit
+        return _Outcome(display, [], FileError(display, _internal_error(error)))
+    fixed: FixResult | None = None
+    if fix and any(finding.category == "rewrite" for finding in analysis.findings):
+        from ctxmigrate.codemods.fix import fix_source
+
+        fixed = fix_source(analysis, config, codemods, accept)
+    return _Outcome(display, analysis.findings, None, fixed)
+
+
+def _internal_error(error: Exception) -> str:
+    return (
+        f"internal error while analysing this file ({type(error).__name__}: {error}); "
+        "the rest of the tree was audited; please report it"
+    )
+
+
+def _module_file(source: SourceFile) -> ModuleFile:
+    return ModuleFile(
+        source.display,
+        source.path,
+        source.module,
+        source.path.name == "__init__.py",
+        source.in_test,
+    )
+
+
+def run(
+    paths: Sequence[Path],
+    config: Config,
+    codemods: Sequence[Codemod],
+    *,
+    fix: bool = False,
+    accept: frozenset[AcceptKey] | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    use_cache: bool = True,
+) -> RunResult:
+    """Audit (and with ``fix=True`` fix) the ``.py`` files under ``paths``.
+
+    Raises CtxmigrateError for a path that does not exist. Per-file problems
+    are reported in ``report.errors``; the rest of the tree is still analysed.
+    """
+    discovery = discover(paths, config)
+    sources, read_errors = read_sources(discovery.files, config)
+    report = AuditReport()
+    report.errors.extend(discovery.errors)
+    report.errors.extend(read_errors)
+    report.files_scanned = len(discovery.files) + sum(
+        1 for error in discovery.errors if error.path.endswith(".py")
+    )
+    candidates, known = select_candidates(sources, legacy_short_names(config))
+    if not candidates:
+        return RunResult(report)
+
+    cache = AnalysisCache(config.root, enabled=use_cache and not fix)
+    module_files = {source.path: _module_file(source) for source in discovery.files}
+    summaries: list[ModuleSummary] = []
+    parsed: list[SourceText] = []
+    for candidate, summary_or_error in zip(
+        candidates, _summaries(candidates, module_files, cache, jobs), strict=True
+    ):
+        if isinstance(summary_or_error, FileError):
+            report.errors.append(summary_or_error)
+        else:
+            summaries.append(summary_or_error)
+            parsed.append(candidate)
+    candidate_paths = {candidate.file.path for candidate in candidates}
+    others: dict[str, tuple[ModuleFile, bytes]] = {}
+    for source in sources:
+        if source.file.path not in candidate_paths:
+            module_file = module_files[source.file.path]
+            for name in (module_file.module, *source.file.module_aliases):
+                others.setdefault(name, (module_file, source.data))
+    aliases = {source.module: source.module_aliases for source in discovery.files}
+    index = build_index(
+        summaries,
+        list(module_files.values()),
+        aliases,
+        _non_candidate_star_imports(summaries, others),
+        known,
+        config,
+    )
+    selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
+    outcomes = _analyze_all(parsed, config, index, selected, fix, accept, jobs, progress, cache)
+
+    fixes: list[FixResult] = []
+    for outcome in outcomes:
+        report.findings.extend(outcome.findings)
+        if outcome.error is not None:
+            report.errors.append(outcome.error)
+        if outcome.fix is not None:
+            fixes.append(outcome.fix)
+
+    from ctxmigrate.codemods.audit_rules import DUPLICATE_CONTEXT_CLASS, census_findings
+
+    if rule_selected(DUPLICATE_CONTEXT_CLASS, config):
+        displays = {
+            summary.module: module_files[c.file.path].display
+            for summary, c in zip(summaries, parsed, strict=True)
+        }
+        report.findings.extend(census_findings(summaries, displays))
+    report.findings.sort(key=Finding.sort_key)
+    report.errors.sort(key=lambda error: error.path)
+    fixes.sort(key=lambda result: result.path)
+    return RunResult(report, fixes)
+
+
+def _summaries(
+    candidates: Sequence[SourceText],
+    module_files: Mapping[Path, ModuleFile],
+    cache: AnalysisCache,
+    jobs: int | None,
+) -> list[ModuleSummary | FileError]:
+    """The module summary (or the error) of each candidate, from the cache or computed.
+
+    Computed in worker processes when there are enough of them, like the analysis.
+    """
+    from ctxmigrate.codemods.resolve import SUMMARY_VERSION, ModuleSummary
+
+    results: dict[int, ModuleSummary | FileError] = {}
+    keys: dict[int, str] = {}
+    missing: list[int] = []
+    for position, candidate in enumerate(candidates):
+        module_file = module_files[candidate.file.path]
+        keys[position] = digest(
+            "summary",
+            str(SUMMARY_VERSION),
+            module_file.module,
+            str(module_file.is_package),
+            candidate.data,
+        )
+        cached = cache.summary(keys[position])
+        try:
+            if cached is not None and "error" in cached:
+                results[position] = FileError(module_file.display, str(cached["error"]))
+            elif cached is not None:
+                results[position] = ModuleSummary.from_json(cached["summary"])
+            else:
+                missing.append(position)
+        except (KeyError, TypeError, ValueError):
+            missing.append(position)  # a corrupt entry is a miss
+    jobs_input = [(candidates[p].data, module_files[candidates[p].file.path]) for p in missing]
+    workers = _worker_count(len(missing), jobs)
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            computed = list(
+                pool.map(_summarize_job, jobs_input, chunksize=_chunk_size(missing, workers))
+            )
+    else:
+        computed = [_summarize_job(item) for item in jobs_input]
+    for position, (result, cacheable) in zip(missing, computed, strict=True):
+        results[position] = result
+        if cacheable and isinstance(result, FileError):
+            cache.store_summary(keys[position], {"error": result.message})
+        elif cacheable and not isinstance(result, FileError):
+            cache.store_summary(keys[position], {"summary": result.to_json()})
+    return [results[position] for position in range(len(candidates))]
+
+
+def _summarize_job(item: tuple[bytes, ModuleFile]) -> tuple[ModuleSummary | FileError, bool]:
+    """(summary or error, whether the outcome may be cached)."""
+    data, module_file = item
+    try:
+        return summarize_source(data, module_file), True
+    except SourceError as error:
+        return FileError(module_file.display, str(error)), True
+    except RecursionError:
+        message = "too deeply nested for the analysis; skipped"
+        return FileError(module_file.display, message), False
+    except Exception as error:  # one odd file must not abort a 5,000-file audit
+        return FileError(module_file.display, _internal_error(error)), False
+
+
+def _chunk_size(items: Sequence[object], workers: int) -> int:
+    return max(1, len(items) // (workers * 4))
+
+
+def _analyze_all(
+    parsed: Sequence[SourceText],
+    config: Config,
+    index: ProjectIndex,
+    codemods: Sequence[Codemod],
+    fix: bool,
+    accept: frozenset[AcceptKey] | None,
+    jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+    cache: AnalysisCache,
+) -> list[_Outcome]:
+    total = len(parsed)
+    outcomes: dict[int, _Outcome] = {}
+    shared = digest(
+        config.fingerprint(),
+        index_digest(index),
+        ",".join(sorted(codemod.rule.id for codemod in codemods)),
+        repr((sorted(config.select), sorted(config.ignore))),
+    )
+    keys: dict[int, str] = {}
+    pending: list[int] = []
+    for position, candidate in enumerate(parsed):
+        module_file = index.files[str(candidate.file.path)]
+        keys[position] = digest(shared, repr(module_file), candidate.data)
+        cached = cache.outcome(keys[position])
+        if cached is not None:
+            outcomes[position] = _Outcome(module_file.display, cached[0], cached[1])
+        else:
+            pending.append(position)
+    done = len(outcomes)
+    if progress is not None:
+        progress(done, total)
+    workers = _worker_count(len(pending), jobs)
+    if workers > 1:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=_init_worker,
+            initargs=(config, index, codemods, fix, accept),
+        ) as pool:
+            items = [(str(parsed[p].file.path), parsed[p].data) for p in pending]
+            results = pool.map(_analyze_in_worker, items, chunksize=_chunk_size(items, workers))
+            for position, outcome in zip(pending, results, strict=True):
+                outcomes[position] = outcome
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    else:
+        for position in pending:
+            candidate = parsed[position]
+            outcomes[position] = _analyze_file(
+                candidate.file.path, candidate.data, config, index, codemods, fix, accept
+            )
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    for position in pending:
+        outcome = outcomes[position]
+        cache.store_outcome(keys[position], outcome.findings, outcome.error)
+    return [outcomes[position] for position in range(total)]
+
+
+def _worker_count(pending: int, jobs: int | None) -> int:
+    import multiprocessing
+
+    available = jobs if jobs is not None else (os.cpu_count() or 1)
+    if available <= 1:
+        return 1
+    per_worker = (
+        POOL_MIN_FILES_PER_WORKER_FORK
+        if multiprocessing.get_start_method() == "fork"
+        else POOL_MIN_FILES_PER_WORKER_SPAWN
+    )
+    return max(1, min(available, pending // per_worker))
