@@ -107,11 +107,9 @@ class _Outcome:
 
 
 def default_codemods() -> tuple[Codemod, ...]:
-    from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
-    from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
-    from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
+    from ctxmigrate.codemods import CODEMODS
 
-    return (ReuseSessionCodemod(), AdaptWebSocketContextCodemod(), ReuseWebSocketManagerCodemod())
+    return CODEMODS
 
 
 def rule_selected(rule: Rule, config: Config) -> bool:
