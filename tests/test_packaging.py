@@ -35,8 +35,7 @@ def test_wheel_installs_only_the_ctxmigrate_package(wheel: Path) -> None:
 def test_installed_wheel_imports_from_site_packages(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
-        + [str(wheel)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-t", str(target), str(wheel)],
         check=True,
         capture_output=True,
     )
