@@ -11,22 +11,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ctxmigrate.codemods.arguments import (
-    GENERATOR_EXPRESSION_REASON,
-    as_keyword,
-    awaited_call,
-    call_signature,
-    callee_label,
-    code_for,
-    expression_target_problem,
-    map_arguments,
-    target_expression,
-    target_import,
-)
-from ctxmigrate.codemods.classify import classify_context
+from ctxmigrate.codemods.arguments import ArgumentMapping, awaited_keyword_call, target_expression
 from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.legacy_call_codemod import LegacyCallCodemod
 from ctxmigrate.codemods.model import Rule
-from ctxmigrate.codemods.sites import Decision, Reference, TargetKind
+from ctxmigrate.codemods.sites import Reference, TargetKind
 
 DESCRIPTION = (
     "Derive the websocket context from the session: await session_websocket_context(...) "
@@ -40,50 +29,37 @@ VIEW_KEYWORDS = frozenset(LEGACY_SIGNATURE)
 REQUIRED_ARGUMENTS = ("websocket", "user_id", "thread_id")
 
 
-def _factory_method_call(ref: Reference) -> cst.Call | None:
-    """The call when the site is ``<WebSocketContext>.create_for_user(...)``."""
-    call = ref.call
-    if call is None:
-        return None
-    func = call.func
-    if isinstance(func, cst.Attribute) and func.attr.value == FACTORY_METHOD:
-        return call
-    return None
-
-
-class AdaptWebSocketContextCodemod:
+class AdaptWebSocketContextCodemod(LegacyCallCodemod):
     rule = Rule(id="CTX002", name="adapt-websocket-context", description=DESCRIPTION, fixable=True)
     target_kind: TargetKind = "websocket_context"
+    legacy_signature = LEGACY_SIGNATURE
+    awaits_new_call = True
+    not_a_legacy_call_reason = (
+        f"uses WebSocketContext other than through {FACTORY_METHOD}(...): "
+        "only that factory method can be adapted"
+    )
+    rewritable_calls = f"{FACTORY_METHOD}(...) calls"
 
-    def classify(self, ref: Reference, config: Config) -> Decision:
-        context_decision = classify_context(ref, config)
-        if context_decision is not None:
-            return context_decision
-        if ref.in_generator_expression:
-            return Decision("review", GENERATOR_EXPRESSION_REASON)
-        problem = self._argument_problem(ref) or expression_target_problem(
-            config.websocket_target, ref.scope.function
-        )
-        if problem is not None:
-            return Decision("review", problem)
-        fix = code_for(self.rewrite(ref, config))
-        return Decision(
-            "rewrite",
-            "builds a second, unrelated context beside the session; "
-            f"derive it from the session with {callee_label(config.websocket_target)}(...)",
-            fix=fix,
-        )
-
-    def _argument_problem(self, ref: Reference) -> str | None:
-        call = _factory_method_call(ref)
+    def legacy_call(self, ref: Reference) -> cst.Call | None:
+        """The call when the site is ``<WebSocketContext>.create_for_user(...)``."""
+        call = ref.call
         if call is None:
-            return (
-                f"uses WebSocketContext other than through {FACTORY_METHOD}(...): "
-                "only that factory method can be adapted"
-            )
-        mapping = map_arguments(call, call_signature(ref.target.params, LEGACY_SIGNATURE))
-        if mapping.problem is not None:
-            return mapping.problem
+            return None
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == FACTORY_METHOD:
+            return call
+        return None
+
+    def configured_target(self, config: Config) -> str:
+        return config.websocket_target
+
+    def rewrite_reason(self, callee: str) -> str:
+        return (
+            "builds a second, unrelated context beside the session; "
+            f"derive it from the session with {callee}(...)"
+        )
+
+    def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
         passed = mapping.names()
         unsupported = sorted(passed - VIEW_KEYWORDS)
         if unsupported:
@@ -95,15 +71,7 @@ class AdaptWebSocketContextCodemod:
             return f"does not pass {' or '.join(missing)}: the session cannot be identified"
         return None
 
-    def rewrite(self, ref: Reference, config: Config) -> cst.BaseExpression:
-        call = _factory_method_call(ref)
-        if call is None:
-            raise ValueError(f"CTX002 rewrites {FACTORY_METHOD}(...) calls only")
-        mapping = map_arguments(call, call_signature(ref.target.params, LEGACY_SIGNATURE))
-        if mapping.problem is not None:
-            raise ValueError(mapping.problem)
-        keyword_arguments = [as_keyword(name, argument) for name, argument in mapping.arguments]
-        return awaited_call(call, target_expression(config.websocket_target), keyword_arguments)
-
-    def required_import(self, config: Config) -> tuple[str, str] | None:
-        return target_import(config.websocket_target)
+    def new_call(
+        self, call: cst.Call, mapping: ArgumentMapping, config: Config
+    ) -> cst.BaseExpression:
+        return awaited_keyword_call(call, target_expression(config.websocket_target), mapping)

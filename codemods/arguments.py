@@ -172,6 +172,19 @@ def awaited_call(call: cst.Call, callee: cst.BaseExpression, args: Sequence[cst.
     return cst.Await(expression=inner, lpar=call.lpar, rpar=call.rpar)
 
 
+def awaited_keyword_call(
+    call: cst.Call, callee: cst.BaseExpression, mapping: ArgumentMapping
+) -> cst.Await:
+    """``await callee(...)`` in place of ``call``, every mapped argument passed by keyword.
+
+    Keywords keep a positional legacy call correct whatever order the new API
+    declares its parameters in (``run_id`` is keyword-only in
+    ``get_or_create_user_session``).
+    """
+    keyword_arguments = [as_keyword(name, argument) for name, argument in mapping.arguments]
+    return awaited_call(call, callee, keyword_arguments)
+
+
 def callee_label(target: str) -> str:
     """How the new callee reads in a message: the imported name or the whole expression."""
     return target if is_expression_target(target) else target.rpartition(".")[2]

@@ -10,22 +10,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ctxmigrate.codemods.arguments import (
-    GENERATOR_EXPRESSION_REASON,
-    as_keyword,
-    awaited_call,
-    call_signature,
-    callee_label,
-    code_for,
-    expression_target_problem,
-    map_arguments,
-    target_expression,
-    target_import,
-)
-from ctxmigrate.codemods.classify import classify_context
+from ctxmigrate.codemods.arguments import ArgumentMapping, awaited_keyword_call, target_expression
 from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.legacy_call_codemod import LegacyCallCodemod
 from ctxmigrate.codemods.model import Rule
-from ctxmigrate.codemods.sites import Decision, Reference, TargetKind
+from ctxmigrate.codemods.sites import TargetKind
 
 DESCRIPTION = (
     "Reuse the conversation's session: await get_or_create_user_session(...) "
@@ -39,35 +28,23 @@ SESSION_KEYWORDS = frozenset({"user_id", "thread_id", "run_id", "websocket_conne
 REQUIRED_IDS = ("user_id", "thread_id")
 
 
-class ReuseSessionCodemod:
+class ReuseSessionCodemod(LegacyCallCodemod):
     rule = Rule(id="CTX001", name="reuse-session", description=DESCRIPTION, fixable=True)
     target_kind: TargetKind = "factory"
+    legacy_signature = LEGACY_SIGNATURE
+    awaits_new_call = True
+    not_a_legacy_call_reason = "not a call: the factory is used as a value"
 
-    def classify(self, ref: Reference, config: Config) -> Decision:
-        context_decision = classify_context(ref, config)
-        if context_decision is not None:
-            return context_decision
-        if ref.in_generator_expression:
-            return Decision("review", GENERATOR_EXPRESSION_REASON)
-        problem = self._argument_problem(ref) or expression_target_problem(
-            config.session_target, ref.scope.function
-        )
-        if problem is not None:
-            return Decision("review", problem)
-        fix = code_for(self.rewrite(ref, config))
-        return Decision(
-            "rewrite",
+    def configured_target(self, config: Config) -> str:
+        return config.session_target
+
+    def rewrite_reason(self, callee: str) -> str:
+        return (
             "builds a fresh context for every message; "
-            f"reuse the conversation's session with {callee_label(config.session_target)}(...)",
-            fix=fix,
+            f"reuse the conversation's session with {callee}(...)"
         )
 
-    def _argument_problem(self, ref: Reference) -> str | None:
-        if ref.call is None:
-            return "not a call: the factory is used as a value"
-        mapping = map_arguments(ref.call, call_signature(ref.target.params, LEGACY_SIGNATURE))
-        if mapping.problem is not None:
-            return mapping.problem
+    def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
         passed = mapping.names()
         if "db_session" in passed:
             return (
@@ -84,15 +61,7 @@ class ReuseSessionCodemod:
             return f"does not pass {' or '.join(missing)}: the conversation cannot be identified"
         return None
 
-    def rewrite(self, ref: Reference, config: Config) -> cst.BaseExpression:
-        call = ref.call
-        if call is None:
-            raise ValueError("CTX001 rewrites calls only")
-        mapping = map_arguments(call, call_signature(ref.target.params, LEGACY_SIGNATURE))
-        if mapping.problem is not None:
-            raise ValueError(mapping.problem)
-        keyword_arguments = [as_keyword(name, argument) for name, argument in mapping.arguments]
-        return awaited_call(call, target_expression(config.session_target), keyword_arguments)
-
-    def required_import(self, config: Config) -> tuple[str, str] | None:
-        return target_import(config.session_target)
+    def new_call(
+        self, call: cst.Call, mapping: ArgumentMapping, config: Config
+    ) -> cst.BaseExpression:
+        return awaited_keyword_call(call, target_expression(config.session_target), mapping)

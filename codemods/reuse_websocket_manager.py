@@ -11,20 +11,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ctxmigrate.codemods.arguments import (
-    as_positional,
-    call_signature,
-    callee_label,
-    code_for,
-    expression_target_problem,
-    map_arguments,
-    target_expression,
-    target_import,
-)
-from ctxmigrate.codemods.classify import classify_context
+from ctxmigrate.codemods.arguments import ArgumentMapping, as_positional, target_expression
 from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.legacy_call_codemod import LegacyCallCodemod
 from ctxmigrate.codemods.model import Rule
-from ctxmigrate.codemods.sites import Decision, Reference, TargetKind
+from ctxmigrate.codemods.sites import TargetKind
 
 DESCRIPTION = (
     "Reuse one websocket manager per session: get_manager_for_context(ctx, factory=...) "
@@ -35,35 +26,25 @@ LEGACY_SIGNATURE = ("user_context",)
 FACTORY_KEYWORD = "factory"
 
 
-class ReuseWebSocketManagerCodemod:
+class ReuseWebSocketManagerCodemod(LegacyCallCodemod):
     rule = Rule(id="CTX003", name="reuse-websocket-manager", description=DESCRIPTION, fixable=True)
     target_kind: TargetKind = "manager_factory"
+    legacy_signature = LEGACY_SIGNATURE
+    # The call stays synchronous, so a generator expression is no obstacle, and
+    # classify_context never blocks this rule on the scope.
+    awaits_new_call = False
+    not_a_legacy_call_reason = "not a call: the manager factory is used as a value"
 
-    def classify(self, ref: Reference, config: Config) -> Decision:
-        # classify_context never blocks this rule on the scope: nothing is awaited.
-        context_decision = classify_context(ref, config)
-        if context_decision is not None:
-            return context_decision
-        problem = self._argument_problem(ref) or expression_target_problem(
-            config.manager_target, ref.scope.function
-        )
-        if problem is not None:
-            return Decision("review", problem)
-        fix = code_for(self.rewrite(ref, config))
-        return Decision(
-            "rewrite",
+    def configured_target(self, config: Config) -> str:
+        return config.manager_target
+
+    def rewrite_reason(self, callee: str) -> str:
+        return (
             "builds a new websocket manager for every message; "
-            f"reuse the session's manager with {callee_label(config.manager_target)}(...)",
-            fix=fix,
+            f"reuse the session's manager with {callee}(...)"
         )
 
-    def _argument_problem(self, ref: Reference) -> str | None:
-        if ref.call is None:
-            return "not a call: the manager factory is used as a value"
-        signature = call_signature(ref.target.params, LEGACY_SIGNATURE)
-        mapping = map_arguments(ref.call, signature)
-        if mapping.problem is not None:
-            return mapping.problem
+    def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
         if not mapping.arguments:
             return "passes no context: the session's manager cannot be found"
         if len(mapping.arguments) > 1:
@@ -76,13 +57,11 @@ class ReuseWebSocketManagerCodemod:
             return f"does not pass the context ({signature[0]})"
         return None
 
-    def rewrite(self, ref: Reference, config: Config) -> cst.BaseExpression:
-        call = ref.call
-        if call is None:
-            raise ValueError("CTX003 rewrites calls only")
-        mapping = map_arguments(call, call_signature(ref.target.params, LEGACY_SIGNATURE))
-        if mapping.problem is not None or len(mapping.arguments) != 1:
-            raise ValueError(mapping.problem or "CTX003 rewrites one-argument calls only")
+    def new_call(
+        self, call: cst.Call, mapping: ArgumentMapping, config: Config
+    ) -> cst.BaseExpression:
+        if len(mapping.arguments) != 1:
+            raise ValueError("CTX003 rewrites one-argument calls only")
         context_argument = mapping.arguments[0][1]
         # The factory argument takes the context's place at the end of the
         # list (its trailing comma and the whitespace before ``)``); the
@@ -108,9 +87,6 @@ class ReuseWebSocketManagerCodemod:
             func=target_expression(config.manager_target),
             args=(first_argument, factory_argument),
         )
-
-    def required_import(self, config: Config) -> tuple[str, str] | None:
-        return target_import(config.manager_target)
 
 
 def _separator_like(

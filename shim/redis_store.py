@@ -393,6 +393,19 @@ local function index(key)
   extend_ttl(global_index)
 end
 
+local function rewrite_live(key, record)
+  -- XX: rewriting a record never re-creates a session that ended meanwhile;
+  -- PX: no session key is ever written without an expiry.
+  redis.call('SET', key, record, 'XX', 'PX', ttl_ms)
+  index(key)
+end
+
+local function refresh(key, raw, version, rest_at)
+  local fresh = with_header(raw, version, rest_at)
+  rewrite_live(key, fresh)
+  return fresh
+end
+
 local function remove(key, reason, removed)
   redis.call('DEL', key)
   redis.call('ZREM', user_index_of(key), key)
@@ -429,10 +442,7 @@ if is_idle(last_activity) then
   remove(KEYS[1])
   return {'missing'}
 end
-local fresh = with_header(raw, version, rest_at)
-redis.call('SET', KEYS[1], fresh, 'XX', 'PX', ttl_ms)
-index(KEYS[1])
-return {'live', fresh}
+return {'live', refresh(KEYS[1], raw, version, rest_at)}
 """
 )
 
@@ -455,10 +465,7 @@ if raw and not (untrusted ~= '' and raw == untrusted) then
     return {'untrusted', raw}
   end
   if not is_idle(last_activity) then
-    local fresh = with_header(raw, version, rest_at)
-    redis.call('SET', KEYS[1], fresh, 'XX', 'PX', ttl_ms)
-    index(KEYS[1])
-    return {'live', fresh}
+    return {'live', refresh(KEYS[1], raw, version, rest_at)}
   end
   remove(KEYS[1], 'expired', result)
 elseif raw then
@@ -526,9 +533,7 @@ end
 local fresh = '{"schema":1,"version":' .. string.format('%d', tonumber(version) + 1)
   .. ',"last_activity":' .. now_text .. ',' .. string.sub(raw, rest_at, state_at)
   .. '"conversation_state":' .. ARGV[7] .. '}'
--- XX: a save never re-creates a session that ended meanwhile.
-redis.call('SET', KEYS[1], fresh, 'XX', 'PX', ttl_ms)
-index(KEYS[1])
+rewrite_live(KEYS[1], fresh)
 return {'saved', fresh}
 """
 )

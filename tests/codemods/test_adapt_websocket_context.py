@@ -5,53 +5,27 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
+from ctxmigrate.codemods.fix import FixResult
+
+from .support import LEGACY_WEBSOCKET_MODULE, InlineCases
 
 CODEMOD = AdaptWebSocketContextCodemod()
 CONFIG = Config(root=Path("."), websocket_contexts=("app.websocket.WebSocketContext",))
-PATH = "app/endpoints/ws.py"
-LEGACY_MODULES = {
-    # The legacy definitions the sites resolve to, as an application has them.
-    "app/websocket.py": b"class WebSocketContext:\n"
-    b"    @classmethod\n"
-    b"    def create_for_user(\n"
-    b"        cls, websocket, user_id, thread_id, run_id=None, connection_id=None\n"
-    b"    ):\n"
-    b"        return cls()\n"
-    b"\n"
-    b"\n"
-    b"def create_websocket_manager(user_context):\n"
-    b"    return user_context\n",
-}
-
-
-def fix(source: str, config: Config = CONFIG, path: str = PATH) -> FixResult:
-    return fix_sources(
-        {path: textwrap.dedent(source).encode(), **LEGACY_MODULES}, config, [CODEMOD]
-    )[path]
-
-
-def check_noop(source: str, config: Config = CONFIG) -> FixResult:
-    result = fix(source, config)
-    assert result.error is None
-    assert result.fixed is None, result.fixed.decode() if result.fixed else ""
-    return result
-
-
-def check_transformed(before: str, after: str, config: Config = CONFIG) -> FixResult:
-    result = fix(before, config)
-    assert result.error is None
-    assert result.fixed is not None
-    assert result.fixed.decode() == textwrap.dedent(after)
-    assert fix(result.fixed.decode(), config).fixed is None, "a second run must change nothing"
-    return result
+CASES = InlineCases(
+    codemods=(CODEMOD,),
+    config=CONFIG,
+    path="app/endpoints/ws.py",
+    legacy_modules=LEGACY_WEBSOCKET_MODULE,
+)
+fix = CASES.fix
+check_noop = CASES.check_noop
+check_transformed = CASES.check_transformed
 
 
 def reasons(result: FixResult) -> list[str]:

@@ -17,58 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
-from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import analyze_sources
 from ctxmigrate.codemods.fix import fix_source
 from ctxmigrate.codemods.model import Finding
-from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
-from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
-from ctxmigrate.codemods.sites import Codemod
 
-# The same cases and configuration as test_goldens.py (test modules do not
-# import each other: tests/codemods is not a package).
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-CODEMOD_BY_FOLDER: dict[str, Codemod] = {
-    "reuse_session": ReuseSessionCodemod(),
-    "adapt_websocket_context": AdaptWebSocketContextCodemod(),
-    "reuse_websocket_manager": ReuseWebSocketManagerCodemod(),
-}
-GOLDEN_CONFIG = Config(
-    root=Path("."),
-    factories=("app.dependencies.create_user_execution_context",),
-    websocket_contexts=("app.websocket.WebSocketContext",),
-    manager_factories=("app.websocket.create_websocket_manager",),
-)
-# The legacy definitions the golden sites resolve to, analysed with every case
-# as part of the same project (so ``from app import dependencies as deps``
-# resolves like it does in an application).
-LEGACY_MODULES = {
-    "app/dependencies.py": b"def create_user_execution_context(\n"
-    b"    user_id, thread_id, run_id=None, db_session=None, websocket_connection_id=None\n"
-    b"):\n"
-    b"    return (user_id, thread_id, run_id, db_session, websocket_connection_id)\n",
-    "app/websocket.py": b"class WebSocketContext:\n"
-    b"    @classmethod\n"
-    b"    def create_for_user(\n"
-    b"        cls, websocket, user_id, thread_id, run_id=None, connection_id=None\n"
-    b"    ):\n"
-    b"        return cls()\n"
-    b"\n"
-    b"\n"
-    b"def create_websocket_manager(user_context):\n"
-    b"    return user_context\n",
-}
-INPUT_SUFFIX = ".input.py"
-GOLDEN_INPUTS = sorted(
-    path for folder in CODEMOD_BY_FOLDER for path in (FIXTURES / folder).glob(f"*{INPUT_SUFFIX}")
-)
-
-
-def golden_id(input_path: Path) -> str:
-    return f"{input_path.parent.name}/{input_path.name.removesuffix(INPUT_SUFFIX)}"
-
+from .support import LEGACY_CONFIG, golden_codemod, golden_id, golden_inputs, golden_project
 
 Region = tuple[int, int]  # character offsets, end exclusive
 
@@ -119,20 +72,19 @@ def touches(region: Region, changes: list[Region]) -> bool:
     return any(start <= high and low <= end for start, end in changes)
 
 
-@pytest.mark.parametrize("input_path", GOLDEN_INPUTS, ids=golden_id)
+@pytest.mark.parametrize("input_path", golden_inputs(), ids=golden_id)
 def test_apply_changes_exactly_the_rewrite_sites(input_path: Path) -> None:
     source = input_path.read_bytes()
-    display = f"app/handlers/{input_path.name.removesuffix(INPUT_SUFFIX)}.py"
-    codemod = CODEMOD_BY_FOLDER[input_path.parent.name]
-    analyses = analyze_sources({display: source, **LEGACY_MODULES}, GOLDEN_CONFIG, [codemod])
-    analysis = analyses[display]
+    display, project = golden_project(input_path, source)
+    codemod = golden_codemod(input_path)
+    analysis = analyze_sources(project, LEGACY_CONFIG, [codemod])[display]
     audit_rewrites = {
         (f.line, f.column)
         for f in analysis.findings
         if f.rule == codemod.rule.id and f.category == "rewrite"
     }
 
-    result = fix_source(analysis, GOLDEN_CONFIG, [codemod])
+    result = fix_source(analysis, LEGACY_CONFIG, [codemod])
     assert result.error is None
     assert {(f.line, f.column) for f in result.applied} == audit_rewrites
     if not audit_rewrites:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
-from pathlib import Path
 
 import libcst as cst
 
@@ -15,31 +14,10 @@ from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
 from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
 from ctxmigrate.codemods.sites import Reference
 
+from .support import LEGACY_CONFIG, LEGACY_MODULES
+
 CODEMODS = (ReuseSessionCodemod(), AdaptWebSocketContextCodemod(), ReuseWebSocketManagerCodemod())
-CONFIG = Config(
-    root=Path("."),
-    factories=("app.dependencies.create_user_execution_context",),
-    websocket_contexts=("app.websocket.WebSocketContext",),
-    manager_factories=("app.websocket.create_websocket_manager",),
-)
 PATH = "app/handler.py"
-LEGACY_MODULES = {
-    # The legacy definitions the sites resolve to, as an application has them.
-    "app/dependencies.py": b"def create_user_execution_context(\n"
-    b"    user_id, thread_id, run_id=None, db_session=None, websocket_connection_id=None\n"
-    b"):\n"
-    b"    return (user_id, thread_id, run_id, db_session, websocket_connection_id)\n",
-    "app/websocket.py": b"class WebSocketContext:\n"
-    b"    @classmethod\n"
-    b"    def create_for_user(\n"
-    b"        cls, websocket, user_id, thread_id, run_id=None, connection_id=None\n"
-    b"    ):\n"
-    b"        return cls()\n"
-    b"\n"
-    b"\n"
-    b"def create_websocket_manager(user_context):\n"
-    b"    return user_context\n",
-}
 
 HANDLER = textwrap.dedent(
     """\
@@ -74,7 +52,7 @@ HANDLER_FIXED = textwrap.dedent(
 def fix_bytes(
     source: bytes, accept: frozenset[tuple[str, int, int, str]] | None = None
 ) -> FixResult:
-    return fix_sources({PATH: source, **LEGACY_MODULES}, CONFIG, CODEMODS, accept)[PATH]
+    return fix_sources({PATH: source, **LEGACY_MODULES}, LEGACY_CONFIG, CODEMODS, accept)[PATH]
 
 
 def test_unix_file_is_the_reference_case() -> None:
@@ -206,7 +184,7 @@ class _BrokenReuseSession(ReuseSessionCodemod):
 
 def test_output_that_does_not_parse_leaves_the_file_untouched() -> None:
     broken = (_BrokenReuseSession(), *CODEMODS[1:])
-    result = fix_sources({PATH: HANDLER.encode(), **LEGACY_MODULES}, CONFIG, broken)[PATH]
+    result = fix_sources({PATH: HANDLER.encode(), **LEGACY_MODULES}, LEGACY_CONFIG, broken)[PATH]
     assert result.fixed is None
     assert result.error is not None
     assert "does not parse" in result.error

@@ -18,69 +18,27 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
-from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.fix import FixResult, fix_sources
-from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
-from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
-from ctxmigrate.codemods.sites import Codemod
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-CODEMOD_BY_FOLDER: dict[str, Codemod] = {
-    "reuse_session": ReuseSessionCodemod(),
-    "adapt_websocket_context": AdaptWebSocketContextCodemod(),
-    "reuse_websocket_manager": ReuseWebSocketManagerCodemod(),
-}
-GOLDEN_CONFIG = Config(
-    root=Path("."),
-    factories=("app.dependencies.create_user_execution_context",),
-    websocket_contexts=("app.websocket.WebSocketContext",),
-    manager_factories=("app.websocket.create_websocket_manager",),
+from .support import (
+    CODEMOD_BY_FOLDER,
+    FIXTURES,
+    INPUT_SUFFIX,
+    LEGACY_CONFIG,
+    golden_codemod,
+    golden_expected_path,
+    golden_id,
+    golden_inputs,
+    golden_project,
 )
-# The legacy definitions the golden sites resolve to, analysed with every case
-# as part of the same project (so ``from app import dependencies as deps``
-# resolves like it does in an application).
-LEGACY_MODULES = {
-    "app/dependencies.py": b"def create_user_execution_context(\n"
-    b"    user_id, thread_id, run_id=None, db_session=None, websocket_connection_id=None\n"
-    b"):\n"
-    b"    return (user_id, thread_id, run_id, db_session, websocket_connection_id)\n",
-    "app/websocket.py": b"class WebSocketContext:\n"
-    b"    @classmethod\n"
-    b"    def create_for_user(\n"
-    b"        cls, websocket, user_id, thread_id, run_id=None, connection_id=None\n"
-    b"    ):\n"
-    b"        return cls()\n"
-    b"\n"
-    b"\n"
-    b"def create_websocket_manager(user_context):\n"
-    b"    return user_context\n",
-}
+
 REGENERATE = os.environ.get("CTXMIGRATE_REGENERATE_GOLDENS") == "1"
-INPUT_SUFFIX = ".input.py"
-
-
-def golden_inputs() -> list[Path]:
-    return sorted(
-        path
-        for folder in CODEMOD_BY_FOLDER
-        for path in (FIXTURES / folder).glob(f"*{INPUT_SUFFIX}")
-    )
-
-
-def golden_id(input_path: Path) -> str:
-    return f"{input_path.parent.name}/{input_path.name.removesuffix(INPUT_SUFFIX)}"
-
-
-def expected_path(input_path: Path) -> Path:
-    return input_path.with_name(input_path.name.removesuffix(INPUT_SUFFIX) + ".expected.py")
 
 
 def run_golden(input_path: Path, source: bytes) -> FixResult:
     """Fix ``source`` as the golden case ``input_path`` is fixed."""
-    display = f"app/handlers/{input_path.name.removesuffix(INPUT_SUFFIX)}.py"
-    codemod = CODEMOD_BY_FOLDER[input_path.parent.name]
-    return fix_sources({display: source, **LEGACY_MODULES}, GOLDEN_CONFIG, [codemod])[display]
+    display, project = golden_project(input_path, source)
+    return fix_sources(project, LEGACY_CONFIG, [golden_codemod(input_path)])[display]
 
 
 def test_every_codemod_has_goldens() -> None:
@@ -101,7 +59,7 @@ def test_golden(input_path: Path) -> None:
     assert result.error is None
     output = source if result.fixed is None else result.fixed
 
-    expected_file = expected_path(input_path)
+    expected_file = golden_expected_path(input_path)
     if REGENERATE and (not expected_file.exists() or expected_file.read_bytes() != output):
         expected_file.write_bytes(output)
     expected = expected_file.read_bytes()

@@ -14,40 +14,20 @@ from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.fix import FixResult, fix_sources
 from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
 
+from .support import LEGACY_FACTORY_MODULE, InlineCases
+
 CODEMOD = ReuseSessionCodemod()
 CONFIG = Config(root=Path("."), factories=("app.dependencies.create_user_execution_context",))
 PATH = "app/handlers/chat.py"
-LEGACY_MODULES = {
-    # The legacy definitions the sites resolve to, as an application has them.
-    "app/dependencies.py": b"def create_user_execution_context(\n"
-    b"    user_id, thread_id, run_id=None, db_session=None, websocket_connection_id=None\n"
-    b"):\n"
-    b"    return (user_id, thread_id, run_id, db_session, websocket_connection_id)\n",
-}
-
-
-def fix(source: str, config: Config = CONFIG, path: str = PATH) -> FixResult:
-    return fix_sources(
-        {path: textwrap.dedent(source).encode(), **LEGACY_MODULES}, config, [CODEMOD]
-    )[path]
-
-
-def check_noop(source: str, config: Config = CONFIG, path: str = PATH) -> FixResult:
-    result = fix(source, config, path)
-    assert result.error is None
-    assert result.fixed is None, result.fixed.decode() if result.fixed else ""
-    assert result.applied == []
-    return result
-
-
-def check_transformed(before: str, after: str, config: Config = CONFIG) -> FixResult:
-    result = fix(before, config)
-    assert result.error is None
-    assert result.fixed is not None
-    assert result.fixed.decode() == textwrap.dedent(after)
-    again = fix(result.fixed.decode(), config)
-    assert again.fixed is None, "a second run must change nothing"
-    return result
+CASES = InlineCases(
+    codemods=(CODEMOD,),
+    config=CONFIG,
+    path=PATH,
+    legacy_modules=LEGACY_FACTORY_MODULE,
+)
+fix = CASES.fix
+check_noop = CASES.check_noop
+check_transformed = CASES.check_transformed
 
 
 def only_reason(result: FixResult) -> str:

@@ -6,14 +6,14 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
+from ctxmigrate.codemods.fix import fix_sources
 from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
 from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
-from ctxmigrate.codemods.sites import Codemod
+
+from .support import LEGACY_MODULES, InlineCases
 
 CODEMOD = ReuseWebSocketManagerCodemod()
 CONFIG = Config(
@@ -22,48 +22,10 @@ CONFIG = Config(
     manager_factories=("app.websocket.create_websocket_manager",),
 )
 PATH = "app/handlers/agent.py"
-LEGACY_MODULES = {
-    # The legacy definitions the sites resolve to, as an application has them.
-    "app/dependencies.py": b"def create_user_execution_context(\n"
-    b"    user_id, thread_id, run_id=None, db_session=None, websocket_connection_id=None\n"
-    b"):\n"
-    b"    return (user_id, thread_id, run_id, db_session, websocket_connection_id)\n",
-    "app/websocket.py": b"class WebSocketContext:\n"
-    b"    @classmethod\n"
-    b"    def create_for_user(\n"
-    b"        cls, websocket, user_id, thread_id, run_id=None, connection_id=None\n"
-    b"    ):\n"
-    b"        return cls()\n"
-    b"\n"
-    b"\n"
-    b"def create_websocket_manager(user_context):\n"
-    b"    return user_context\n",
-}
-
-
-def fix(source: str, codemods: Sequence[Codemod] = (CODEMOD,)) -> FixResult:
-    return fix_sources(
-        {PATH: textwrap.dedent(source).encode(), **LEGACY_MODULES}, CONFIG, codemods
-    )[PATH]
-
-
-def check_noop(source: str) -> FixResult:
-    result = fix(source)
-    assert result.error is None
-    assert result.fixed is None, result.fixed.decode() if result.fixed else ""
-    return result
-
-
-def check_transformed(
-    before: str, after: str, codemods: Sequence[Codemod] = (CODEMOD,)
-) -> FixResult:
-    result = fix(before, codemods=codemods)
-    assert result.error is None
-    assert result.fixed is not None
-    assert result.fixed.decode() == textwrap.dedent(after)
-    again = fix(result.fixed.decode(), codemods=codemods)
-    assert again.fixed is None, "a second run must change nothing"
-    return result
+CASES = InlineCases(codemods=(CODEMOD,), config=CONFIG, path=PATH, legacy_modules=LEGACY_MODULES)
+fix = CASES.fix
+check_noop = CASES.check_noop
+check_transformed = CASES.check_transformed
 
 
 # -- no-op cases -----------------------------------------------------------------

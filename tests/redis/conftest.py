@@ -12,6 +12,7 @@ the reason. ``scripts/ensure-redis`` installs the server on a fresh machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -128,8 +129,9 @@ def _short_socket_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="ctxr-", dir="/tmp")
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+@contextlib.contextmanager
+def _private_server() -> Iterator[RedisServer]:
+    """A redis-server of our own on a short socket path, killed on exit."""
     with _short_socket_dir() as socket_dir:
         server = RedisServer(Path(socket_dir))
         _start_or_give_up(server)
@@ -137,18 +139,19 @@ def redis_server() -> Iterator[RedisServer]:
             yield server
         finally:
             server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with _private_server() as server:
+        yield server
 
 
 @pytest.fixture
 def restartable_redis() -> Iterator[RedisServer]:
     """A private server that a test may kill and start again on the same socket."""
-    with _short_socket_dir() as socket_dir:
-        server = RedisServer(Path(socket_dir))
-        _start_or_give_up(server)
-        try:
-            yield server
-        finally:
-            server.kill()
+    with _private_server() as server:
+        yield server
 
 
 @pytest.fixture

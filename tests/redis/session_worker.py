@@ -73,30 +73,38 @@ async def share(store: RedisSessionStore, args: argparse.Namespace) -> dict[str,
     return {"run_id": context.run_id, "seen": seen, "created": stats.created}
 
 
+async def increment_count(
+    store: RedisSessionStore, key: SessionKey, *, now: float, policy: SessionPolicy
+) -> int:
+    """Add one to ``conversation_state["count"]`` by compare-and-set on ``version``.
+
+    Retries after every conflict (another writer saved first); returns how many
+    conflicts it took.
+    """
+    conflicts = 0
+    while True:
+        record = await store.touch(key, now=now, policy=policy)
+        assert record is not None
+        state = dict(record.conversation_state)
+        state["count"] = int(state.get("count", 0)) + 1
+        try:
+            await store.save_state(
+                key, state, expected_version=record.version, now=now, policy=policy
+            )
+            return conflicts
+        except StateConflictError:
+            conflicts += 1
+
+
 async def increment(store: RedisSessionStore, args: argparse.Namespace) -> dict[str, Any]:
     policy = SessionPolicy(idle_timeout=60.0, max_sessions=None, max_sessions_per_user=None)
     key = SessionKey(args.user, args.thread)
-    conflicts = 0
-
-    async def add_one() -> None:
-        nonlocal conflicts
-        while True:
-            record = await store.touch(key, now=NOW, policy=policy)
-            assert record is not None
-            state = dict(record.conversation_state)
-            state["count"] = int(state.get("count", 0)) + 1
-            try:
-                await store.save_state(
-                    key, state, expected_version=record.version, now=NOW, policy=policy
-                )
-                return
-            except StateConflictError:
-                conflicts += 1
-
     await store.ping()
     wait_for_go()
-    await asyncio.gather(*(add_one() for _ in range(args.tasks)))
-    return {"conflicts": conflicts}
+    conflicts = await asyncio.gather(
+        *(increment_count(store, key, now=NOW, policy=policy) for _ in range(args.tasks))
+    )
+    return {"conflicts": sum(conflicts)}
 
 
 async def fill_user(store: RedisSessionStore, args: argparse.Namespace) -> dict[str, Any]:

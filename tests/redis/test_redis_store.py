@@ -25,6 +25,7 @@ from ctxmigrate.shim.store import (
 )
 
 from .conftest import RedisServer
+from .session_worker import increment_count
 
 pytestmark = pytest.mark.redis
 
@@ -275,18 +276,7 @@ def test_concurrent_read_modify_write_loses_no_update(
     async def increment(store: RedisSessionStore) -> int:
         conflicts = 0
         for _ in range(increments):
-            while True:
-                record = await store.touch(KEY, now=NOW, policy=POLICY)
-                assert record is not None
-                state = dict(record.conversation_state)
-                state["count"] = int(state.get("count", 0)) + 1
-                try:
-                    await store.save_state(
-                        KEY, state, expected_version=record.version, now=NOW, policy=POLICY
-                    )
-                    break
-                except StateConflictError:
-                    conflicts += 1
+            conflicts += await increment_count(store, KEY, now=NOW, policy=POLICY)
         return conflicts
 
     async def body(store: RedisSessionStore) -> tuple[SessionRecord | None, int]:

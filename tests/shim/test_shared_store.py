@@ -19,6 +19,7 @@ from ctxmigrate.shim import (
     SessionPolicy,
     SessionRecord,
     SyncAccessError,
+    UserExecutionContext,
     UserSessionManager,
 )
 
@@ -77,6 +78,16 @@ class SuspendingStore:
         await asyncio.sleep(0)
 
 
+def two_workers(
+    shared: InMemorySessionStore,
+) -> tuple[UserSessionManager[UserExecutionContext], UserSessionManager[UserExecutionContext]]:
+    """Two managers over one store: two worker processes sharing one Redis."""
+    return (
+        UserSessionManager(store=SuspendingStore(shared)),
+        UserSessionManager(store=SuspendingStore(shared)),
+    )
+
+
 def test_concurrent_first_calls_make_one_record_with_a_suspending_store() -> None:
     async def scenario() -> None:
         store = SuspendingStore()
@@ -94,8 +105,7 @@ def test_concurrent_first_calls_make_one_record_with_a_suspending_store() -> Non
 def test_second_process_adopts_the_record_and_its_run_id() -> None:
     async def scenario() -> None:
         shared = InMemorySessionStore()
-        worker_a = UserSessionManager(store=SuspendingStore(shared))
-        worker_b = UserSessionManager(store=SuspendingStore(shared))
+        worker_a, worker_b = two_workers(shared)
         on_a = await worker_a.get_or_create_user_session("u", "t", run_id="run-a")
         on_b = await worker_b.get_or_create_user_session("u", "t", run_id="run-b")
         assert on_b is not on_a
@@ -109,8 +119,7 @@ def test_second_process_adopts_the_record_and_its_run_id() -> None:
 def test_state_saved_by_one_process_is_loaded_by_another() -> None:
     async def scenario() -> None:
         shared = InMemorySessionStore()
-        worker_a = UserSessionManager(store=SuspendingStore(shared))
-        worker_b = UserSessionManager(store=SuspendingStore(shared))
+        worker_a, worker_b = two_workers(shared)
         on_a = await worker_a.get_or_create_user_session("u", "t")
         on_a.conversation_state["step"] = 3
         await worker_a.save_conversation_state(on_a)
@@ -123,8 +132,7 @@ def test_state_saved_by_one_process_is_loaded_by_another() -> None:
 def test_lookup_builds_a_local_context_for_a_stored_record_but_never_creates() -> None:
     async def scenario() -> None:
         shared = InMemorySessionStore()
-        worker_a = UserSessionManager(store=SuspendingStore(shared))
-        worker_b = UserSessionManager(store=SuspendingStore(shared))
+        worker_a, worker_b = two_workers(shared)
         assert await worker_b.get_session("u", "t") is None
         assert len(shared) == 0
         on_a = await worker_a.get_or_create_user_session("u", "t")
@@ -137,8 +145,7 @@ def test_lookup_builds_a_local_context_for_a_stored_record_but_never_creates() -
 def test_session_ended_by_another_process_is_not_served_from_the_local_cache() -> None:
     async def scenario() -> None:
         shared = InMemorySessionStore()
-        worker_a = UserSessionManager(store=SuspendingStore(shared))
-        worker_b = UserSessionManager(store=SuspendingStore(shared))
+        worker_a, worker_b = two_workers(shared)
         stale = await worker_b.get_or_create_user_session("u", "t")
         await worker_a.end_session("u", "t")
         assert await worker_b.get_session("u", "t") is None
@@ -184,8 +191,7 @@ def test_manager_does_not_close_a_store_it_was_given() -> None:
 def test_live_context_continues_from_state_saved_by_another_process() -> None:
     async def scenario() -> None:
         shared = InMemorySessionStore()
-        worker_a = UserSessionManager(store=SuspendingStore(shared))
-        worker_b = UserSessionManager(store=SuspendingStore(shared))
+        worker_a, worker_b = two_workers(shared)
         on_a = await worker_a.get_or_create_user_session("u", "t")
         on_b = await worker_b.get_or_create_user_session("u", "t")
         on_b.conversation_state["from_b"] = True
@@ -206,8 +212,7 @@ def test_live_context_continues_from_state_saved_by_another_process() -> None:
 def test_lookup_finds_a_session_recreated_by_another_process() -> None:
     async def scenario() -> None:
         shared = InMemorySessionStore()
-        worker_a = UserSessionManager(store=SuspendingStore(shared))
-        worker_b = UserSessionManager(store=SuspendingStore(shared))
+        worker_a, worker_b = two_workers(shared)
         stale = await worker_b.get_or_create_user_session("u", "t")
         await worker_a.end_session("u", "t")
         recreated = await worker_a.get_or_create_user_session("u", "t")

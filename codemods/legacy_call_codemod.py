@@ -1,0 +1,111 @@
+"""The classify/rewrite skeleton that CTX001-CTX003 share.
+
+Every codemod rewrites one legacy call into a call of a configured target, and
+decides the same way: where the site is (``classify_context``), whether the
+call can be awaited there, whether its arguments map onto the legacy signature
+and onto what the new API accepts, and whether a ``self.``/``cls.`` target can
+be written at the site. Only the rule-specific parts differ, and each codemod
+file states them: its legacy signature and target, which call shape it accepts,
+which mapped arguments it can carry over, the message of a rewrite, and how
+the new call is built.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import libcst as cst
+
+from ctxmigrate.codemods.arguments import (
+    GENERATOR_EXPRESSION_REASON,
+    ArgumentMapping,
+    call_signature,
+    callee_label,
+    code_for,
+    expression_target_problem,
+    map_arguments,
+    target_import,
+)
+from ctxmigrate.codemods.classify import classify_context
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.model import Rule
+from ctxmigrate.codemods.sites import Decision, Reference, TargetKind
+
+
+class LegacyCallCodemod(ABC):
+    """A codemod that replaces one legacy call with a call of a configured target.
+
+    Subclasses set ``rule`` and ``target_kind`` (the ``Codemod`` protocol) and
+    the class attributes below, and implement the abstract methods.
+    """
+
+    rule: Rule
+    target_kind: TargetKind
+    # The legacy callee's parameters when its definition is not in the scanned tree.
+    legacy_signature: tuple[str, ...]
+    # Whether the new call is awaited: ``await`` inside a generator expression
+    # would turn it into an async generator, so such a site needs review.
+    awaits_new_call: bool
+    # Why a site whose node is not the accepted call shape cannot be rewritten.
+    not_a_legacy_call_reason: str
+    # The call shape ``rewrite`` accepts, for its error when misused.
+    rewritable_calls: str = "calls"
+
+    @abstractmethod
+    def configured_target(self, config: Config) -> str:
+        """The dotted target (or ``self.``/``cls.`` expression) the call becomes."""
+
+    @abstractmethod
+    def rewrite_reason(self, callee: str) -> str:
+        """The message of a ``rewrite`` finding; ``callee`` is the new callee as written."""
+
+    @abstractmethod
+    def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
+        """Why the mapped arguments cannot be carried over to the new call, or None."""
+
+    @abstractmethod
+    def new_call(
+        self, call: cst.Call, mapping: ArgumentMapping, config: Config
+    ) -> cst.BaseExpression:
+        """The replacement for ``call``, whose arguments passed ``mapping_problem``."""
+
+    def legacy_call(self, ref: Reference) -> cst.Call | None:
+        """The call this codemod can rewrite at the site, or None."""
+        return ref.call
+
+    def classify(self, ref: Reference, config: Config) -> Decision:
+        context_decision = classify_context(ref, config)
+        if context_decision is not None:
+            return context_decision
+        if self.awaits_new_call and ref.in_generator_expression:
+            return Decision("review", GENERATOR_EXPRESSION_REASON)
+        target = self.configured_target(config)
+        problem = self._argument_problem(ref) or expression_target_problem(
+            target, ref.scope.function
+        )
+        if problem is not None:
+            return Decision("review", problem)
+        fix = code_for(self.rewrite(ref, config))
+        return Decision("rewrite", self.rewrite_reason(callee_label(target)), fix=fix)
+
+    def rewrite(self, ref: Reference, config: Config) -> cst.BaseExpression:
+        call = self.legacy_call(ref)
+        if call is None:
+            raise ValueError(f"{self.rule.id} rewrites {self.rewritable_calls} only")
+        mapping = map_arguments(call, call_signature(ref.target.params, self.legacy_signature))
+        if mapping.problem is not None:
+            raise ValueError(mapping.problem)
+        return self.new_call(call, mapping, config)
+
+    def required_import(self, config: Config) -> tuple[str, str] | None:
+        return target_import(self.configured_target(config))
+
+    def _argument_problem(self, ref: Reference) -> str | None:
+        call = self.legacy_call(ref)
+        if call is None:
+            return self.not_a_legacy_call_reason
+        signature = call_signature(ref.target.params, self.legacy_signature)
+        mapping = map_arguments(call, signature)
+        if mapping.problem is not None:
+            return mapping.problem
+        return self.mapping_problem(mapping, signature)
