@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.text import Text
 
 from ctxmigrate.cli.render_apply import ApplySummary, render_summary, show_diffs
-from ctxmigrate.cli.render_table import rule_label
 from ctxmigrate.cli.review_decisions import (
     DECISIONS_FILE,
     DecisionStore,
@@ -21,6 +20,7 @@ from ctxmigrate.cli.review_decisions import (
     site_keys,
     site_text,
 )
+from ctxmigrate.cli.rule_catalogue import rule_label
 from ctxmigrate.cli.run_options import RunSetup, engine_options, paths_argument, prepare_run
 from ctxmigrate.cli.terminal import (
     progress_bar,
@@ -87,7 +87,7 @@ def apply_command(
         store = DecisionStore.load(decisions_file or setup.config.root / DECISIONS_FILE)
         keys, accept = review_sites(setup, store, jobs=jobs, use_cache=not no_cache)
 
-    with progress_bar(err, "rewriting") as progress:
+    with progress_bar(lambda: err, "rewriting") as progress:
         result = engine.run(
             setup.paths,
             setup.config,
@@ -156,7 +156,7 @@ def review_sites(
     setup: RunSetup, store: DecisionStore, *, jobs: int | None, use_cache: bool
 ) -> tuple[dict[FindingKey, SiteKey], frozenset[FindingKey]]:
     """Ask about every rewrite site not decided before; the approved sites' keys."""
-    with progress_bar(stderr_console(), "auditing") as progress:
+    with progress_bar(stderr_console, "auditing") as progress:
         audit = engine.run(
             setup.paths,
             setup.config,

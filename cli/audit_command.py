@@ -10,9 +10,6 @@ from typing import Literal
 import click
 
 from ctxmigrate import __version__
-from ctxmigrate.cli.render_github import github_annotations
-from ctxmigrate.cli.render_sarif import sarif_log
-from ctxmigrate.cli.render_table import render_table
 from ctxmigrate.cli.run_options import engine_options, paths_argument, prepare_run
 from ctxmigrate.cli.terminal import (
     file_console,
@@ -80,27 +77,36 @@ def audit_command(
 ) -> None:
     """Find and classify every legacy site under PATHS (default: the current directory)."""
     setup = prepare_run(paths, config_file, select, ignore)
-    with progress_bar(stderr_console(), "auditing") as progress:
+    with progress_bar(stderr_console, "auditing") as progress:
         result = engine.run(
             setup.paths,
             setup.config,
-            setup.codemods,
+            # The registered codemods, loaded (with libcst) only if a file is a candidate.
+            None,
             jobs=jobs,
             progress=progress,
             use_cache=not no_cache,
         )
     report = result.report
+    # Each renderer is imported only for its format (the table one needs rich).
     if output_format == "json":
         write_text_output(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "sarif":
+        from ctxmigrate.cli.render_sarif import sarif_log
+
         log = sarif_log(report, setup.rules, __version__, Path.cwd())
         write_text_output(json.dumps(log, indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "github":
+        from ctxmigrate.cli.render_github import github_annotations
+
         write_text_output(github_annotations(report, setup.rules_by_id), output)
-    elif output is None:
-        render_table(report, setup.rules_by_id, stdout_console())
     else:
-        buffer = io.StringIO()
-        render_table(report, setup.rules_by_id, file_console(buffer))
-        write_text_output(buffer.getvalue(), output)
+        from ctxmigrate.cli.render_table import render_table
+
+        if output is None:
+            render_table(report, setup.rules_by_id, stdout_console())
+        else:
+            buffer = io.StringIO()
+            render_table(report, setup.rules_by_id, file_console(buffer))
+            write_text_output(buffer.getvalue(), output)
     ctx.exit(1 if exceeds_threshold(report, fail_on) else 0)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 
 from ctxmigrate import __version__
-from ctxmigrate.cli.apply_command import apply_command
-from ctxmigrate.cli.audit_command import audit_command
-from ctxmigrate.cli.list_command import list_command
 from ctxmigrate.codemods.model import CtxmigrateError
 
 USAGE_ERROR_EXIT_CODE = 2
+
+# Each subcommand's module, imported only when that command runs (or --help
+# lists it): ``apply`` pulls in libcst's codemod framework (~0.15 s), which an
+# ``audit`` must not pay for.
+SUBCOMMANDS = {
+    "audit": "ctxmigrate.cli.audit_command:audit_command",
+    "apply": "ctxmigrate.cli.apply_command:apply_command",
+    "list": "ctxmigrate.cli.list_command:list_command",
+}
 
 
 class UsageOrConfigError(click.ClickException):
@@ -22,6 +29,19 @@ class UsageOrConfigError(click.ClickException):
 
 
 class CtxmigrateGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in SUBCOMMANDS:
+            return command
+        module_name, _, attribute = SUBCOMMANDS[cmd_name].partition(":")
+        loaded = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(loaded, click.Command)
+        self.add_command(loaded, cmd_name)
+        return loaded
+
     def invoke(self, ctx: click.Context) -> Any:
         # The one place where the project's errors become exit code 2.
         try:
@@ -34,11 +54,6 @@ class CtxmigrateGroup(click.Group):
 @click.version_option(__version__, prog_name="ctxmigrate")
 def cli() -> None:
     """Migrate websocket_core backends to one session per conversation."""
-
-
-cli.add_command(audit_command)
-cli.add_command(apply_command)
-cli.add_command(list_command)
 
 
 def main() -> None:

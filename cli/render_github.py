@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ctxmigrate.cli.render_table import rule_label
+from ctxmigrate.cli.rule_catalogue import rule_label
 from ctxmigrate.codemods.model import AuditReport, Category, Finding, Rule
 
 # review and rewrite both need action in the pull request; keep is informational.

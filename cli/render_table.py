@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ctxmigrate.cli.rule_catalogue import rule_label
 from ctxmigrate.codemods.model import AuditReport, Category, Finding, Rule
 
 CATEGORY_STYLES: Mapping[Category, str] = {
@@ -17,11 +18,6 @@ CATEGORY_STYLES: Mapping[Category, str] = {
     "review": "bold yellow",
     "keep": "dim",
 }
-
-
-def rule_label(rule_id: str, rules_by_id: Mapping[str, Rule]) -> str:
-    rule = rules_by_id.get(rule_id)
-    return f"{rule_id} {rule.name}" if rule is not None else rule_id
 
 
 def _file_table(path: str, findings: list[Finding], rules_by_id: Mapping[str, Rule]) -> Table:

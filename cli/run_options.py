@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,12 +61,20 @@ def engine_options(command: F) -> F:
     return command
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunSetup:
+    """What a run needs; the registry (which imports libcst) is loaded on first use."""
+
     paths: tuple[Path, ...]
     config: Config
-    codemods: tuple[Codemod, ...]
-    rules: tuple[Rule, ...]
+
+    @cached_property
+    def codemods(self) -> tuple[Codemod, ...]:
+        return registered_codemods()
+
+    @cached_property
+    def rules(self) -> tuple[Rule, ...]:
+        return all_rules()
 
     @property
     def rules_by_id(self) -> dict[str, Rule]:
@@ -80,7 +89,9 @@ def prepare_run(
 ) -> RunSetup:
     """Config (looked up from the first path, as ruff does), rules and codemods."""
     run_paths = tuple(paths) or (Path("."),)
-    rules = all_rules()
-    config = apply_rule_selection(load_config(run_paths[0], config_file), select, ignore, rules)
-    # The engine applies select/ignore; names were validated and turned into ids here.
-    return RunSetup(run_paths, config, registered_codemods(), rules)
+    setup = RunSetup(run_paths, load_config(run_paths[0], config_file))
+    config = setup.config
+    if select or ignore or config.select or config.ignore:
+        # The engine applies select/ignore; names are validated and turned into ids here.
+        setup.config = apply_rule_selection(config, select, ignore, setup.rules)
+    return setup

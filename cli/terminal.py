@@ -8,13 +8,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ctxmigrate.codemods.model import CtxmigrateError
 from ctxmigrate.codemods.write import atomic_write_bytes
+
+if TYPE_CHECKING:
+    # rich costs ~0.05 s to import; a JSON report to a pipe never needs it.
+    from rich.console import Console
 
 # Output that is not a terminal (a file, a CI log, a pipe) has no width; rich
 # would assume 80 columns and wrap every message. COLUMNS still wins.
@@ -30,17 +33,23 @@ def _with_plain_width(console: Console) -> Console:
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     # rich reads NO_COLOR and FORCE_COLOR itself and drops styles when the
     # stream is not a terminal; highlight=False keeps numbers in messages plain.
     return _with_plain_width(Console(highlight=False))
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     # Summary lines are messages, not layout: never break them at the width.
     return _with_plain_width(Console(stderr=True, highlight=False, soft_wrap=True))
 
 
 def file_console(buffer: io.StringIO) -> Console:
+    from rich.console import Console
+
     return Console(
         file=buffer,
         width=PLAIN_OUTPUT_WIDTH,
@@ -54,12 +63,44 @@ def uses_color(console: Console) -> bool:
     return console.is_terminal and not console.no_color
 
 
+def stderr_may_be_terminal() -> bool:
+    """False only when rich would surely not treat stderr as a terminal.
+
+    rich's own test (``Console.is_terminal``) is ``TTY_COMPATIBLE=1``, else a
+    non-empty ``FORCE_COLOR``, else ``isatty()``; answering the common "no"
+    here spares importing rich at all for a report written to a pipe or file.
+    """
+    if os.environ.get("TTY_COMPATIBLE") == "1" or os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
 @contextmanager
-def progress_bar(console: Console, label: str) -> Iterator[ProgressCallback | None]:
-    """A progress callback for ``engine.run``, or None when stderr is not a terminal."""
+def progress_bar(
+    console_factory: Callable[[], Console], label: str
+) -> Iterator[ProgressCallback | None]:
+    """A progress callback for ``engine.run``, or None when stderr is not a terminal.
+
+    Takes a console factory so that the non-terminal case builds no console.
+    """
+    if not stderr_may_be_terminal():
+        yield None
+        return
+    console = console_factory()
     if not console.is_terminal:
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn(label),
         BarColumn(),

@@ -17,9 +17,10 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,12 +65,18 @@ class SourceFile:
     # Other names the module may be imported under (root-relative, src layout).
     module_aliases: tuple[str, ...]
     in_test: bool
+    # A regular file listed by ``git ls-files``: ``git grep`` sees exactly its
+    # bytes, so the pre-filter may ask git instead of reading it (symlinks are
+    # not followed by git grep and are always read).
+    git_searchable: bool = False
 
 
 @dataclass
 class Discovery:
     files: list[SourceFile]
     errors: list[FileError]
+    # The given directories that are git checkouts (their files were listed by git).
+    git_directories: list[Path] = field(default_factory=list)
 
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
@@ -93,6 +100,8 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     exclude = pathspec.GitIgnoreSpec.from_lines(config.exclude) if config.exclude else None
     tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
     found: list[str] = []
+    searchable: set[str] = set()
+    git_directories: list[Path] = []
     errors: list[FileError] = []
     for given in paths:
         if not given.exists() and not given.is_symlink():
@@ -100,8 +109,11 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
         if given.is_dir():
             listed = _list_git_files(given)
             if listed is None:
-                listed = _walk(given, errors, cwd)
-            found.extend(listed)
+                found.extend(_walk(given, errors, cwd))
+            else:
+                git_directories.append(given)
+                found.extend(path for path, _ in listed)
+                searchable.update(path for path, regular in listed if regular)
         else:
             found.append(os.path.abspath(given))
     base = os.path.abspath(cwd) if cwd is not None else os.getcwd()
@@ -124,10 +136,11 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
                 module=module,
                 module_aliases=aliases,
                 in_test=tests.match_file(project_path),
+                git_searchable=absolute in searchable,
             )
         )
     files.sort(key=lambda source: source.display)
-    return Discovery(files=files, errors=errors)
+    return Discovery(files=files, errors=errors, git_directories=git_directories)
 
 
 def _relative_posix(path: str, base: str) -> str | None:
@@ -148,8 +161,11 @@ def _describe_os_error(error: BaseException) -> str:
     return f"cannot read: {error}"
 
 
-def _list_git_files(directory: Path) -> list[str] | None:
-    """Tracked and untracked-but-not-ignored ``.py`` files; None outside a checkout."""
+def _list_git_files(directory: Path) -> list[tuple[str, bool]] | None:
+    """Tracked and untracked-but-not-ignored ``.py`` files; None outside a checkout.
+
+    Each path comes with whether it is a regular file (not a symlink).
+    """
     try:
         completed = subprocess.run(
             ["git", "ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"],
@@ -167,11 +183,58 @@ def _list_git_files(directory: Path) -> list[str] | None:
         if not raw:
             continue
         path = os.path.join(base, os.fsdecode(raw))
-        # Deleted-but-tracked files are listed by git yet absent (lexists keeps
-        # a symlink loop: reading it reports the error).
-        if os.path.lexists(path) and not os.path.isdir(path):
-            listed.append(path)
+        # Deleted-but-tracked files are listed by git yet absent (a symlink
+        # loop is kept: reading it reports the error).
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode):
+            if not os.path.isdir(path):
+                listed.append((path, False))
+        elif not stat.S_ISDIR(mode):
+            listed.append((path, stat.S_ISREG(mode)))
     return listed
+
+
+class GitGrep:
+    """``git grep -l`` for fixed strings in the ``.py`` files of one checkout, started at once.
+
+    It searches the same files ``git ls-files -co --exclude-standard`` lists
+    (tracked, plus untracked but not ignored), as bytes, as the pre-filter's
+    substring test does, in git's parallel C code: the whole 62 MB synthetic
+    monorepo in ~0.05 s, against ~0.25 s to read and search it in Python.
+    ``result()`` is None when git failed; the caller then reads the files.
+    """
+
+    def __init__(self, directory: Path, needles: Iterable[str]) -> None:
+        self.base = os.path.abspath(directory)
+        # grep.fullName would print paths from the top of the checkout, not from here.
+        command = ["git", "-c", "grep.fullName=false", "grep", "-l", "-z", "-F", "--untracked"]
+        for needle in sorted(set(needles)):
+            command += ["-e", needle]
+        command += ["--", "*.py"]
+        self._process: subprocess.Popen[bytes] | None
+        try:
+            self._process = subprocess.Popen(
+                command,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:  # no git binary
+            self._process = None
+
+    def result(self) -> set[str] | None:
+        """Absolute paths of the files holding at least one needle (call once)."""
+        if self._process is None:
+            return None
+        output, _ = self._process.communicate()
+        # 1 is "no file matched"; anything else is trouble (unreadable file, odd config).
+        if self._process.returncode not in (0, 1):
+            return None
+        return {os.path.join(self.base, os.fsdecode(raw)) for raw in output.split(b"\0") if raw}
 
 
 def _walk(directory: Path, errors: list[FileError], cwd: Path | None) -> list[str]:
@@ -361,14 +424,20 @@ def learned_aliases(data: bytes, names: Iterable[str]) -> set[str]:
 
 
 def select_candidates(
-    sources: Sequence[SourceText], legacy_names: Iterable[str]
+    sources: Sequence[SourceText],
+    legacy_names: Iterable[str],
+    more_sources: Callable[[set[str]], Sequence[SourceText]] | None = None,
 ) -> tuple[list[SourceText], frozenset[str]]:
     """The files worth parsing, and every name (legacy or alias) that made them so.
 
     Iterates to a fixpoint: module B doing ``from .deps import
     create_user_execution_context as make_ctx`` adds ``make_ctx``, and the
     files mentioning ``make_ctx`` join (and may teach further aliases).
+    ``more_sources(new_names)`` adds files not in ``sources`` that may mention
+    the newly learned names (those ``git grep`` found); the candidates come
+    out in the order of ``sources``, then of what it added.
     """
+    sources = list(sources)
     known = set(legacy_names)
     census = census_pattern()
     census_needles = [name.encode() for name in CENSUS_CLASS_NAMES]
@@ -406,4 +475,8 @@ def select_candidates(
         known = learned
         if not scan_names:
             break
+        if more_sources is not None:
+            added = more_sources(scan_names)
+            pending.extend(range(len(sources), len(sources) + len(added)))
+            sources.extend(added)
     return [sources[index] for index in sorted(chosen)], frozenset(known)

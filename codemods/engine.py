@@ -2,10 +2,12 @@
 
 The CLI calls ``run`` only. The pipeline, cheapest step first:
 
-1. discover the ``.py`` files, read their bytes (errors for unreadable,
-   binary, undecodable or huge files);
+1. discover the ``.py`` files (``git ls-files`` in a checkout, while ``git
+   grep`` already searches them for the legacy names);
 2. the text pre-filter picks the candidate files (a legacy name, or a name a
-   legacy name was re-exported under, appears in them);
+   legacy name was re-exported under, appears in them); in a checkout only the
+   files git grep selects are read, elsewhere every file is (errors for
+   unreadable, binary, undecodable or huge files);
 3. a module summary per candidate (``ast``, cached by content hash) builds the
    project index, and the legacy targets are discovered from it;
 4. each candidate is parsed with LibCST, resolved and classified (in worker
@@ -33,6 +35,9 @@ from typing import TYPE_CHECKING, Any
 from ctxmigrate.codemods.cache import AnalysisCache, digest
 from ctxmigrate.codemods.config import Config, legacy_short_names
 from ctxmigrate.codemods.discovery import (
+    CENSUS_CLASS_NAMES,
+    Discovery,
+    GitGrep,
     SourceFile,
     SourceText,
     discover,
@@ -218,7 +223,7 @@ def _census_with_cst(module: cst.Module) -> list[Any]:
 
 
 def _non_candidate_star_imports(
-    summaries: Sequence[ModuleSummary], others: Mapping[str, tuple[ModuleFile, bytes]]
+    summaries: Sequence[ModuleSummary], others: Mapping[str, tuple[ModuleFile, bytes | None]]
 ) -> dict[str, tuple[str, ...]]:
     """Star imports of the non-candidate modules a candidate star-imports, transitively.
 
@@ -234,6 +239,11 @@ def _non_candidate_star_imports(
         if module in stars or module not in others:
             continue
         module_file, data = others[module]
+        if data is None:
+            try:
+                data = module_file.abspath.read_bytes()
+            except OSError:
+                data = b""  # gone or unreadable since it was listed: passes nothing on
         found = []
         for match in _STAR_IMPORT.finditer(data):
             level = len(match.group(1))
@@ -572,10 +582,83 @@ def _module_file(source: SourceFile) -> ModuleFile:
     )
 
 
+class _TextPrefilter:
+    """The files the text pre-filter looks at, read in Python only when needed.
+
+    Files listed by git are searched by ``git grep`` (its result for the
+    first names was started before discovery); only the files it reports are
+    read, so binary and undecodable content is reported for those only (like
+    syntax errors, for candidates). Files outside a checkout, symlinks, and
+    files over the size limit or unreadable (whose error must be reported
+    for every file) are read as before. When git fails, everything is read.
+    """
+
+    def __init__(
+        self, discovery: Discovery, config: Config, first_matches: list[set[str] | None]
+    ) -> None:
+        """``first_matches``: git grep's answer for the legacy and census names,
+        one per checkout directory of ``discovery``."""
+        self.config = config
+        self.directories = discovery.git_directories
+        self.sources: list[SourceText] = []
+        self.read_errors: list[FileError] = []
+        self._read: set[Path] = set()
+        self._searchable = [file for file in discovery.files if file.git_searchable]
+        self._others = [file for file in discovery.files if not file.git_searchable]
+        matches = self._union(first_matches)
+        if matches is None:  # git failed: the Python pre-filter reads everything
+            self._others, self._searchable = discovery.files, []
+        self._first_matches = matches or set()
+
+    @staticmethod
+    def _union(results: Sequence[set[str] | None]) -> set[str] | None:
+        found: set[str] = set()
+        for result in results:
+            if result is None:
+                return None
+            found |= result
+        return found
+
+    def _read_files(self, files: Sequence[SourceFile]) -> list[SourceText]:
+        files = [file for file in files if file.path not in self._read]
+        self._read.update(file.path for file in files)
+        sources, errors = read_sources(files, self.config)
+        self.sources.extend(sources)
+        self.read_errors.extend(errors)
+        return sources
+
+    def _must_read(self, file: SourceFile) -> bool:
+        """Oversized and unreadable files get their error whatever they contain."""
+        try:
+            too_big = os.stat(file.path).st_size > self.config.max_file_bytes
+        except OSError:
+            return True
+        return too_big or not os.access(file.path, os.R_OK)
+
+    def initial_sources(self) -> list[SourceText]:
+        wanted = [
+            file
+            for file in self._searchable
+            if str(file.path) in self._first_matches or self._must_read(file)
+        ]
+        return self._read_files([*self._others, *wanted])
+
+    def sources_mentioning(self, names: set[str]) -> list[SourceText]:
+        """Files not read yet that may mention one of ``names`` (re-export rounds)."""
+        unread = [file for file in self._searchable if file.path not in self._read]
+        if not unread:
+            return []
+        greps = [GitGrep(directory, names) for directory in self.directories]
+        matches = self._union([grep.result() for grep in greps])
+        if matches is None:
+            return self._read_files(unread)
+        return self._read_files([file for file in unread if str(file.path) in matches])
+
+
 def run(
     paths: Sequence[Path],
     config: Config,
-    codemods: Sequence[Codemod],
+    codemods: Sequence[Codemod] | None = None,
     *,
     fix: bool = False,
     accept: frozenset[AcceptKey] | None = None,
@@ -585,22 +668,43 @@ def run(
 ) -> RunResult:
     """Audit (and with ``fix=True`` fix) the ``.py`` files under ``paths``.
 
-    Raises CtxmigrateError for a path that does not exist. Per-file problems
-    are reported in ``report.errors``; the rest of the tree is still analysed.
+    ``codemods`` None means the registered ones (loaded, with libcst, only
+    when there is a candidate file). Raises CtxmigrateError for a path that
+    does not exist. Per-file problems are reported in ``report.errors``; the
+    rest of the tree is still analysed.
     """
-    discovery = discover(paths, config)
-    sources, read_errors = read_sources(discovery.files, config)
+    legacy_names = legacy_short_names(config)
+    # Started before discovery: git searches while ls-files output is processed.
+    first_greps = {
+        given: GitGrep(given, (*legacy_names, *CENSUS_CLASS_NAMES))
+        for given in paths
+        if given.is_dir()
+    }
+    try:
+        discovery = discover(paths, config)
+    finally:
+        # Only checkouts' results are used; every process is waited for.
+        results = {given: grep.result() for given, grep in first_greps.items()}
     report = AuditReport()
     report.errors.extend(discovery.errors)
-    report.errors.extend(read_errors)
     report.files_scanned = len(discovery.files) + sum(
         1 for error in discovery.errors if error.path.endswith(".py")
     )
-    candidates, known = select_candidates(sources, legacy_short_names(config))
+    prefilter = _TextPrefilter(
+        discovery, config, [results[given] for given in discovery.git_directories]
+    )
+    candidates, known = select_candidates(
+        prefilter.initial_sources(), legacy_names, prefilter.sources_mentioning
+    )
+    report.errors.extend(prefilter.read_errors)
     if not candidates:
         return RunResult(report)
+    order = {source.path: position for position, source in enumerate(discovery.files)}
+    candidates.sort(key=lambda candidate: order[candidate.file.path])
+    sources = prefilter.sources
 
     cache = AnalysisCache(config.root, enabled=use_cache and not fix)
+    codemods = default_codemods() if codemods is None else codemods
     module_files = {source.path: _module_file(source) for source in discovery.files}
     summaries: list[ModuleSummary] = []
     parsed: list[SourceText] = []
@@ -613,12 +717,16 @@ def run(
             summaries.append(summary_or_error)
             parsed.append(candidate)
     candidate_paths = {candidate.file.path for candidate in candidates}
-    others: dict[str, tuple[ModuleFile, bytes]] = {}
-    for source in sources:
-        if source.file.path not in candidate_paths:
-            module_file = module_files[source.file.path]
-            for name in (module_file.module, *source.file.module_aliases):
-                others.setdefault(name, (module_file, source.data))
+    read_data = {source.file.path: source.data for source in sources}
+    others: dict[str, tuple[ModuleFile, bytes | None]] = {}
+    for source_file in discovery.files:
+        if source_file.path not in candidate_paths:
+            module_file = module_files[source_file.path]
+            # None: the pre-filter left it unread (git grep); read if star-imported.
+            data = read_data.get(source_file.path)
+            if data is not None or source_file.git_searchable:
+                for name in (module_file.module, *source_file.module_aliases):
+                    others.setdefault(name, (module_file, data))
     aliases = {source.module: source.module_aliases for source in discovery.files}
     index = build_index(
         summaries,

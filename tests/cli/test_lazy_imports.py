@@ -1,0 +1,72 @@
+"""A cold ``ctxmigrate audit`` imports only what its output and its files need.
+
+Imports are a third of a cold run on a large tree (rich, libcst and libcst's
+codemod framework cost ~0.3 s together), so which ones happen is behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Runs the CLI in a fresh interpreter and prints the heavy packages it loaded.
+PROBE = """
+import json, sys
+from ctxmigrate.cli.main import cli
+try:
+    cli(sys.argv[1:], standalone_mode=False)
+finally:
+    heavy = sorted({m for m in sys.modules if m in ("rich", "libcst", "libcst.codemod")})
+    print(json.dumps(heavy), file=sys.stderr)
+"""
+
+LEGACY_CALLER = (
+    "from pkg.deps import create_user_execution_context\n\n"
+    "async def handle(user_id, thread_id):\n"
+    "    return create_user_execution_context(user_id=user_id, thread_id=thread_id)\n"
+)
+
+
+def loaded_packages(root: Path, *args: str) -> list[str]:
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "GIT_CEILING_DIRECTORIES": str(root.parent)},
+    )
+    loaded: list[str] = json.loads(completed.stderr.strip().splitlines()[-1])
+    return loaded
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "util.py").write_text("def helper():\n    return 1\n")
+    return root
+
+
+def test_json_audit_without_candidates_imports_neither_rich_nor_libcst(tree: Path) -> None:
+    assert loaded_packages(tree, "audit", "--format", "json", "--no-cache") == []
+
+
+def test_json_audit_with_candidates_loads_libcst_but_not_its_codemods_nor_rich(
+    tree: Path,
+) -> None:
+    (tree / "pkg" / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
+    (tree / "pkg" / "handler.py").write_text(LEGACY_CALLER)
+
+    loaded = loaded_packages(tree, "audit", "--format", "json", "--fail-on", "never")
+
+    assert loaded == ["libcst"]
+
+
+def test_the_table_output_loads_rich(tree: Path) -> None:
+    assert "rich" in loaded_packages(tree, "audit", "--no-cache")

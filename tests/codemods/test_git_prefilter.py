@@ -1,0 +1,192 @@
+"""In a git checkout the text pre-filter asks ``git grep``; the answer must not change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ctxmigrate.codemods import discovery
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.engine import run
+from ctxmigrate.codemods.model import AuditReport
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+
+DEPS = "def create_user_execution_context(user_id, thread_id):\n    return 1\n"
+# A re-export chain: only the first link mentions the legacy name; ``mk`` and
+# ``make_ctx`` are learned in later pre-filter rounds (a second git grep).
+REEXPORT = "from pkg.deps import create_user_execution_context as make_ctx\n"
+RENAMED = "from pkg.reexport import make_ctx as mk\n"
+CALLS_ALIAS = (
+    "from pkg.renamed import mk\n\n"
+    "async def handle(user_id, thread_id):\n"
+    "    return mk(user_id=user_id, thread_id=thread_id)\n"
+)
+STAR_SOURCE = "from pkg.deps import *\n"
+STAR_USER = (
+    "from pkg.star_source import *\n\n"
+    "async def handle(user_id, thread_id):\n"
+    "    return create_user_execution_context(user_id=user_id, thread_id=thread_id)\n"
+)
+UNRELATED = "def helper():\n    return 2\n"
+
+
+def write(root: Path, relative: str, content: str | bytes) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+
+def project(root: Path) -> None:
+    write(root, "pkg/__init__.py", "")
+    write(root, "pkg/deps.py", DEPS)
+    write(root, "pkg/reexport.py", REEXPORT)
+    write(root, "pkg/renamed.py", RENAMED)
+    write(root, "pkg/calls_alias.py", CALLS_ALIAS)
+    write(root, "pkg/star_source.py", STAR_SOURCE)
+    write(root, "pkg/star_user.py", STAR_USER)
+    write(root, "pkg/unrelated.py", UNRELATED)
+
+
+def audit(root: Path, monkeypatch: pytest.MonkeyPatch, **config: int) -> AuditReport:
+    monkeypatch.chdir(root)
+    return run([root], Config(root=root, **config), use_cache=False, jobs=1).report
+
+
+@pytest.fixture(autouse=True)
+def no_enclosing_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tree under tmp_path is a checkout only when a test runs ``git init``.
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+
+
+def test_a_checkout_is_audited_exactly_like_the_same_tree_outside_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, checkout = tmp_path / "plain", tmp_path / "checkout"
+    project(plain)
+    project(checkout)
+    git(checkout, "init", "-q")
+    git(checkout, "add", "pkg/deps.py", "pkg/reexport.py")  # the rest stays untracked
+
+    expected = audit(plain, monkeypatch)
+    found = audit(checkout, monkeypatch)
+
+    assert found.to_json() == expected.to_json()
+    assert {(f.path, f.category) for f in found.findings if f.rule == "CTX001"} == {
+        ("pkg/calls_alias.py", "rewrite"),
+        ("pkg/star_user.py", "rewrite"),
+    }
+    assert found.files_scanned == 8
+
+
+def test_a_gitignored_file_is_neither_searched_nor_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    write(tmp_path, ".gitignore", "generated/\n")
+    write(tmp_path, "generated/out.py", CALLS_ALIAS)
+    git(tmp_path, "init", "-q")
+
+    report = audit(tmp_path, monkeypatch)
+
+    assert not [f for f in report.findings if f.path.startswith("generated/")]
+    assert report.files_scanned == 8
+
+
+def test_in_a_checkout_binary_content_is_an_error_only_in_files_naming_a_legacy_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git grep does not read files for us: only the files it selects are read."""
+    project(tmp_path)
+    write(tmp_path, "pkg/junk.py", b"\x00\x01 no legacy name here")
+    write(tmp_path, "pkg/junk_naming.py", b"\x00\x01 create_user_execution_context")
+    write(tmp_path, "pkg/latin1.py", b"# caf\xe9 without a cookie\n")
+    outside_git = audit(tmp_path, monkeypatch)
+    git(tmp_path, "init", "-q")
+
+    in_checkout = audit(tmp_path, monkeypatch)
+
+    assert {error.path for error in outside_git.errors} == {
+        "pkg/junk.py",
+        "pkg/junk_naming.py",
+        "pkg/latin1.py",
+    }
+    assert [(e.path, e.message) for e in in_checkout.errors] == [
+        ("pkg/junk_naming.py", "not Python source: binary content (NUL byte at offset 0)")
+    ]
+    assert in_checkout.files_scanned == outside_git.files_scanned == 11
+
+
+def test_in_a_checkout_oversized_files_are_reported_whatever_they_contain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    write(tmp_path, "pkg/generated.py", "x = 1\n" * 100)
+    git(tmp_path, "init", "-q")
+
+    report = audit(tmp_path, monkeypatch, max_file_bytes=200)
+
+    assert [error.path for error in report.errors] == ["pkg/generated.py"]
+    assert "over the 200-byte limit" in report.errors[0].message
+
+
+def test_a_symlinked_file_in_a_checkout_is_read_through_the_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git grep does not follow symlinks; the pre-filter reads them itself."""
+    root = tmp_path / "repo"
+    project(root)
+    target = write(tmp_path, "elsewhere/handler.py", STAR_USER)
+    os.symlink(target, root / "pkg" / "linked.py")
+    git(root, "init", "-q")
+
+    report = audit(root, monkeypatch)
+
+    assert ("pkg/linked.py", "rewrite") in {(f.path, f.category) for f in report.findings}
+
+
+def test_when_git_grep_fails_every_file_is_read_and_the_answer_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    answer = discovery.GitGrep.result
+
+    def failed(grep: discovery.GitGrep) -> None:
+        answer(grep)  # the process still ends; its answer is dropped
+        return None
+
+    monkeypatch.setattr(discovery.GitGrep, "result", failed)
+
+    assert audit(tmp_path, monkeypatch).to_json() == expected
+
+
+def test_git_grep_lists_untracked_matching_files_relative_to_the_directory(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "repo"  # below the ceiling: git finds it from pkg/
+    project(root)
+    git(root, "init", "-q")
+
+    found = discovery.GitGrep(root / "pkg", ["make_ctx"]).result()
+
+    assert found == {str(root / "pkg" / "reexport.py"), str(root / "pkg" / "renamed.py")}
+
+
+def test_git_grep_outside_a_checkout_has_no_answer(tmp_path: Path) -> None:
+    project(tmp_path)
+
+    assert discovery.GitGrep(tmp_path, ["make_ctx"]).result() is None
