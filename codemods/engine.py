@@ -95,6 +95,8 @@ class FileAnalysis:
     module: cst.Module
     references: list[Reference]
     findings: list[Finding]
+    # Names other modules reach through this one, with why (apply keeps their imports).
+    reached_from_outside: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -263,7 +265,11 @@ def build_index(
     other_star_imports: Mapping[str, tuple[str, ...]],
     known_names: frozenset[str],
     config: Config,
+    mentions: Mapping[str, frozenset[str]] | None = None,
 ) -> ProjectIndex:
+    """The cross-module index; ``mentions`` (module -> dotted paths it names) is
+    only needed when fixing, to keep imports other modules reach."""
+    from ctxmigrate.codemods.external_uses import external_uses
     from ctxmigrate.codemods.resolve import ProjectIndex, discover_targets
 
     by_name: dict[str, ModuleSummary] = {}
@@ -290,6 +296,8 @@ def build_index(
         module_aliases=dict(aliases),
     )
     index.files = {str(module_file.abspath): module_file for module_file in files}
+    if mentions is not None:
+        index.external_uses = external_uses(by_name, mentions)
     return index
 
 
@@ -416,7 +424,13 @@ def analyze_source(
         )
     findings.sort(key=Finding.sort_key)
     return FileAnalysis(
-        module_file.display, module_file.abspath, source, module, references, findings
+        module_file.display,
+        module_file.abspath,
+        source,
+        module,
+        references,
+        findings,
+        index.external_uses.get(module_file.module, {}),
     )
 
 
@@ -509,8 +523,13 @@ def build_memory_index(
         for key, m in module_files.items()
     ]
     _, known = select_candidates(texts, legacy_short_names(config))
+    from ctxmigrate.codemods.external_uses import dotted_mentions
+
     summaries = [summarize_source(sources[key], m) for key, m in module_files.items()]
-    index = build_index(summaries, list(module_files.values()), aliases, {}, known, config)
+    mentions = {m.module: dotted_mentions(sources[key], known) for key, m in module_files.items()}
+    index = build_index(
+        summaries, list(module_files.values()), aliases, {}, known, config, mentions
+    )
     return index, module_files
 
 
@@ -735,6 +754,7 @@ def run(
         _non_candidate_star_imports(summaries, others),
         known,
         config,
+        _mentions(parsed, module_files, known) if fix else None,
     )
     selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
     outcomes = _analyze_all(parsed, config, index, selected, fix, accept, jobs, progress, cache)
@@ -759,6 +779,16 @@ def run(
     report.errors.sort(key=lambda error: error.path)
     fixes.sort(key=lambda result: result.path)
     return RunResult(report, fixes)
+
+
+def _mentions(
+    parsed: Sequence[SourceText], module_files: Mapping[Path, ModuleFile], known: frozenset[str]
+) -> dict[str, frozenset[str]]:
+    """Dotted paths each candidate names: only apply needs them, to keep imports
+    that other modules reach (a re-export, a ``mock.patch`` target)."""
+    from ctxmigrate.codemods.external_uses import dotted_mentions
+
+    return {module_files[c.file.path].module: dotted_mentions(c.data, known) for c in parsed}
 
 
 def _summaries(

@@ -93,7 +93,9 @@ def _apply(analysis: FileAnalysis, config: Config, sites: list[_Site], result: F
     if not sites:
         return
     try:
-        fixed_module, notes = _transform(module, source_text, sites, config, analysis.path)
+        fixed_module, notes = _transform(
+            module, source_text, sites, config, analysis.path, analysis.reached_from_outside
+        )
         fixed = _encode_like(fixed_module, analysis.source)
         cst.parse_module(fixed)
     except cst.ParserSyntaxError as error:
@@ -218,7 +220,12 @@ class _NameFinder(cst.CSTVisitor):
 
 
 def _transform(
-    module: cst.Module, source_text: str, sites: list[_Site], config: Config, display_path: str
+    module: cst.Module,
+    source_text: str,
+    sites: list[_Site],
+    config: Config,
+    display_path: str,
+    reached_from_outside: Mapping[str, str],
 ) -> tuple[cst.Module, list[str]]:
     context = CodemodContext(
         full_module_name=_module_name(display_path), full_package_name=_package_name(display_path)
@@ -228,7 +235,9 @@ def _transform(
         required = site.codemod.required_import(config)
         if required is not None:
             AddImportsVisitor.add_needed_import(context, *required)
-    notes = _schedule_old_import_removal(module, replaced, source_text, sites, context)
+    notes = _schedule_old_import_removal(
+        module, replaced, source_text, sites, context, reached_from_outside
+    )
     with_imports = AddImportsVisitor(context).transform_module(replaced)
     if not context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
         # Nothing to remove: spare the scope analysis RemoveImportsVisitor runs.
@@ -291,13 +300,16 @@ def _schedule_old_import_removal(
     source_text: str,
     sites: list[_Site],
     context: CodemodContext,
+    reached_from_outside: Mapping[str, str],
 ) -> list[str]:
     """Ask RemoveImportsVisitor to drop the imports the sites used, if unused afterwards.
 
     Only unconditional imports qualify: removing one branch of a ``try/except
-    ImportError`` fallback would leave the other dangling. An import a string
-    in the module names (``mock.patch("pkg.mod.create_user_execution_context")``)
-    is kept, and the note says why.
+    ImportError`` fallback would leave the other dangling. An import is kept,
+    and the note says why, when a string in the module names it
+    (``mock.patch("pkg.mod.create_user_execution_context")``) or when another
+    module reaches the name through this one (``reached_from_outside``: a
+    re-export, a star import, a ``mock.patch`` target in a test file).
     """
     # CTX003 passes the callee as ``factory=``, so the name it was called by stays in use.
     bound_names = {
@@ -317,6 +329,12 @@ def _schedule_old_import_removal(
     module.visit(imports)
     notes: list[str] = []
     for bound_name, statements in sorted(imports.by_bound_name.items()):
+        outside = reached_from_outside.get(bound_name)
+        if outside is not None:
+            notes.append(
+                f"kept the import of {bound_name}: {outside}, which would break without it"
+            )
+            continue
         string_reference = _string_reference(module, source_text, bound_name)
         for statement, alias in statements:
             if string_reference is not None:

@@ -409,6 +409,9 @@ class ProjectIndex:
     module_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # engine.ModuleFile of every discovered file, by absolute path.
     files: dict[str, Any] = field(default_factory=dict)
+    # {module: {name: why another module needs it}} (external_uses.py): apply
+    # keeps such a name's import even when this module no longer uses it.
+    external_uses: dict[str, dict[str, str]] = field(default_factory=dict)
     _targets_by_qualname: dict[str, Target] = field(default_factory=dict, repr=False)
     _exports: dict[tuple[str, str], tuple[Symbol, ...]] = field(default_factory=dict, repr=False)
     _in_progress: set[tuple[str, str]] = field(default_factory=set, repr=False)

@@ -1,0 +1,111 @@
+"""Which names of a module other modules still reach, so ``apply`` keeps their imports.
+
+Rewriting the last call in ``pkg/handler.py`` leaves its ``from .deps import
+create_user_execution_context`` unused *in that file*, but removing it breaks
+every other place that reaches the name through ``pkg.handler``:
+
+- ``from pkg.handler import create_user_execution_context`` (a re-export),
+- ``from pkg.handler import *`` (a public name, or one listed in ``__all__``),
+- ``mock.patch("pkg.handler.create_user_execution_context")`` in a test, or
+  ``pkg.handler.create_user_execution_context`` / ``handler.create_...`` as an
+  attribute of the imported module.
+
+Every such place mentions the name as text, so it is a candidate file of the
+pre-filter and its summary and text are at hand. The check errs on the side of
+keeping an import: an unused import is harmless, a missing one is a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from ctxmigrate.codemods.resolve import ModuleSummary
+
+
+def dotted_mentions(source: bytes, names: Iterable[str]) -> frozenset[str]:
+    """Dotted paths in ``source`` that end in one of ``names`` (``pkg.mod.name``).
+
+    Read from the text, strings and comments included: a ``mock.patch`` target
+    is a string, and a comment that names a path costs at most a kept import.
+    """
+    alternatives = "|".join(sorted((re.escape(name) for name in names), key=len, reverse=True))
+    if not alternatives:
+        return frozenset()
+    pattern = re.compile(rb"(?<![\w.])((?:[A-Za-z_]\w*\.)+)(" + alternatives.encode() + rb")(?!\w)")
+    return frozenset(
+        (match.group(1) + match.group(2)).decode("ascii", "replace")
+        for match in pattern.finditer(source)
+    )
+
+
+def external_uses(
+    summaries: Mapping[str, ModuleSummary],
+    mentions: Mapping[str, frozenset[str]],
+) -> dict[str, dict[str, str]]:
+    """``{module: {name: why another module needs it}}`` for every summarised module.
+
+    ``summaries`` maps every name a module goes by to its summary;
+    ``mentions`` maps a module's primary name to its ``dotted_mentions``.
+    """
+
+    def primary(module: str | None) -> str | None:
+        summary = summaries.get(module) if module is not None else None
+        return summary.module if summary is not None else None
+
+    uses: dict[str, dict[str, str]] = {}
+
+    def note(module: str | None, name: str, why: str) -> None:
+        if module is not None:
+            uses.setdefault(module, {}).setdefault(name, why)
+
+    modules = {summary.module: summary for summary in summaries.values()}
+    for importer in modules.values():
+        for bindings in importer.bindings.values():
+            for binding in bindings:
+                if binding.kind == "import" and binding.name is not None:
+                    exporter = primary(binding.module)
+                    if exporter is not None and exporter != importer.module:
+                        note(
+                            exporter,
+                            binding.name,
+                            f"{importer.module} imports {binding.name} from {exporter}",
+                        )
+        for starred in importer.star_imports:
+            exporter = primary(starred)
+            if exporter is None or exporter == importer.module:
+                continue
+            public = modules[exporter].all_names
+            for name in modules[exporter].bindings:
+                exported = name in public if public is not None else not name.startswith("_")
+                if exported:
+                    note(exporter, name, f"{importer.module} does `from {exporter} import *`")
+        for mention in sorted(mentions.get(importer.module, ())):
+            owner, _, name = mention.rpartition(".")
+            exporter = primary(owner) or _module_bound_locally(importer, owner, primary)
+            if exporter is not None and exporter != importer.module:
+                note(exporter, name, f"{importer.module} names {mention}")
+    # The module's own ``__all__`` is a string in the module: fix.py checks those.
+    return uses
+
+
+def _module_bound_locally(
+    importer: ModuleSummary, owner: str, primary: Callable[[str | None], str | None]
+) -> str | None:
+    """``h`` in ``h.create_user_execution_context`` when ``importer`` binds ``h`` to a module.
+
+    ``import pkg.handler as h`` binds a module; ``from pkg import handler``
+    binds an attribute of ``pkg`` that is a module when ``pkg.handler`` is one.
+    """
+    head, _, rest = owner.partition(".")
+    for binding in importer.bindings.get(head, ()):
+        if binding.kind == "module" and binding.module is not None:
+            module = binding.module
+        elif binding.kind == "import" and binding.module is not None and binding.name:
+            module = f"{binding.module}.{binding.name}"
+        else:
+            continue
+        found = primary(f"{module}.{rest}" if rest else module)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,133 @@
+"""apply keeps an import that other modules still reach through the rewritten module."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.engine import run
+from ctxmigrate.codemods.external_uses import dotted_mentions
+from ctxmigrate.codemods.fix import fix_sources
+from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
+from tests.codemods.support import LEGACY_CONFIG, LEGACY_FACTORY_MODULE
+
+CODEMODS = (ReuseSessionCodemod(),)
+
+HANDLER = b"""\
+from app.dependencies import create_user_execution_context
+
+
+async def handle(user_id, thread_id):
+    return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+"""
+OLD_IMPORT = b"from app.dependencies import create_user_execution_context\n"
+
+
+def fixed_handler(**other_modules: str) -> tuple[bytes, list[str]]:
+    sources = {
+        **LEGACY_FACTORY_MODULE,
+        "app/__init__.py": b"",
+        "app/handler.py": HANDLER,
+        **{path: textwrap.dedent(text).encode() for path, text in other_modules.items()},
+    }
+    result = fix_sources(sources, LEGACY_CONFIG, CODEMODS)["app/handler.py"]
+    assert result.fixed is not None
+    assert b"await get_or_create_user_session(" in result.fixed
+    return result.fixed, result.notes
+
+
+def test_import_removed_when_no_other_module_reaches_it() -> None:
+    fixed, notes = fixed_handler(
+        **{"app/unrelated.py": "from app.dependencies import create_user_execution_context\n"}
+    )
+    assert OLD_IMPORT not in fixed
+    assert notes == []
+
+
+def test_import_kept_for_a_re_export_to_another_module() -> None:
+    fixed, notes = fixed_handler(
+        **{"app/views.py": "from app.handler import create_user_execution_context as make\n"}
+    )
+    assert OLD_IMPORT in fixed
+    assert notes == [
+        "kept the import of create_user_execution_context: app.views imports "
+        "create_user_execution_context from app.handler, which would break without it"
+    ]
+
+
+def test_import_kept_for_a_mock_patch_target_in_a_test_file() -> None:
+    fixed, notes = fixed_handler(
+        **{
+            "tests/test_handler.py": """\
+            from unittest import mock
+
+            def test_handle():
+                with mock.patch("app.handler.create_user_execution_context"):
+                    pass
+            """
+        }
+    )
+    assert OLD_IMPORT in fixed
+    assert "tests.test_handler names app.handler.create_user_execution_context" in notes[0]
+
+
+def test_import_kept_for_attribute_access_through_a_module_alias() -> None:
+    fixed, notes = fixed_handler(
+        **{
+            "app/compat.py": """\
+            from app import handler as h
+
+            factory = h.create_user_execution_context
+            """
+        }
+    )
+    assert OLD_IMPORT in fixed
+    assert "app.compat names h.create_user_execution_context" in notes[0]
+
+
+def test_import_kept_for_a_star_import_of_the_module() -> None:
+    fixed, notes = fixed_handler(**{"app/everything.py": "from app.handler import *\n"})
+    assert OLD_IMPORT in fixed
+    assert "app.everything does `from app.handler import *`" in notes[0]
+
+
+def test_import_removed_when_star_import_cannot_see_it_because_of_all() -> None:
+    sources = {
+        **LEGACY_FACTORY_MODULE,
+        "app/__init__.py": b"",
+        "app/handler.py": b'__all__ = ["handle"]\n' + HANDLER,
+        "app/everything.py": b"from app.handler import *\n",
+    }
+    result = fix_sources(sources, LEGACY_CONFIG, CODEMODS)["app/handler.py"]
+    assert result.fixed is not None
+    assert OLD_IMPORT not in result.fixed
+
+
+def test_dotted_mentions_reads_paths_ending_in_a_known_name() -> None:
+    source = b'patch("a.b.make_ctx")\nx = mod.make_ctx\nself.make_ctx_more\nmake_ctx()\n'
+    assert dotted_mentions(source, ["make_ctx"]) == frozenset({"a.b.make_ctx", "mod.make_ctx"})
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_bytes(b"")
+    for path, text in LEGACY_FACTORY_MODULE.items():
+        (tmp_path / path).write_bytes(text)
+    (tmp_path / "app" / "handler.py").write_bytes(HANDLER)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_handler.py").write_bytes(
+        b'from unittest import mock\n\nTARGET = "app.handler.create_user_execution_context"\n'
+    )
+    return tmp_path
+
+
+def test_run_with_fix_keeps_an_import_a_test_file_patches(project: Path) -> None:
+    config = Config(root=project)
+    result = run([project], config, fix=True, use_cache=False)
+    (fixed,) = [fix for fix in result.fixes if fix.path.endswith("app/handler.py")]
+    assert fixed.fixed is not None and OLD_IMPORT in fixed.fixed
+    assert "names app.handler.create_user_execution_context" in fixed.notes[0]
