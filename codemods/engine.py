@@ -373,6 +373,7 @@ def analyze_source(
                 suppressed=suppressed_at(span.line, span.end_line),
                 uncertainty=raw.uncertainty,
                 in_generator_expression=raw.scope.in_generator_expression,
+                awaited=id(raw.node) in finder.awaited,
             )
         )
     active = codemods if codemods is not None else default_codemods()

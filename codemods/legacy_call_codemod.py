@@ -80,6 +80,12 @@ class LegacyCallCodemod(ABC):
         if self.awaits_new_call and ref.in_generator_expression:
             return Decision("review", GENERATOR_EXPRESSION_REASON)
         target = self.configured_target(config)
+        if ref.awaited and not self.awaits_new_call:
+            return Decision(
+                "review",
+                f"awaited: {ref.callee_code} is async here, and "
+                f"{callee_label(target)} calls its factory synchronously",
+            )
         problem = self._argument_problem(ref) or expression_target_problem(
             target, ref.scope.function
         )
@@ -95,7 +101,12 @@ class LegacyCallCodemod(ABC):
         mapping = map_arguments(call, call_signature(ref.target.params, self.legacy_signature))
         if mapping.problem is not None:
             raise ValueError(mapping.problem)
-        return self.new_call(call, mapping, config)
+        new = self.new_call(call, mapping, config)
+        if ref.awaited and isinstance(new, cst.Await):
+            # ``await legacy(...)``: the existing ``await`` now awaits the new
+            # call; the call's own parentheses stay on it (``await(f())``).
+            return new.expression.with_changes(lpar=new.lpar, rpar=new.rpar)
+        return new
 
     def required_import(self, config: Config) -> tuple[str, str] | None:
         return target_import(self.configured_target(config))

@@ -1204,6 +1204,8 @@ class ReferenceFinder(ScopeWalker):
         self.known = index.known_names
         self.references: list[RawReference] = []
         self.consumed: set[int] = set()
+        # ids of the operands of ``await`` expressions (an awaited legacy call).
+        self.awaited: set[int] = set()
         self._notes: list[tuple[str, cst.CSTNode, LexicalScope, int]] = []
         self._order = 0
         # Inputs of the audit-only rules.
@@ -1256,6 +1258,10 @@ class ReferenceFinder(ScopeWalker):
             or any(arg.keyword is not None and arg.keyword.value == "factory" for arg in node.args)
         ):
             self._note("call", node)
+        return None
+
+    def visit_Await(self, node: cst.Await) -> Visit:
+        self.awaited.add(id(node.expression))
         return None
 
     def visit_Attribute(self, node: cst.Attribute) -> Visit:

@@ -88,6 +88,10 @@ class Reference:
     # leave it for review. List/set/dict comprehensions are evaluated eagerly
     # and are fine.
     in_generator_expression: bool = False
+    # The call is already the operand of ``await`` (``await factory(...)``,
+    # ``await (factory(...))``): the legacy callee is async in this codebase.
+    # CTX001/CTX002 reuse that ``await`` instead of adding a second one.
+    awaited: bool = False
 
 
 @dataclass(frozen=True)

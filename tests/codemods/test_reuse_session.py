@@ -815,3 +815,48 @@ def test_factory_defined_in_the_same_module_stays_defined() -> None:
             return await get_or_create_user_session(user_id=u, thread_id=t)
         """
     )
+
+
+# -- an async legacy factory: the call is already awaited --------------------------
+
+
+def test_awaited_legacy_call_reuses_the_existing_await() -> None:
+    check_transformed(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        async def handle(user_id, thread_id):
+            first = await create_user_execution_context(user_id=user_id, thread_id=thread_id)
+            second = await (create_user_execution_context(user_id, thread_id))
+            third = await(create_user_execution_context(user_id, thread_id))
+            return first, second, third
+        """,
+        """\
+        from ctxmigrate.shim import get_or_create_user_session
+
+        async def handle(user_id, thread_id):
+            first = await get_or_create_user_session(user_id=user_id, thread_id=thread_id)
+            second = await (get_or_create_user_session(user_id=user_id, thread_id=thread_id))
+            third = await(get_or_create_user_session(user_id=user_id, thread_id=thread_id))
+            return first, second, third
+        """,
+    )
+
+
+def test_awaited_legacy_call_reports_the_fix_without_a_second_await() -> None:
+    result = check_transformed(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        async def handle(user_id, thread_id):
+            return await create_user_execution_context(user_id=user_id, thread_id=thread_id)
+        """,
+        """\
+        from ctxmigrate.shim import get_or_create_user_session
+
+        async def handle(user_id, thread_id):
+            return await get_or_create_user_session(user_id=user_id, thread_id=thread_id)
+        """,
+    )
+    (applied,) = result.applied
+    assert applied.fix == "get_or_create_user_session(user_id=user_id, thread_id=thread_id)"

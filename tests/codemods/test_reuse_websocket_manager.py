@@ -290,3 +290,20 @@ def test_nested_session_call_is_rewritten_inside_the_manager_call() -> None:
         """,
         codemods=(ReuseSessionCodemod(), CODEMOD),
     )
+
+
+def test_noop_when_the_manager_factory_is_awaited() -> None:
+    result = check_noop(
+        """\
+        from app.websocket import create_websocket_manager
+
+        async def handle(ctx):
+            return await create_websocket_manager(ctx)
+        """
+    )
+    (skipped,) = result.skipped
+    assert skipped.category == "review"
+    assert skipped.message == (
+        "awaited: create_websocket_manager is async here, and "
+        "get_manager_for_context calls its factory synchronously"
+    )
