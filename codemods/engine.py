@@ -337,7 +337,7 @@ def analyze_source(
     from ctxmigrate.codemods.audit_rules import RELATED_LINE, audit_sites
     from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
     from ctxmigrate.codemods.positions import node_spans
-    from ctxmigrate.codemods.resolve import ReferenceFinder, suppressed_rules
+    from ctxmigrate.codemods.resolve import ReferenceFinder, new_name_clash, suppressed_rules
     from ctxmigrate.codemods.sites import Reference, Scope
 
     module_file = index.files.get(str(path.absolute())) or _module_file_on_disk(path, config)
@@ -357,8 +357,12 @@ def analyze_source(
     def suppressed_at(line: int, end_line: int) -> frozenset[str]:
         return suppressed_rules(lines.line(line)) | suppressed_rules(lines.line(end_line))
 
+    active = codemods if codemods is not None else default_codemods()
+    by_kind = {codemod.target_kind: codemod for codemod in active}
     for raw in finder.references:
         span = spans[id(raw.node)]
+        kind_codemod = by_kind.get(raw.target.kind)
+        required = kind_codemod.required_import(config) if kind_codemod is not None else None
         callee = raw.callee if raw.callee is not None else raw.node
         references.append(
             Reference(
@@ -374,10 +378,9 @@ def analyze_source(
                 uncertainty=raw.uncertainty,
                 in_generator_expression=raw.scope.in_generator_expression,
                 awaited=id(raw.node) in finder.awaited,
+                new_name_clash=None if required is None else new_name_clash(*required, raw.scope),
             )
         )
-    active = codemods if codemods is not None else default_codemods()
-    by_kind = {codemod.target_kind: codemod for codemod in active}
     for ref in references:
         codemod = by_kind.get(ref.target.kind)
         if codemod is None or not rule_selected(codemod.rule, config):

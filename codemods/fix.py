@@ -25,7 +25,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.helpers import get_absolute_module_from_package_for_import
-from libcst.metadata import ImportAssignment, MetadataWrapper, PositionProvider, ScopeProvider
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import Finding
@@ -88,10 +88,6 @@ def fix_source(
 def _apply(analysis: FileAnalysis, config: Config, sites: list[_Site], result: FixResult) -> None:
     module = analysis.module
     source_text = module.code
-    sites, clashes = _without_import_clashes(module, source_text, sites, config)
-    result.skipped.extend(clashes)
-    if not sites:
-        return
     try:
         fixed_module, notes = _transform(
             module, source_text, sites, config, analysis.path, analysis.reached_from_outside
@@ -145,78 +141,6 @@ def _plan(
         if (finding.line, finding.column, finding.rule) not in planned
     ]
     return sites, skipped
-
-
-def _without_import_clashes(
-    module: cst.Module, source_text: str, sites: list[_Site], config: Config
-) -> tuple[list[_Site], list[Finding]]:
-    """Drop the sites whose new name is already bound to something else in the module."""
-    reasons: dict[str, str | None] = {}
-    kept: list[_Site] = []
-    clashing: list[Finding] = []
-    for site in sites:
-        rule = site.codemod.rule.id
-        if rule not in reasons:
-            required = site.codemod.required_import(config)
-            reasons[rule] = (
-                None if required is None else _import_clash(module, source_text, *required)
-            )
-        reason = reasons[rule]
-        if reason is None:
-            kept.append(site)
-        else:
-            clashing.append(dataclasses.replace(site.finding, category="review", message=reason))
-    return kept, clashing
-
-
-def _import_clash(
-    module: cst.Module, source_text: str, import_module: str, name: str
-) -> str | None:
-    """Why ``from import_module import name`` cannot be added, or None."""
-    # Most files never spell the new name: skip the scope analysis for them.
-    if name not in source_text or not _spells_name(module, name):
-        return None
-    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
-    for scope in {scope for scope in scopes.values() if scope is not None}:
-        for assignment in scope.assignments[name]:
-            if isinstance(assignment, ImportAssignment) and _imports_from(
-                assignment.node, import_module, name
-            ):
-                continue
-            return (
-                f"the module already binds {name} to something else; "
-                f"importing it from {import_module} would clash"
-            )
-    return None
-
-
-def _imports_from(node: cst.CSTNode, import_module: str, name: str) -> bool:
-    if not isinstance(node, cst.ImportFrom) or node.relative or node.module is None:
-        return False
-    if cst.helpers.get_full_name_for_node(node.module) != import_module:
-        return False
-    if isinstance(node.names, cst.ImportStar):
-        return True
-    return any(
-        alias.evaluated_name == name and alias.evaluated_alias in (None, name)
-        for alias in node.names
-    )
-
-
-def _spells_name(module: cst.Module, name: str) -> bool:
-    """Whether any identifier in ``module`` is ``name`` (not merely a string or comment)."""
-    finder = _NameFinder(name)
-    module.visit(finder)
-    return finder.found
-
-
-class _NameFinder(cst.CSTVisitor):
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self.found = False
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.found = self.found or node.value == self._name
 
 
 def _transform(

@@ -80,6 +80,8 @@ class LegacyCallCodemod(ABC):
         if self.awaits_new_call and ref.in_generator_expression:
             return Decision("review", GENERATOR_EXPRESSION_REASON)
         target = self.configured_target(config)
+        if ref.new_name_clash is not None:
+            return Decision("review", ref.new_name_clash)
         if ref.awaited and not self.awaits_new_call:
             return Decision(
                 "review",

@@ -1164,6 +1164,37 @@ def lookup_expression(
     return Lookup(())
 
 
+def visible_bindings(name: str, scope: LexicalScope) -> list[Binding]:
+    """What a load of ``name`` in ``scope`` may see (flow-insensitive LEGB).
+
+    A class body's names are visible to that body only, never to the
+    functions and comprehensions nested in it.
+    """
+    current: LexicalScope | None = scope
+    while current is not None:
+        if (current is scope or current.kind != "class") and name in current.bindings:
+            return current.bindings[name]
+        current = current.parent
+    return []
+
+
+def new_name_clash(import_module: str, name: str, scope: LexicalScope) -> str | None:
+    """Why ``name`` imported from ``import_module`` would not be what a site in ``scope`` calls.
+
+    A parameter or local of that name in an enclosing function, or a module-level
+    binding to anything but that very import, would shadow or replace it.
+    """
+    for binding in visible_bindings(name, scope):
+        if not (
+            binding.kind == "import" and binding.module == import_module and binding.name == name
+        ):
+            return (
+                f"{name} already means something else here; "
+                f"importing it from {import_module} would clash"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class RawReference:
     """A reference found by the resolving pass, before positions are known."""

@@ -92,6 +92,10 @@ class Reference:
     # ``await (factory(...))``): the legacy callee is async in this codebase.
     # CTX001/CTX002 reuse that ``await`` instead of adding a second one.
     awaited: bool = False
+    # Why the name the codemod would import (``get_or_create_user_session``)
+    # cannot be used at this site: a parameter, a local or another module-level
+    # binding of that name is what the site would call.
+    new_name_clash: str | None = None
 
 
 @dataclass(frozen=True)

@@ -294,8 +294,71 @@ def test_noop_when_target_name_is_bound_to_something_else() -> None:
             return create_user_execution_context(user_id=user_id, thread_id=thread_id)
         """
     )
-    assert "already binds get_or_create_user_session" in only_reason(result)
+    assert "get_or_create_user_session already means something else here" in only_reason(result)
     assert result.skipped[0].category == "review"
+
+
+def test_noop_when_target_name_is_a_parameter_of_the_function() -> None:
+    result = check_noop(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        async def handle(user_id, thread_id, get_or_create_user_session=None):
+            return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+        """
+    )
+    assert "get_or_create_user_session already means something else here" in only_reason(result)
+
+
+def test_target_name_local_to_another_function_or_a_class_does_not_clash() -> None:
+    check_transformed(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        class Sessions:
+            def get_or_create_user_session(self):
+                return None
+
+        def helper():
+            get_or_create_user_session = None
+            return get_or_create_user_session
+
+        async def handle(user_id, thread_id):
+            return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+        """,
+        """\
+        from ctxmigrate.shim import get_or_create_user_session
+
+        class Sessions:
+            def get_or_create_user_session(self):
+                return None
+
+        def helper():
+            get_or_create_user_session = None
+            return get_or_create_user_session
+
+        async def handle(user_id, thread_id):
+            return await get_or_create_user_session(user_id=user_id, thread_id=thread_id)
+        """,
+    )
+
+
+def test_target_name_already_imported_from_the_shim_is_reused() -> None:
+    check_transformed(
+        """\
+        from app.dependencies import create_user_execution_context
+        from ctxmigrate.shim import get_or_create_user_session
+
+        async def handle(user_id, thread_id):
+            return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+        """,
+        """\
+        from ctxmigrate.shim import get_or_create_user_session
+
+        async def handle(user_id, thread_id):
+            return await get_or_create_user_session(user_id=user_id, thread_id=thread_id)
+        """,
+    )
 
 
 # -- transformed cases ---------------------------------------------------------
