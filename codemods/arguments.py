@@ -138,18 +138,20 @@ def target_import(target: str) -> tuple[str, str] | None:
     return module, name
 
 
-def expression_target_problem(target: str, function: str | None) -> str | None:
+def expression_target_problem(target: str, receivers: frozenset[str]) -> str | None:
     """Why a ``self.``/``cls.`` target cannot be written at a site, or None.
 
-    ``function`` is the dotted name of the enclosing function
-    (``Handler.handle``); a plain module-level function has no receiver.
+    ``receivers`` are the names that are the enclosing method's receiver at
+    the site (``Reference.receivers``).
     """
     if not is_expression_target(target):
         return None
-    if function is None or "." not in function:
+    head = target.split(".", 1)[0]
+    if head not in receivers:
         return (
-            f"the configured target {target} needs {target.split('.', 1)[0]}, "
-            "but the site is not inside a method"
+            f"the configured target {target} needs {head}, but the site is not inside a "
+            f"method whose receiver is {head} (a module-level or nested function, a "
+            f"staticmethod, another first parameter, or {head} rebound)"
         )
     return None
 

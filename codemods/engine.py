@@ -337,7 +337,12 @@ def analyze_source(
     from ctxmigrate.codemods.audit_rules import RELATED_LINE, audit_sites
     from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
     from ctxmigrate.codemods.positions import node_spans
-    from ctxmigrate.codemods.resolve import ReferenceFinder, new_name_clash, suppressed_rules
+    from ctxmigrate.codemods.resolve import (
+        ReferenceFinder,
+        method_receivers,
+        new_name_clash,
+        suppressed_rules,
+    )
     from ctxmigrate.codemods.sites import Reference, Scope
 
     module_file = index.files.get(str(path.absolute())) or _module_file_on_disk(path, config)
@@ -379,6 +384,7 @@ def analyze_source(
                 in_generator_expression=raw.scope.in_generator_expression,
                 awaited=id(raw.node) in finder.awaited,
                 new_name_clash=None if required is None else new_name_clash(*required, raw.scope),
+                receivers=method_receivers(raw.scope),
             )
         )
     for ref in references:

@@ -88,9 +88,7 @@ class LegacyCallCodemod(ABC):
                 f"awaited: {ref.callee_code} is async here, and "
                 f"{callee_label(target)} calls its factory synchronously",
             )
-        problem = self._argument_problem(ref) or expression_target_problem(
-            target, ref.scope.function
-        )
+        problem = self._argument_problem(ref) or expression_target_problem(target, ref.receivers)
         if problem is not None:
             return Decision("review", problem)
         fix = code_for(self.rewrite(ref, config))

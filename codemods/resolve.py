@@ -574,6 +574,11 @@ class LexicalScope:
     global_names: set[str] = field(default_factory=set)
     nonlocal_names: set[str] = field(default_factory=set)
     star_imports: list[str] = field(default_factory=list)
+    # For a method (a def directly in a class body): its first positional
+    # parameter, the receiver (``self``, ``cls``); None for a staticmethod.
+    receiver: str | None = None
+    # Names bound by a statement of this scope, parameters excepted (a rebound ``self``).
+    assigned: set[str] = field(default_factory=set)
 
     def bind(self, name: str, binding: Binding) -> None:
         existing = self.bindings.setdefault(name, [])
@@ -792,6 +797,7 @@ class ScopeWalker:
             while enclosing is not None and enclosing.kind in ("class", "comprehension"):
                 enclosing = enclosing.parent
             scope = enclosing or self.module_scope
+        scope.assigned.add(name)
         scope.bind(name, binding)
 
     def _bind_target(self, target: cst.BaseExpression, scope: LexicalScope | None = None) -> None:
@@ -833,6 +839,8 @@ class ScopeWalker:
         scope = self._new_scope("function", node.name.value, node.asynchronous is not None)
         for param in self._all_params(node.params):
             scope.bind(param.name.value, Binding("other"))
+        if self.scope.kind == "class":
+            scope.receiver = _method_receiver(node)
         visits.append((node.body, scope))
         return visits
 
@@ -1176,6 +1184,33 @@ def visible_bindings(name: str, scope: LexicalScope) -> list[Binding]:
             return current.bindings[name]
         current = current.parent
     return []
+
+
+def method_receivers(scope: LexicalScope) -> frozenset[str]:
+    """Which of ``self``/``cls`` name the receiver of an enclosing method at ``scope``.
+
+    The name must resolve to the first parameter of a method (not a
+    staticmethod, not rebound in it): ``self`` in a nested ``def inner(self)``,
+    in a module-level function or after ``self = ...`` is something else.
+    """
+    receivers: set[str] = set()
+    for head in ("self", "cls"):
+        current: LexicalScope | None = scope
+        while current is not None:
+            if (current is scope or current.kind != "class") and head in current.bindings:
+                if current.receiver == head and head not in current.assigned:
+                    receivers.add(head)
+                break
+            current = current.parent
+    return frozenset(receivers)
+
+
+def _method_receiver(node: cst.FunctionDef) -> str | None:
+    decorators = {cst_dotted(decorator.decorator) for decorator in node.decorators}
+    if decorators & {"staticmethod", "builtins.staticmethod"}:
+        return None
+    positional = [*node.params.posonly_params, *node.params.params]
+    return positional[0].name.value if positional else None
 
 
 def new_name_clash(import_module: str, name: str, scope: LexicalScope) -> str | None:

@@ -96,6 +96,9 @@ class Reference:
     # cannot be used at this site: a parameter, a local or another module-level
     # binding of that name is what the site would call.
     new_name_clash: str | None = None
+    # Which of ``self``/``cls`` are the enclosing method's receiver at the site:
+    # a ``self.``/``cls.`` target can only be written where its head is one.
+    receivers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -923,3 +923,72 @@ def test_awaited_legacy_call_reports_the_fix_without_a_second_await() -> None:
     )
     (applied,) = result.applied
     assert applied.fix == "get_or_create_user_session(user_id=user_id, thread_id=thread_id)"
+
+
+# -- a self./cls. target needs the method's receiver at the site --------------------
+
+SELF_TARGET = Config(
+    root=Path("."),
+    factories=("app.dependencies.create_user_execution_context",),
+    session_target="self.session_manager.get_or_create_user_session",
+)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "@staticmethod\n    async def handle(u, t):",
+        "async def handle(this, u, t):",
+        "async def handle(*args):",
+        "async def handle(self, u, t):\n        self = None",
+        "@classmethod\n    async def handle(cls, u, t):",
+    ],
+    ids=["staticmethod", "other-first-parameter", "no-first-parameter", "rebound", "classmethod"],
+)
+def test_noop_for_self_target_where_self_is_not_the_receiver(method: str) -> None:
+    source = (
+        "from app.dependencies import create_user_execution_context\n\n"
+        "class Handler:\n"
+        f"    {method}\n"
+        "        return create_user_execution_context(user_id=1, thread_id=2)\n"
+    )
+    result = check_noop(source, SELF_TARGET)
+    assert "not inside a method whose receiver is self" in only_reason(result)
+
+
+def test_noop_for_self_target_in_a_nested_function_with_its_own_self() -> None:
+    result = check_noop(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        class Handler:
+            async def handle(self, u, t):
+                async def inner(self):
+                    return create_user_execution_context(user_id=u, thread_id=t)
+                return inner
+        """,
+        SELF_TARGET,
+    )
+    assert "not inside a method whose receiver is self" in only_reason(result)
+
+
+def test_self_target_in_a_closure_of_the_method_uses_the_method_receiver() -> None:
+    check_transformed(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        class Handler:
+            async def handle(self, u, t):
+                async def inner():
+                    return create_user_execution_context(user_id=u, thread_id=t)
+                return await inner()
+        """,
+        """\
+        class Handler:
+            async def handle(self, u, t):
+                async def inner():
+                    return await self.session_manager.get_or_create_user_session(user_id=u, thread_id=t)
+                return await inner()
+        """,
+        SELF_TARGET,
+    )
