@@ -23,6 +23,7 @@ import libcst as cst
 from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
 from ctxmigrate.codemods.model import Category, Finding, Rule
 from ctxmigrate.codemods.resolve import (
+    WEBSOCKET_FACTORY_METHOD,
     ModuleSummary,
     ModuleSymbol,
     RawReference,
@@ -195,16 +196,29 @@ def _fresh_id_sites(finder: ReferenceFinder) -> Iterator[AuditSite]:
 
 def _string_sites(finder: ReferenceFinder) -> Iterator[AuditSite]:
     index = finder.index
-    legacy = index.legacy_names
+    # A string naming the WebSocketContext class breaks with no rewrite: the class
+    # stays. Only the functions' names (whose calls go away) are checked by text.
+    legacy_functions = {
+        target.qualname.rpartition(".")[2]
+        for target in index.targets
+        if target.kind != "websocket_context"
+    }
     for node, scope in finder.strings:
         value = node.evaluated_value
         if not isinstance(value, str):
             continue
-        if _DOTTED_PATH.fullmatch(value) and value.rpartition(".")[2] in finder.known:
+        last = value.rpartition(".")[2]
+        if _DOTTED_PATH.fullmatch(value) and (
+            last in finder.known or last == WEBSOCKET_FACTORY_METHOD
+        ):
             head, *rest = value.split(".")
-            symbols = index.attribute_chain((ModuleSymbol(head),), rest)
+            # "pkg.ws.WebSocketContext.create_for_user": the class, then its factory.
+            factory_method = last == WEBSOCKET_FACTORY_METHOD
+            symbols = index.attribute_chain(
+                (ModuleSymbol(head),), rest[:-1] if factory_method else rest
+            )
             target = next((s for s in symbols if isinstance(s, Target)), None)
-            if target is not None:
+            if target is not None and (not factory_method or target.kind == "websocket_context"):
                 yield AuditSite(
                     STRING_REFERENCE,
                     node,
@@ -216,7 +230,7 @@ def _string_sites(finder: ReferenceFinder) -> Iterator[AuditSite]:
                     keep_in_tests=False,
                 )
                 continue
-        for name in sorted(legacy):
+        for name in sorted(legacy_functions):
             if value == name or re.search(rf"\b{re.escape(name)}\s*\(", value):
                 target = next(t for t in index.targets if t.qualname.endswith("." + name))
                 what = f"'{name}('" if value != name else f"'{name}'"

@@ -1315,6 +1315,9 @@ class ReferenceFinder(ScopeWalker):
         known = self.known
         last = self._last_name(node.func)
         first = node.args[0].value if node.args else None
+        if last == "cast" and first is not None:
+            # typing.cast("WebSocketContext", value): the type, as a string.
+            self._make_strings_inert(first)
         if (
             last in known
             or last == WEBSOCKET_FACTORY_METHOD
@@ -1329,6 +1332,21 @@ class ReferenceFinder(ScopeWalker):
     def visit_Await(self, node: cst.Await) -> Visit:
         self.awaited.add(id(node.expression))
         return None
+
+    def visit_Annotation(self, node: cst.Annotation) -> Visit:
+        # A forward reference ("WebSocketContext", "Optional[...]") names a
+        # type; no rewrite breaks it.
+        self._make_strings_inert(node)
+        return None
+
+    def _make_strings_inert(self, root: cst.CSTNode) -> None:
+        pending = [root]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, cst.SimpleString):
+                self.inert_strings.add(id(node))
+            else:
+                pending.extend(child_nodes(node))
 
     def visit_Attribute(self, node: cst.Attribute) -> Visit:
         self.not_loads.add(id(node.attr))

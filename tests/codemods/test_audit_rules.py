@@ -154,6 +154,51 @@ def test_noop_for_docstrings_all_and_unrelated_strings() -> None:
     assert of_rule(findings, "CTX102") == []
 
 
+def test_noop_for_type_strings_and_the_websocket_context_class_name() -> None:
+    findings = analyse(
+        {
+            "pkg/ws.py": """\
+            class WebSocketContext:
+                @classmethod
+                def create_for_user(cls, websocket, user_id, thread_id):
+                    return cls()
+            """,
+            "pkg/types.py": """\
+            from typing import Optional, cast
+
+            def f(
+                ctx: "WebSocketContext", make: "create_user_execution_context"
+            ) -> "Optional[WebSocketContext]":
+                label: "create_user_execution_context" = make
+                print("WebSocketContext")
+                return cast("create_user_execution_context", ctx)
+            """,
+        }
+    )["pkg/types.py"]
+    assert of_rule(findings, "CTX102") == []
+
+
+def test_patch_target_of_create_for_user_is_review() -> None:
+    findings = analyse(
+        {
+            "pkg/ws.py": """\
+            class WebSocketContext:
+                @classmethod
+                def create_for_user(cls, websocket, user_id, thread_id):
+                    return cls()
+            """,
+            "tests/test_ws.py": """\
+            from unittest import mock
+
+            def test_patch():
+                with mock.patch("pkg.ws.WebSocketContext.create_for_user"):
+                    pass
+            """,
+        }
+    )["tests/test_ws.py"]
+    assert of_rule(findings, "CTX102") == [("review", 4, 21)]
+
+
 def test_patch_targets_and_source_text_checks_are_review_even_in_tests() -> None:
     findings = analyse(
         {
