@@ -24,10 +24,12 @@ import ast
 import io
 import os
 import re
+import sys
 import tokenize
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -566,7 +568,39 @@ def _analyze_in_worker(item: tuple[str, bytes]) -> _Outcome:
     return _analyze_file(Path(item[0]), item[1], config, index, codemods, fix, accept)
 
 
+# Python's default limit (1,000 frames) stops LibCST's recursive code generation
+# on expressions CPython itself compiles (a 400-term ``"a" + "a" + ...`` in
+# generated code). Since 3.11, Python-to-Python calls do not grow the C stack,
+# so a higher limit only lets such files through; the nesting LibCST's parser
+# accepts is bounded by its own limits.
+ANALYSIS_RECURSION_LIMIT = 20_000
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Run the analysis and the fix of one file with ``ANALYSIS_RECURSION_LIMIT``."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, ANALYSIS_RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def _analyze_file(
+    path: Path,
+    source: bytes,
+    config: Config,
+    index: ProjectIndex,
+    codemods: Sequence[Codemod],
+    fix: bool,
+    accept: frozenset[AcceptKey] | None,
+) -> _Outcome:
+    with deep_recursion():
+        return _analyze_and_fix(path, source, config, index, codemods, fix, accept)
+
+
+def _analyze_and_fix(
     path: Path,
     source: bytes,
     config: Config,
@@ -857,7 +891,8 @@ def _summarize_job(item: tuple[bytes, ModuleFile]) -> tuple[ModuleSummary | File
     """(summary or error, whether the outcome may be cached)."""
     data, module_file = item
     try:
-        return summarize_source(data, module_file), True
+        with deep_recursion():
+            return summarize_source(data, module_file), True
     except SourceError as error:
         return FileError(module_file.display, str(error)), True
     except RecursionError:

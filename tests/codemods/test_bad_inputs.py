@@ -215,3 +215,16 @@ def test_an_internal_error_in_one_file_is_reported_and_the_rest_audited(
     report = audit(tree)
     assert errors(report)["pkg/odd.py"].startswith("internal error while analysing this file")
     assert rewrites(report) == [("pkg/handler.py", 4, 12)]
+
+
+def test_long_generated_expression_is_audited_and_fixed(tree: Path) -> None:
+    # 600 terms: CPython compiles it, Python's default recursion limit does not
+    # let LibCST's code generation through it.
+    chain = " + ".join(["'a'"] * 600)
+    (tree / "pkg" / "generated.py").write_text(f"BIG = {chain}\n\n{HANDLER}")
+    result = run([tree], Config(root=tree), default_codemods(), fix=True, use_cache=False)
+    assert result.report.errors == []
+    assert ("pkg/generated.py", 6, 12) in rewrites(result.report)
+    (fixed,) = [fix for fix in result.fixes if fix.path == "pkg/generated.py"]
+    assert fixed.error is None
+    assert fixed.fixed is not None and b"await get_or_create_user_session(" in fixed.fixed
