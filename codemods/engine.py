@@ -340,6 +340,7 @@ def analyze_source(
     from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
     from ctxmigrate.codemods.positions import node_spans
     from ctxmigrate.codemods.resolve import (
+        SUPPRESSION,
         ReferenceFinder,
         method_receivers,
         new_name_clash,
@@ -359,10 +360,25 @@ def analyze_source(
     findings: list[Finding] = []
     if not nodes:
         return FileAnalysis(module_file.display, module_file.abspath, source, module, [], [])
-    spans, lines = node_spans(module, nodes)
+    # Only real comments suppress: "# ctxmigrate: ignore" inside a string must not.
+    quoting = _strings_quoting_suppressions(module) if b"ctxmigrate:" in source else []
+    spans, lines = node_spans(module, [*nodes, *quoting])
+    quoted = [spans[id(string)] for string in quoting]
+
+    def suppressed_on(line: int) -> frozenset[str]:
+        found: set[str] = set()
+        text = lines.line(line)
+        for match in SUPPRESSION.finditer(text):
+            position = (line, match.start() + 1)
+            if not any(
+                (span.line, span.column) <= position < (span.end_line, span.end_column)
+                for span in quoted
+            ):
+                found |= suppressed_rules(match.group(0))
+        return frozenset(found)
 
     def suppressed_at(line: int, end_line: int) -> frozenset[str]:
-        return suppressed_rules(lines.line(line)) | suppressed_rules(lines.line(end_line))
+        return suppressed_on(line) | suppressed_on(end_line)
 
     active = codemods if codemods is not None else default_codemods()
     by_kind = {codemod.target_kind: codemod for codemod in active}
@@ -444,6 +460,26 @@ def analyze_source(
         findings,
         index.external_uses.get(module_file.module, {}),
     )
+
+
+def _strings_quoting_suppressions(module: cst.Module) -> list[cst.CSTNode]:
+    """String literals whose text contains ``ctxmigrate:`` (they suppress nothing)."""
+    import libcst as cst
+
+    from ctxmigrate.codemods.resolve import iter_nodes
+
+    return [
+        node
+        for node in iter_nodes(module)
+        if (isinstance(node, cst.SimpleString) and "ctxmigrate:" in node.value)
+        or (
+            isinstance(node, cst.FormattedString)
+            and any(
+                isinstance(part, cst.FormattedStringText) and "ctxmigrate:" in part.value
+                for part in node.parts
+            )
+        )
+    ]
 
 
 def _module_file_on_disk(path: Path, config: Config) -> ModuleFile:

@@ -704,3 +704,23 @@ def test_suppression_on_the_last_line_of_a_multiline_call_and_bare_ignore() -> N
         ("CTX001", "keep", 7),
         ("CTX003", "rewrite", 8),
     ]
+
+
+def test_suppression_text_inside_a_string_suppresses_nothing() -> None:
+    found = findings(
+        '''\
+        from pkg.deps import create_user_execution_context
+
+        async def handle(user_id, thread_id):
+            note = "# ctxmigrate: ignore"; a = create_user_execution_context(user_id, thread_id)
+            b = create_user_execution_context(user_id, f"""
+            # ctxmigrate: ignore""")
+            c = create_user_execution_context(user_id, "# ctxmigrate: ignore")  # ctxmigrate: ignore
+            return a, b, c
+        '''
+    )
+    assert [(f.rule, f.category, f.line) for f in found] == [
+        ("CTX001", "rewrite", 4),
+        ("CTX001", "rewrite", 5),
+        ("CTX001", "keep", 7),
+    ]
