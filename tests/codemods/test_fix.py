@@ -6,6 +6,7 @@ import dataclasses
 import textwrap
 
 import libcst as cst
+import pytest
 
 from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
 from ctxmigrate.codemods.config import Config
@@ -186,13 +187,326 @@ def test_output_that_does_not_parse_leaves_the_file_untouched() -> None:
     broken = (_BrokenReuseSession(), *CODEMODS[1:])
     result = fix_sources({PATH: HANDLER.encode(), **LEGACY_MODULES}, LEGACY_CONFIG, broken)[PATH]
     assert result.fixed is None
-    assert result.error is not None
-    assert "does not parse" in result.error
+    # One message, one position: the offending ``(`` of ``return lambda(``.
+    assert result.error == (
+        "the rewritten file does not parse: "
+        "invalid syntax at line 7, column 18 of the rewritten text"
+    )
     assert result.applied == []
-    assert [finding.category for finding in result.skipped] == ["review"]
+    assert [(finding.category, finding.message) for finding in result.skipped] == [
+        ("review", result.error)
+    ]
+
+
+def test_output_that_does_not_parse_in_newer_syntax_gets_libcst_position() -> None:
+    # Python 3.11 cannot parse a ``type`` statement: its parser would blame it,
+    # not the rewrite, so LibCST's own position is given (once).
+    broken = (_BrokenReuseSession(), *CODEMODS[1:])
+    source = "type Alias = int\n" + HANDLER
+    result = fix_sources({PATH: source.encode(), **LEGACY_MODULES}, LEGACY_CONFIG, broken)[PATH]
+    assert result.error == (
+        "the rewritten file does not parse: "
+        "expected one of *, **, :, NAME at line 9, column 1 of the rewritten text"
+    )
 
 
 def test_result_is_a_plain_record_for_the_writer() -> None:
     result = fix_bytes(HANDLER.encode())
     assert result.changed
     assert dataclasses.asdict(result)["fixed"] == HANDLER_FIXED.encode()
+
+
+# -- import statements: only the removed names' text goes ---------------------------
+
+# A site that imports the legacy name beside OTHER_THING, which stays in use.
+SITE = """
+
+async def handle(u, t):
+    return create_user_execution_context(user_id=u, thread_id=t), OTHER_THING
+"""
+SITE_FIXED = """from ctxmigrate.shim import get_or_create_user_session
+
+
+async def handle(u, t):
+    return await get_or_create_user_session(user_id=u, thread_id=t), OTHER_THING
+"""
+MULTI_LINE_IMPORT = (
+    "from app.dependencies import (\n"
+    "    OTHER_THING,  # used below\n"
+    "    create_user_execution_context,  # legacy\n"
+    ")\n"
+)
+
+
+def test_noop_keeps_a_multi_line_import_a_review_site_still_uses() -> None:
+    source = MULTI_LINE_IMPORT + SITE.replace("async def", "def")
+    assert fix_bytes(source.encode()).fixed is None
+
+
+def test_noop_keeps_the_aliased_shim_import_when_nothing_is_rewritten() -> None:
+    source = "from ctxmigrate.shim import get_or_create_user_session as goc\n" + SITE.replace(
+        "async def", "def"
+    )
+    assert fix_bytes(source.encode()).fixed is None
+
+
+@pytest.mark.parametrize(
+    ("imports", "kept"),
+    [
+        pytest.param(
+            MULTI_LINE_IMPORT,
+            "from app.dependencies import (\n    OTHER_THING,  # used below\n)\n",
+            id="last-with-trailing-comma",
+        ),
+        pytest.param(
+            "from app.dependencies import (\n"
+            "    OTHER_THING,  # used below\n"
+            "    create_user_execution_context  # legacy\n"
+            ")\n",
+            "from app.dependencies import (\n    OTHER_THING  # used below\n)\n",
+            id="last-without-trailing-comma",
+        ),
+        pytest.param(
+            "from app.dependencies import (\n"
+            "    create_user_execution_context,  # legacy\n"
+            "    OTHER_THING,  # used below\n"
+            ")\n",
+            "from app.dependencies import (\n    OTHER_THING,  # used below\n)\n",
+            id="first",
+        ),
+        pytest.param(
+            "from app.dependencies import (  # app names\n"
+            "    OTHER_THING,  # used below\n"
+            "    # the factory\n"
+            "    create_user_execution_context,  # legacy\n"
+            "\n"
+            "    OTHER_THING as OTHER,   # also used\n"
+            "  )\n",
+            "from app.dependencies import (  # app names\n"
+            "    OTHER_THING,  # used below\n"
+            "    # the factory\n"
+            "\n"
+            "    OTHER_THING as OTHER,   # also used\n"
+            "  )\n",
+            id="middle",
+        ),
+        pytest.param(
+            "from app.dependencies import (OTHER_THING, create_user_execution_context)\n",
+            "from app.dependencies import (OTHER_THING)\n",
+            id="one-line-parenthesized",
+        ),
+        pytest.param(
+            "from app.dependencies import (OTHER_THING, create_user_execution_context,)\n",
+            "from app.dependencies import (OTHER_THING,)\n",
+            id="one-line-trailing-comma",
+        ),
+        pytest.param(
+            "from app.dependencies import (\n"
+            "    OTHER_THING,\n"
+            "\n"
+            "    create_user_execution_context,\n"
+            ")\n",
+            "from app.dependencies import (\n    OTHER_THING,\n)\n",
+            id="last-after-a-blank-line",
+        ),
+        pytest.param(
+            "from app.dependencies import (create_user_execution_context,\n"
+            "                              OTHER_THING)  # both\n",
+            "from app.dependencies import (OTHER_THING)  # both\n",
+            id="first-of-two-lines",
+        ),
+        pytest.param(
+            "from app.dependencies import (create_user_execution_context,  # legacy\n"
+            "                              OTHER_THING)\n",
+            "from app.dependencies import (  # legacy\n"
+            "                              OTHER_THING)\n",
+            id="first-of-two-lines-with-a-comment",
+        ),
+        pytest.param(
+            "from app.dependencies import (OTHER_THING, OTHER_THING as OTHER,\n"
+            "                              create_user_execution_context)\n",
+            "from app.dependencies import (OTHER_THING, OTHER_THING as OTHER)\n",
+            id="grid-last",
+        ),
+        pytest.param(
+            "from app.dependencies import (OTHER_THING,  # used below\n"
+            "                              create_user_execution_context)\n",
+            "from app.dependencies import (OTHER_THING  # used below\n)\n",
+            id="grid-last-after-a-comment",
+        ),
+        pytest.param(
+            "from app.dependencies import (\n"
+            "    OTHER_THING, create_user_execution_context,  # both\n"
+            ")\n",
+            "from app.dependencies import (\n    OTHER_THING,  # both\n)\n",
+            id="second-on-a-shared-line",
+        ),
+        pytest.param(
+            "from app.dependencies import create_user_execution_context, OTHER_THING  # x\n",
+            "from app.dependencies import OTHER_THING  # x\n",
+            id="single-line-first",
+        ),
+        pytest.param(
+            "from app.dependencies import OTHER_THING,  create_user_execution_context\n",
+            "from app.dependencies import OTHER_THING\n",
+            id="single-line-last",
+        ),
+    ],
+)
+def test_removing_a_name_keeps_the_other_names_as_written(imports: str, kept: str) -> None:
+    result = fix_bytes((imports + SITE).encode())
+    assert result.fixed == (kept + SITE_FIXED).encode()
+    assert fix_bytes(result.fixed).fixed is None
+
+
+def test_removing_several_names_keeps_the_remaining_lines() -> None:
+    source = (
+        "from app.dependencies import (\n"
+        "    create_user_execution_context as make,  # alias\n"
+        "    OTHER_THING,  # used below\n"
+        "    create_user_execution_context,  # legacy\n"
+        ")\n"
+        "\n"
+        "\n"
+        "async def handle(u, t):\n"
+        "    return make(u, t), create_user_execution_context(u, t), OTHER_THING\n"
+    )
+    result = fix_bytes(source.encode())
+    assert result.fixed == (
+        b"from app.dependencies import (\n"
+        b"    OTHER_THING,  # used below\n"
+        b")\n"
+        b"from ctxmigrate.shim import get_or_create_user_session\n"
+        b"\n"
+        b"\n"
+        b"async def handle(u, t):\n"
+        b"    return await get_or_create_user_session(user_id=u, thread_id=t), "
+        b"await get_or_create_user_session(user_id=u, thread_id=t), OTHER_THING\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("imports", "kept"),
+    [
+        ("import app.dependencies, os  # x\n", "import os  # x\n"),
+        ("import os, app.dependencies\n", "import os\n"),
+        ("import os, app.dependencies, sys\n", "import os, sys\n"),
+        ("import os,  \\\n    app.dependencies\n", "import os\n"),
+    ],
+    ids=["first", "last", "middle", "continued-line"],
+)
+def test_removing_a_module_from_a_plain_import_keeps_the_others(imports: str, kept: str) -> None:
+    source = imports + SITE.replace(
+        "create_user_execution_context(", "app.dependencies.create_user_execution_context("
+    ).replace(", OTHER_THING", ", os")
+    result = fix_bytes(source.encode())
+    assert result.fixed == (kept + SITE_FIXED.replace(", OTHER_THING", ", os")).encode()
+
+
+# -- the new import line: nothing added around it -----------------------------------
+
+
+def test_replacing_the_only_import_adds_no_blank_line() -> None:
+    source = (
+        "#!/usr/bin/env python\n"
+        '"""Doc."""\n'
+        "# leading comment for import\n"
+        "from app.dependencies import create_user_execution_context  # legacy factory\n"
+        "# trailing comment block\n"
+        "CONST = 1\n"
+        "\n"
+        "\n"
+        "async def handle(u, t):\n"
+        "    return create_user_execution_context(u, t)\n"
+    )
+    result = fix_bytes(source.encode())
+    assert result.fixed == (
+        b"#!/usr/bin/env python\n"
+        b'"""Doc."""\n'
+        b"# leading comment for import\n"
+        b"from ctxmigrate.shim import get_or_create_user_session\n"
+        b"# trailing comment block\n"
+        b"CONST = 1\n"
+        b"\n"
+        b"\n"
+        b"async def handle(u, t):\n"
+        b"    return await get_or_create_user_session(user_id=u, thread_id=t)\n"
+    )
+
+
+def test_new_import_joining_other_imports_adds_no_blank_line() -> None:
+    source = (
+        "import os\n"
+        "CONST = os.sep\n"
+        "\n"
+        "\n"
+        "async def handle(u, t):\n"
+        "    from app.dependencies import create_user_execution_context\n"
+        "\n"
+        "    return create_user_execution_context(u, t)\n"
+    )
+    result = fix_bytes(source.encode())
+    assert result.fixed == (
+        b"import os\n"
+        b"from ctxmigrate.shim import get_or_create_user_session\n"
+        b"CONST = os.sep\n"
+        b"\n"
+        b"\n"
+        b"async def handle(u, t):\n"
+        b"    return await get_or_create_user_session(user_id=u, thread_id=t)\n"
+    )
+
+
+def test_new_import_goes_after_a_line_of_several_imports() -> None:
+    source = (
+        "import os; from app.dependencies import create_user_execution_context; import sys\n"
+        "\n"
+        "\n"
+        "async def handle(u, t):\n"
+        "    return create_user_execution_context(u, t), os, sys\n"
+    )
+    result = fix_bytes(source.encode())
+    assert result.fixed == (
+        b"import os; import sys\n"
+        b"from ctxmigrate.shim import get_or_create_user_session\n"
+        b"\n"
+        b"\n"
+        b"async def handle(u, t):\n"
+        b"    return await get_or_create_user_session(user_id=u, thread_id=t), os, sys\n"
+    )
+
+
+def test_first_top_level_import_is_set_apart_from_the_code() -> None:
+    source = (
+        "async def handle(u, t):\n"
+        "    from app.dependencies import create_user_execution_context\n"
+        "\n"
+        "    return create_user_execution_context(u, t)\n"
+    )
+    result = fix_bytes(source.encode())
+    assert result.fixed == (
+        b"from ctxmigrate.shim import get_or_create_user_session\n"
+        b"\n"
+        b"async def handle(u, t):\n"
+        b"    return await get_or_create_user_session(user_id=u, thread_id=t)\n"
+    )
+
+
+def test_aliased_import_of_the_new_name_gets_a_plain_import_beside_it() -> None:
+    source = (
+        "from app.dependencies import create_user_execution_context\n"
+        "from ctxmigrate.shim import configure, get_or_create_user_session as goc\n"
+        "\n"
+        "\n"
+        "async def handle(u, t):\n"
+        "    return create_user_execution_context(u, t), goc, configure\n"
+    )
+    result = fix_bytes(source.encode())
+    assert result.fixed == (
+        b"from ctxmigrate.shim import configure, get_or_create_user_session as goc\n"
+        b"from ctxmigrate.shim import get_or_create_user_session\n"
+        b"\n"
+        b"\n"
+        b"async def handle(u, t):\n"
+        b"    return await get_or_create_user_session(user_id=u, thread_id=t), goc, configure\n"
+    )
