@@ -33,7 +33,9 @@ def test_audit_hook_fails_on_rewrite_for_python_files() -> None:
 def test_hook_entries_parse_with_the_cli(hook_id: str, tmp_path: Path) -> None:
     program, command_name, *options = shlex.split(hooks()[hook_id]["entry"])
     assert program == "ctxmigrate"
-    command = cli.commands[command_name]
+    # Subcommands load lazily: ask the group, as click does when it runs one.
+    command = cli.get_command(click.Context(cli), command_name)
+    assert command is not None
     staged = tmp_path / "staged.py"
     staged.write_text("x = 1\n")
     with command.make_context(command_name, [*options, str(staged)]) as ctx:
