@@ -144,11 +144,19 @@ def get_manager_for_context(context: Any, factory: Callable[[Any], Any] | None =
             "get_manager_for_context needs a websocket manager factory: pass "
             "factory=create_websocket_manager, or call configure(manager_factory=...) at startup"
         )
-    configured = _configuration.manager
-    candidates = [configured] if configured is not None else []
-    candidates += [manager for manager in managers_alive() if manager is not configured]
-    for manager in candidates:
-        if manager.owns(context):
-            return manager.websocket_manager_for(context, chosen)
+    manager = owning_manager(context)
+    if manager is not None:
+        return manager.websocket_manager_for(context, chosen)
     _configuration.unbound_websocket_managers += 1
     return chosen(context)
+
+
+def owning_manager(context: object) -> UserSessionManager[Any] | None:
+    """The manager whose live session ``context`` is (the configured one first), or ``None``."""
+    configured = _configuration.manager
+    if configured is not None and configured.owns(context):
+        return configured
+    for manager in managers_alive():
+        if manager is not configured and manager.owns(context):
+            return manager
+    return None

@@ -23,7 +23,10 @@ Modes (chosen with ``configure(mode=...)``):
 A call that passes a ``db_session`` is never routed to a shared session, in
 either mode: a per-request database session must not outlive its request inside
 a context that later messages reuse. It gets a fresh context, as before, and is
-counted as ``with_db_session`` in the observer's report.
+counted as ``with_db_session`` in the observer's report. The ``db_session`` is
+passed to the configured manager's factory; a manager without ``factory=`` builds
+the shim's ``UserExecutionContext``, which has no ``db_session`` attribute, so
+there the fresh context does not carry it.
 """
 
 from __future__ import annotations
@@ -54,7 +57,11 @@ def create_user_execution_context(
         return manager.get_or_create_user_session_sync(
             user_id, thread_id, run_id=run_id, websocket_connection_id=websocket_connection_id
         )
-    extra: dict[str, Any] = {} if db_session is None else {"db_session": db_session}
+    # The db_session goes to the application's factory; the shim's own
+    # UserExecutionContext (a manager without factory=) has no place for it.
+    extra: dict[str, Any] = (
+        {"db_session": db_session} if db_session is not None and manager.factory is not None else {}
+    )
     context = manager.create_detached_context(
         user_id, thread_id, run_id=run_id, websocket_connection_id=websocket_connection_id, **extra
     )

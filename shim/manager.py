@@ -63,17 +63,37 @@ def _synchronous(result: _ResultT | Awaitable[_ResultT], error: Exception) -> _R
 
 
 class _LiveSession(Generic[ContextT]):
-    """This process's side of a session: the live context and what goes with it."""
+    """This process's side of a session: the live context and what goes with it.
 
-    __slots__ = ("context", "key", "last_seen", "run_id", "version", "websocket_manager")
+    ``epoch`` is the manager's sequence number of the store call that produced
+    the record: a removal reported by a store call issued later applies to this
+    entry, one issued earlier (whose reply arrived late) does not.
+    """
 
-    def __init__(self, context: ContextT, record: SessionRecord, now: float) -> None:
+    __slots__ = ("context", "epoch", "key", "last_seen", "run_id", "version", "websocket_manager")
+
+    def __init__(self, context: ContextT, record: SessionRecord, now: float, epoch: int) -> None:
         self.context = context
         self.key = record.key
         self.run_id = record.run_id
         self.version = record.version
         self.last_seen = now
+        self.epoch = epoch
         self.websocket_manager: Any = None
+
+
+class _Build:
+    """A context being built: from the store call that gets the record to registration.
+
+    ``removed`` is set when a later store call (an eviction, ``end_session``, a
+    sweep) removes the record meanwhile: the context is then not registered.
+    """
+
+    __slots__ = ("epoch", "removed")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.removed = False
 
 
 class UserSessionManager(Generic[ContextT]):
@@ -177,6 +197,11 @@ class UserSessionManager(Generic[ContextT]):
         # (user_id, thread_id) without building a SessionKey (equal hash and eq).
         self._live: dict[tuple[str, str], _LiveSession[ContextT]] = {}
         self._creations: SingleFlight[SessionKey, ContextT | None] = SingleFlight()
+        # Creations between their store call and registration, by key (at most one
+        # per key: they run inside the single-flight).
+        self._building: dict[SessionKey, _Build] = {}
+        # Sequence number of store calls that create, confirm or remove records.
+        self._epoch = 0
         self._cleanup_task: asyncio.Task[None] | None = None
         self._created = 0
         self._reused = 0
@@ -194,6 +219,11 @@ class UserSessionManager(Generic[ContextT]):
     @property
     def store(self) -> SessionStore:
         return self._store
+
+    @property
+    def factory(self) -> Callable[..., Any] | None:
+        """The application's context factory; ``None``: contexts are ``UserExecutionContext``."""
+        return self._factory
 
     # -- getting a session ---------------------------------------------------------
 
@@ -229,14 +259,27 @@ class UserSessionManager(Generic[ContextT]):
                 if sync_store is not None:
                     # The in-memory store answers at once: skip a coroutine per message.
                     record = sync_store.touch_now(live.key, now=now, policy=self._policy)
+                    if self._confirm(live, record, now):
+                        self._reused += 1
+                        return live.context
                 else:
                     record = await self._store.touch(live.key, now=now, policy=self._policy)
-                if self._confirm(live, record, now):
-                    self._reused += 1
-                    return live.context
+                    # During the await another caller may have dropped or replaced the
+                    # entry: only the entry still live may be confirmed (or dropped).
+                    if self._live.get(live.key) is live and self._confirm(live, record, now):
+                        self._reused += 1
+                        return live.context
         key, run_id, websocket_connection_id = self._validated(
             user_id, thread_id, run_id, websocket_connection_id
         )
+        # Ids that are str subclasses (normalised by validation) arrive here with a
+        # live session, and so does a caller whose entry was replaced meanwhile.
+        live = self._live.get(key)
+        if live is not None:
+            context = await self._reuse(live)
+            if context is not None:
+                self._reused += 1
+                return context
         work = functools.partial(
             self._materialize, key, True, run_id, websocket_connection_id, factory_kwargs
         )
@@ -284,10 +327,11 @@ class UserSessionManager(Generic[ContextT]):
         ):
             self._reused += 1
             return live.context
+        epoch = self._next_epoch()
         outcome = store.get_or_create_now(
             self._candidate(key, run_id, websocket_connection_id, now), now=now, policy=self._policy
         )
-        self._apply_removals(outcome.removed)
+        self._apply_removals(outcome.removed, epoch)
         try:
             built = _synchronous(
                 self._call_factory(outcome.record, factory_kwargs),
@@ -301,7 +345,7 @@ class UserSessionManager(Generic[ContextT]):
             if outcome.created:
                 store.delete_now(key)
             raise
-        return self._register(key, outcome.record, built, now, created=outcome.created)
+        return self._register(key, outcome.record, built, now, epoch, created=outcome.created)
 
     async def get_session(self, user_id: str, thread_id: str) -> ContextT | None:
         """Lookup only: the live context of the conversation, or ``None``. Never creates.
@@ -311,10 +355,9 @@ class UserSessionManager(Generic[ContextT]):
         key, _, _ = self._validated(user_id, thread_id, None, None)
         live = self._live.get(key)
         if live is not None:
-            now = self._clock()
-            record = await self._store.touch(key, now=now, policy=self._policy)
-            if self._confirm(live, record, now):
-                return live.context
+            context = await self._reuse(live)
+            if context is not None:
+                return context
         # A shared store may hold a record that this process has no context for
         # (yet, or any more: re-created elsewhere): build the context for it, but
         # never create a record.
@@ -356,9 +399,10 @@ class UserSessionManager(Generic[ContextT]):
         :class:`~ctxmigrate.shim.errors.SessionEndedError` and writes nothing.
         """
         key, _, _ = self._validated(user_id, thread_id, None, None)
+        epoch = self._next_epoch()
         existed = await self._store.delete(key)
-        live = self._forget(key)
-        if existed or live is not None:
+        dropped = self._remove_older(key, epoch)
+        if existed or dropped:
             self._ended += 1
             return True
         return False
@@ -387,24 +431,48 @@ class UserSessionManager(Generic[ContextT]):
             key, state, expected_version=live.version, now=now, policy=self._policy
         )
         if record is None:
-            self._forget(key)
-            self._expired += 1
+            # Drop the entry checked above, not one that replaced it during the await.
+            self._discard(live, now)
             raise SessionEndedError("the session expired or ended: its state was not saved")
-        live.version = record.version
-        live.last_seen = now
+        if self._live.get(key) is live:
+            live.version = record.version
+            live.last_seen = now
 
     async def cleanup_inactive_sessions(self) -> list[SessionKey]:
         """Remove sessions idle for ``idle_timeout`` seconds or more; return their keys."""
         now = self._clock()
-        removed = dict.fromkeys(await self._store.sweep_expired(now=now, policy=self._policy))
-        # A shared store expires records by itself and may not report them; the
-        # contexts this process holds for them go by the same rule.
         idle_timeout = self._policy.idle_timeout
-        for live in self._live.values():
-            if now - live.last_seen >= idle_timeout:
-                removed[live.key] = None
-        for key in removed:
-            self._forget(key)
+        # A shared store expires records by itself and may not report them; the
+        # contexts this process holds go by the same rule. They are chosen before
+        # the store call: a session used or re-created meanwhile is not idle.
+        idle_here = {
+            live.key: live for live in self._live.values() if now - live.last_seen >= idle_timeout
+        }
+        epoch = self._next_epoch()
+        swept = await self._store.sweep_expired(now=now, policy=self._policy)
+        removed: dict[SessionKey, None] = {}
+        for key in swept:
+            seen = idle_here.pop(key, None)
+            build = self._building.get(key)
+            if build is not None and build.epoch < epoch:
+                build.removed = True
+            live = self._live.get(key)
+            if seen is not None:
+                if live is seen:
+                    self._drop(seen)
+                    removed[key] = None
+                # Otherwise another caller dropped it meanwhile, and counted it.
+            elif live is not None and live.epoch < epoch:
+                self._drop(live)
+                removed[key] = None
+            else:
+                # A record this process held no context for (or an older record
+                # of a session re-created here meanwhile).
+                removed[key] = None
+        for key, seen in idle_here.items():
+            if self._live.get(key) is seen and now - seen.last_seen >= idle_timeout:
+                self._drop(seen)
+                removed[key] = None
         self._expired += len(removed)
         return list(removed)
 
@@ -413,6 +481,36 @@ class UserSessionManager(Generic[ContextT]):
     def owns(self, context: object) -> bool:
         """Whether ``context`` is the live context of one of this manager's sessions."""
         return self._live_entry_of(context)[1] is not None
+
+    def mark_active(self, context: object) -> bool:
+        """Count activity on ``context``'s session from synchronous code; whether it is live.
+
+        With a store that answers without awaiting (the in-memory store) this is a
+        full access, like :meth:`get_session`: the idle timer and the stored
+        record are refreshed (and a session found gone is dropped). An async-only
+        store (Redis) cannot be reached from sync code: only this process's idle
+        timer is refreshed, and the record expires unless an awaited call
+        (:meth:`touch_session`, or any get/save) refreshes it.
+        """
+        _, live = self._live_entry_of(context)
+        if live is None:
+            return False
+        now = self._clock()
+        sync_store = self._sync_store
+        if sync_store is not None:
+            return self._confirm(
+                live, sync_store.touch_now(live.key, now=now, policy=self._policy), now
+            )
+        live.last_seen = now
+        shim_context: Any = live.context
+        if type(shim_context) is UserExecutionContext:
+            shim_context.update_activity(now)
+        return True
+
+    async def touch_session(self, context: object) -> bool:
+        """Refresh ``context``'s session (idle timer and stored record); whether it is live."""
+        _, live = self._live_entry_of(context)
+        return live is not None and await self._reuse(live) is not None
 
     def websocket_manager_for(self, context: ContextT, factory: Callable[[ContextT], Any]) -> Any:
         """The session's websocket manager, built with ``factory(context)`` on first use.
@@ -480,7 +578,7 @@ class UserSessionManager(Generic[ContextT]):
             await asyncio.wait((task,))
         await self._creations.cancel_all()
         for live in list(self._live.values()):
-            self._forget(live.key)
+            self._drop(live)
         if self._owns_store:
             await self._store.aclose()
 
@@ -547,12 +645,35 @@ class UserSessionManager(Generic[ContextT]):
             return True
         # The store no longer has this session (or has a newer one under the same
         # key, created by another process): the live object is stale.
-        self._forget(live.key)
+        self._discard(live, now)
+        return False
+
+    def _discard(self, live: _LiveSession[ContextT], now: float) -> None:
+        """Drop a stale entry, if it is still the live one, and count why it went.
+
+        Callers checked ``live`` before awaiting the store; meanwhile another
+        caller may have dropped it (and counted it) or registered a new session
+        for the key, which must stay.
+        """
+        if self._live.get(live.key) is not live:
+            return
+        self._drop(live)
         if now - live.last_seen >= self._policy.idle_timeout:
             self._expired += 1
         else:
             self._ended += 1
-        return False
+
+    async def _reuse(self, live: _LiveSession[ContextT]) -> ContextT | None:
+        """Confirm ``live`` with the store and refresh it; its context, or ``None`` if stale."""
+        now = self._clock()
+        sync_store = self._sync_store
+        if sync_store is not None:
+            record = sync_store.touch_now(live.key, now=now, policy=self._policy)
+        else:
+            record = await self._store.touch(live.key, now=now, policy=self._policy)
+            if self._live.get(live.key) is not live:
+                return None
+        return live.context if self._confirm(live, record, now) else None
 
     async def _materialize(
         self,
@@ -564,33 +685,57 @@ class UserSessionManager(Generic[ContextT]):
     ) -> ContextT | None:
         """Single-flight body: get (or get or create) the record, then build its context."""
         now = self._clock()
-        if create:
-            outcome = await self._store.get_or_create(
-                self._candidate(key, run_id, websocket_connection_id, now),
-                now=now,
-                policy=self._policy,
-            )
-            self._apply_removals(outcome.removed)
-            record, created = outcome.record, outcome.created
-        else:
-            found = await self._store.touch(key, now=now, policy=self._policy)
-            if found is None:
-                return None
-            record, created = found, False
-        live = self._live.get(key)
-        if live is not None and live.run_id == record.run_id:
-            # Created meanwhile by a synchronous caller: keep the one object.
-            return live.context
+        epoch = self._next_epoch()
+        # Registered before the store call: a removal issued from here on (an
+        # eviction by a concurrent creation, end_session, a sweep) marks it.
+        build = self._building[key] = _Build(epoch)
         try:
-            built = self._call_factory(record, factory_kwargs)
-            context = await built if inspect.isawaitable(built) else built
-        except BaseException:
-            self._failed_creations += 1
+            if create:
+                outcome = await self._store.get_or_create(
+                    self._candidate(key, run_id, websocket_connection_id, now),
+                    now=now,
+                    policy=self._policy,
+                )
+                self._apply_removals(outcome.removed, epoch)
+                record, created = outcome.record, outcome.created
+            else:
+                found = await self._store.touch(key, now=now, policy=self._policy)
+                if found is None:
+                    return None
+                record, created = found, False
+            live = self._live.get(key)
+            if live is not None:
+                if live.run_id == record.run_id and self._confirm(live, record, now):
+                    # Live already (a str-subclass id, a synchronous caller, a
+                    # caller whose entry was replaced): the one object, refreshed.
+                    if create:
+                        self._reused += 1
+                    return live.context
+                # A newer record under the key (re-created by another process).
+                self._discard(live, now)
+            try:
+                built = self._call_factory(record, factory_kwargs)
+                context = await built if inspect.isawaitable(built) else built
+            except BaseException:
+                self._failed_creations += 1
+                if created and not build.removed:
+                    # Not cached: a failed or abandoned creation leaves no record behind.
+                    await self._store.delete(key)
+                raise
+        finally:
+            if self._building.get(key) is build:
+                del self._building[key]
+        if build.removed:
+            # The record was evicted, ended or swept while the factory ran. This
+            # call's callers get the context they asked for, as if it had been
+            # removed right after; no live entry is kept for a record that no
+            # longer exists, so the caps bound the live contexts.
             if created:
-                # Not cached: a failed or abandoned creation leaves no record behind.
-                await self._store.delete(key)
-            raise
-        return self._register(key, record, context, now, created=created)
+                self._created += 1
+            if self._leak_check is not None:
+                self._leak_check.watch(context, f"context of {key!r}")
+            return context if create else None
+        return self._register(key, record, context, now, epoch, created=created)
 
     def _call_factory(
         self, record: SessionRecord, factory_kwargs: dict[str, Any]
@@ -630,6 +775,7 @@ class UserSessionManager(Generic[ContextT]):
         record: SessionRecord,
         context: ContextT,
         now: float,
+        epoch: int,
         *,
         created: bool,
     ) -> ContextT:
@@ -642,16 +788,17 @@ class UserSessionManager(Generic[ContextT]):
             # An application context rebuilt from a shared record starts from the
             # saved conversation state.
             state.update(record.conversation_state)
-        self._live[key] = _LiveSession(context, record, now)
+        self._live[key] = _LiveSession(context, record, now, epoch)
         if created:
             self._created += 1
         else:
             self._reused += 1
         return context
 
-    def _apply_removals(self, removed: tuple[Removal, ...]) -> None:
+    def _apply_removals(self, removed: tuple[Removal, ...], epoch: int) -> None:
+        """Apply the removals reported by the store call numbered ``epoch``."""
         for key, reason in removed:
-            self._forget(key)
+            self._remove_older(key, epoch)
             if reason is RemovalReason.EXPIRED:
                 self._expired += 1
             elif reason is RemovalReason.ENDED:
@@ -659,17 +806,37 @@ class UserSessionManager(Generic[ContextT]):
             else:
                 self._evicted[reason.value] += 1
 
-    def _forget(self, key: SessionKey) -> _LiveSession[ContextT] | None:
-        live = self._live.pop(key, None)
-        if live is None:
-            return None
+    def _next_epoch(self) -> int:
+        self._epoch += 1
+        return self._epoch
+
+    def _remove_older(self, key: SessionKey, epoch: int) -> bool:
+        """The store call numbered ``epoch`` removed the record of ``key``.
+
+        Drop the live entry, and mark a creation in flight, if their record came
+        from an earlier store call; one from a later call stands for a newer
+        record (the reply of the removing call arrived late). Return whether a
+        live entry was dropped.
+        """
+        build = self._building.get(key)
+        if build is not None and build.epoch < epoch:
+            build.removed = True
+        live = self._live.get(key)
+        if live is None or live.epoch >= epoch:
+            return False
+        self._drop(live)
+        return True
+
+    def _drop(self, live: _LiveSession[ContextT]) -> None:
+        """Remove ``live``, which the caller checked is the key's current entry."""
+        key = live.key
+        del self._live[key]
         if live.websocket_manager is not None:
             self._websocket_managers -= 1
             if self._leak_check is not None:
                 self._leak_check.watch(live.websocket_manager, f"websocket manager of {key!r}")
         if self._leak_check is not None:
             self._leak_check.watch(live.context, f"context of {key!r}")
-        return live
 
     def _live_entry_of(self, context: object) -> tuple[SessionKey, _LiveSession[ContextT] | None]:
         user_id = getattr(context, "user_id", None)

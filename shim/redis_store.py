@@ -201,28 +201,50 @@ def _json_number(value: float, field: str) -> str:
     return repr(float(value))
 
 
-def _require_str_keys(state: dict[str, Any]) -> None:
-    # json.dumps silently turns int/float/bool/None keys into strings: other
-    # processes would then read a different state than this one holds.
+_JSON_SCALARS: Final = (str, int, float, bool, type(None))
+
+
+def _require_plain_json(state: dict[str, Any]) -> None:
+    """Refuse what ``json.dumps`` would accept but not give back as is.
+
+    Only exact ``dict`` (with exact ``str`` keys), ``list``, ``str``, ``int``,
+    ``float``, ``bool`` and ``None`` pass: json.dumps silently turns int keys
+    into strings, tuples into lists and subclasses (StrEnum, IntEnum, an
+    OrderedDict) into their base type, so other processes would read a
+    different state than this one holds. Each container is walked once, so a
+    container that contains itself cannot loop here (json.dumps then reports
+    the cycle).
+    """
+    seen: set[int] = set()
     pending: list[object] = [state]
     while pending:
         value = pending.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
+        kind = type(value)
+        if kind is dict or kind is list:
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            if kind is list:
+                pending.extend(value)  # type: ignore[arg-type]
+                continue
+            for key, item in value.items():  # type: ignore[attr-defined]
+                if type(key) is not str:
                     raise RecordEncodingError(
                         f"conversation_state must be JSON: object key {key!r} is not a str"
                     )
                 pending.append(item)
-        elif isinstance(value, list | tuple):
-            pending.extend(value)
+        elif kind not in _JSON_SCALARS:
+            raise RecordEncodingError(
+                f"conversation_state must be JSON: a {kind.__name__} value would not come "
+                "back as the same type (use dict, list, str, int, float, bool or None)"
+            )
 
 
 def encode_state(state: dict[str, Any]) -> str:
     """``conversation_state`` as JSON text, refusing anything JSON would not give back as is."""
     if not isinstance(state, dict):
         raise RecordEncodingError(f"conversation_state must be a dict, not {type(state).__name__}")
-    _require_str_keys(state)
+    _require_plain_json(state)
     try:
         # allow_nan=False: NaN and Infinity are not JSON.
         return json.dumps(state, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

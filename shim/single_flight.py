@@ -9,6 +9,10 @@ Guarantees, each tested in ``tests/shim/test_single_flight.py``:
 * cancelling one caller never cancels the shared work; when the *last* caller
   is cancelled the work is cancelled too, and that caller returns only after
   the work has finished unwinding (so it leaves nothing half-made behind);
+* a caller never receives a cancellation it did not ask for: a caller arriving
+  while abandoned work unwinds does not join it, it waits for the unwinding to
+  finish (not for its result) and then starts fresh work, so there is still
+  never more than one run per key at a time;
 * the bookkeeping is empty whenever nothing is in flight;
 * no asyncio object is created before the first call, and a call made from a
   different event loop than a stale in-flight entry starts fresh work instead
@@ -26,11 +30,13 @@ ResultT = TypeVar("ResultT")
 
 
 class _Flight(Generic[ResultT]):
-    __slots__ = ("task", "waiters")
+    __slots__ = ("abandoned", "task", "waiters")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[ResultT]
         self.waiters = 0
+        # Set when the last waiter left and the task was cancelled: nobody may join.
+        self.abandoned = False
 
 
 class SingleFlight(Generic[KeyT, ResultT]):
@@ -49,11 +55,22 @@ class SingleFlight(Generic[KeyT, ResultT]):
     async def run(self, key: KeyT, work: Callable[[], Awaitable[ResultT]]) -> ResultT:
         """Run ``work()`` for ``key`` unless a run is already in flight; await its result."""
         loop = asyncio.get_running_loop()
-        flight = self._flights.get(key)
-        if flight is None or flight.task.get_loop() is not loop:
-            flight = _Flight()
-            flight.task = loop.create_task(self._fly(key, flight, work))
-            self._flights[key] = flight
+        while True:
+            flight = self._flights.get(key)
+            if flight is None or flight.task.get_loop() is not loop:
+                flight = _Flight()
+                flight.task = loop.create_task(self._fly(key, flight, work))
+                self._flights[key] = flight
+                break
+            if not flight.abandoned:
+                break
+            # Cancelled because its last waiter left, and still unwinding: its
+            # outcome is a cancellation meant for someone else. Wait until it has
+            # finished (and removed itself), then look again.
+            await asyncio.wait((flight.task,))
+            if self._flights.get(key) is flight:
+                # A task cancelled before its first step never ran _fly's cleanup.
+                del self._flights[key]
         flight.waiters += 1
         try:
             return await asyncio.shield(flight.task)
@@ -61,6 +78,7 @@ class SingleFlight(Generic[KeyT, ResultT]):
             flight.waiters -= 1
             if flight.waiters == 0 and not flight.task.done():
                 # The last caller was cancelled: nobody wants the result any more.
+                flight.abandoned = True
                 flight.task.cancel()
                 await asyncio.wait((flight.task,))
 

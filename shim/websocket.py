@@ -14,7 +14,7 @@ from typing import Any, Generic
 
 from typing_extensions import TypeVar
 
-from ctxmigrate.shim.configuration import default_manager
+from ctxmigrate.shim.configuration import default_manager, owning_manager
 from ctxmigrate.shim.context import SessionContext
 from ctxmigrate.shim.manager import UserSessionManager
 from ctxmigrate.shim.validation import new_connection_id
@@ -38,9 +38,13 @@ class WebSocketContextView(Generic[ViewedT]):
     for the legacy class keeps working. The ids come from ``context``, the
     session's context; ``connection_id`` and ``connected_at`` belong to the view,
     so a reconnect gets a new view over the same session.
+
+    ``manager`` is the session manager owning ``context`` (found among the live
+    managers when not given); :meth:`update_activity` and
+    :meth:`refresh_activity` count as activity of the session there.
     """
 
-    __slots__ = ("connected_at", "connection_id", "context", "websocket")
+    __slots__ = ("_manager", "connected_at", "connection_id", "context", "websocket")
 
     def __init__(
         self,
@@ -49,11 +53,13 @@ class WebSocketContextView(Generic[ViewedT]):
         context: ViewedT,
         *,
         connected_at: datetime | None = None,
+        manager: UserSessionManager[Any] | None = None,
     ) -> None:
         self.websocket = websocket
         self.connection_id = connection_id
         self.context = context
         self.connected_at = datetime.now(UTC) if connected_at is None else connected_at
+        self._manager = manager
 
     @property
     def user_id(self) -> str:
@@ -79,11 +85,35 @@ class WebSocketContextView(Generic[ViewedT]):
         state = getattr(self.websocket, "client_state", None)
         return getattr(state, "name", None) == "CONNECTED"
 
+    def _session_manager(self) -> UserSessionManager[Any] | None:
+        manager = self._manager
+        if manager is not None and manager.owns(self.context):
+            return manager
+        return owning_manager(self.context)
+
     def update_activity(self) -> None:
-        """Mark the *session* active (the view has no activity of its own)."""
+        """Mark the *session* active (the view has no activity of its own).
+
+        This is an access of the session, like a message: it slides the
+        manager's idle timer and, with the in-memory store, the stored record's
+        expiry. A synchronous method cannot reach an async-only store (Redis):
+        there it refreshes only this process's timer, so heartbeats should
+        ``await view.refresh_activity()`` instead. A context that is not a live
+        session (already ended, or built by legacy code) only gets its own
+        ``update_activity()`` called, as before.
+        """
+        manager = self._session_manager()
+        if manager is not None:
+            manager.mark_active(self.context)
+            return
         update_activity = getattr(self.context, "update_activity", None)
         if callable(update_activity):
             update_activity()
+
+    async def refresh_activity(self) -> bool:
+        """Refresh the session (idle timer and stored record, any store); whether it is live."""
+        manager = self._session_manager()
+        return manager is not None and await manager.touch_session(self.context)
 
     def get_connection_info(self) -> dict[str, Any]:
         """The legacy debugging summary (ids and timestamps, no message data)."""
@@ -151,7 +181,7 @@ async def session_websocket_context(
     context = await (manager or default_manager()).get_or_create_user_session(
         user_id, thread_id, run_id=run_id, websocket_connection_id=connection_id
     )
-    return WebSocketContextView(websocket, connection_id, context)
+    return WebSocketContextView(websocket, connection_id, context, manager=manager)
 
 
 async def to_user_execution_context(

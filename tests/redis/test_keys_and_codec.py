@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import enum
 import itertools
 import json
 
@@ -13,6 +15,7 @@ from ctxmigrate.shim.redis_store import (
     RecordRejected,
     decode_record,
     encode_record,
+    encode_state,
     global_index_key,
     parse_session_key,
     session_key,
@@ -122,6 +125,56 @@ def test_ids_that_look_like_the_splice_point_stay_inside_their_string() -> None:
 def test_state_that_is_not_json_is_refused_at_encoding(state: dict[object, object]) -> None:
     with pytest.raises(RecordEncodingError, match="conversation_state must be"):
         encode_record(make_record(conversation_state=state))
+
+
+class Color(enum.StrEnum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Label(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"pair": (1, 2)},
+        {"nested": [{"pair": ("a", "b")}]},
+        {"color": Color.RED},
+        {"level": Level.HIGH},
+        {"label": Label("x")},
+        {"ordered": collections.OrderedDict(a=1)},
+        {Label("key"): 1},
+    ],
+    ids=["tuple", "nested-tuple", "strenum", "intenum", "str-subclass", "dict-subclass", "key"],
+)
+def test_values_json_would_not_give_back_as_the_same_type_are_refused(
+    state: dict[str, object],
+) -> None:
+    with pytest.raises(RecordEncodingError, match="conversation_state must be JSON"):
+        encode_state(state)
+
+
+def test_self_referencing_state_is_refused_not_walked_forever() -> None:
+    history: list[object] = []
+    history.append(history)
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+    for state in ({"history": history}, looped):
+        with pytest.raises(RecordEncodingError, match=r"[Cc]ircular"):
+            encode_state(state)
+
+
+def test_shared_but_acyclic_values_are_fine() -> None:
+    shared = {"n": 1}
+    assert json.loads(encode_state({"a": shared, "b": [shared, shared]})) == {
+        "a": {"n": 1},
+        "b": [{"n": 1}, {"n": 1}],
+    }
 
 
 @pytest.mark.parametrize(

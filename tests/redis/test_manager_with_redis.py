@@ -145,3 +145,29 @@ def test_live_context_sees_state_saved_by_another_worker(
             assert again_a.conversation_state == {"from_b": True}
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("shape", ["self-list", "tuple"])
+def test_saving_state_json_cannot_keep_raises_and_writes_nothing(
+    redis_server: RedisServer, key_prefix: str, shape: str
+) -> None:
+    from ctxmigrate.shim.redis_store import RecordEncodingError
+
+    async def scenario() -> None:
+        async with RedisSessionStore(redis_server.url, key_prefix=key_prefix) as store:
+            manager = UserSessionManager(store=store)
+            context = await manager.get_or_create_user_session("alice", "thread-1")
+            if shape == "self-list":
+                history: list[object] = []
+                history.append(history)
+                context.conversation_state["history"] = history
+            else:
+                context.conversation_state["pair"] = (1, 2)
+            with pytest.raises(RecordEncodingError):
+                await manager.save_conversation_state(context)
+            other = UserSessionManager(store=store)
+            seen = await other.get_or_create_user_session("alice", "thread-1")
+            assert seen.conversation_state == {}
+            assert manager.owns(context)  # a refused save does not end the session
+
+    asyncio.run(scenario())

@@ -60,3 +60,60 @@ class GatedAsyncFactory:
             raise self.fail_with
         self.finished += 1
         return AppContext(**ids)
+
+
+class GatedStore:
+    """An async-only store (like Redis): each call does its atomic work at once, in
+    the in-memory store, and its reply waits while the test holds that method's gate.
+
+    ``hold("touch")`` makes the following ``touch`` replies wait until ``release("touch")``
+    (or until the returned event is set: each call waits on the gate held when it was
+    made, so replies can be released in any order); ``calls[name]`` counts the calls
+    that have done their work.
+    """
+
+    def __init__(self) -> None:
+        from ctxmigrate.shim import InMemorySessionStore
+
+        self.inner = InMemorySessionStore()
+        self.gates: dict[str, asyncio.Event] = {}
+        self.calls: dict[str, int] = {}
+
+    def hold(self, method: str) -> asyncio.Event:
+        gate = self.gates[method] = asyncio.Event()
+        return gate
+
+    def release(self, method: str) -> None:
+        self.gates.pop(method).set()
+
+    async def _reply(self, method: str, value: Any) -> Any:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        gate = self.gates.get(method)
+        if gate is not None:
+            await gate.wait()
+        return value
+
+    async def get_or_create(self, candidate: Any, *, now: float, policy: Any) -> Any:
+        return await self._reply(
+            "get_or_create", self.inner.get_or_create_now(candidate, now=now, policy=policy)
+        )
+
+    async def touch(self, key: Any, *, now: float, policy: Any) -> Any:
+        return await self._reply("touch", self.inner.touch_now(key, now=now, policy=policy))
+
+    async def save_state(
+        self, key: Any, state: Any, *, expected_version: int, now: float, policy: Any
+    ) -> Any:
+        record = self.inner.save_state_now(
+            key, state, expected_version=expected_version, now=now, policy=policy
+        )
+        return await self._reply("save_state", record)
+
+    async def delete(self, key: Any) -> bool:
+        return bool(await self._reply("delete", self.inner.delete_now(key)))
+
+    async def sweep_expired(self, *, now: float, policy: Any) -> Any:
+        return await self._reply("sweep_expired", self.inner.sweep_expired_now(now, policy))
+
+    async def aclose(self) -> None:
+        return None

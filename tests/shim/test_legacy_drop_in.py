@@ -144,3 +144,15 @@ def test_drop_in_keeps_the_legacy_signature() -> None:
         )
     assert (context.user_id, context.thread_id, context.run_id) == ("u", "t", "r")
     assert context.websocket_connection_id == "ws"
+
+
+@ignore_deprecation
+@pytest.mark.parametrize("mode", ["observe", "reuse"])
+def test_db_session_on_the_default_manager_gets_a_fresh_context(mode: Any) -> None:
+    configure(mode=mode)  # no manager configured: the default one, without a factory
+    shared = create_user_execution_context("u", "t")
+    with_db = create_user_execution_context("u", "t", db_session="db-1")
+    assert with_db is not shared
+    assert (with_db.user_id, with_db.thread_id) == ("u", "t")
+    sites = current_observer().report()["call_sites"]
+    assert sum(site["with_db_session"] for site in sites) == 1

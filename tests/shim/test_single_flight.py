@@ -171,3 +171,36 @@ def test_single_flight_distinct_keys_run_independently() -> None:
         assert sorted(started) == ["a", "b"]
 
     asyncio.run(scenario())
+
+
+def test_a_caller_never_joins_abandoned_work() -> None:
+    async def scenario() -> None:
+        flights: SingleFlight[str, str] = SingleFlight()
+        unwinding, unwind = asyncio.Event(), asyncio.Event()
+        runs = 0
+
+        async def work() -> str:
+            nonlocal runs
+            runs += 1
+            if runs == 1:
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    unwinding.set()
+                    await unwind.wait()
+                    raise
+            return "fresh"
+
+        first = asyncio.create_task(flights.run("k", work))
+        await yield_until(lambda: runs == 1)
+        first.cancel()
+        await unwinding.wait()
+        second = asyncio.create_task(flights.run("k", work))
+        third = asyncio.create_task(flights.run("k", work))
+        await asyncio.sleep(0)
+        assert runs == 1  # the new callers wait for the unwinding; nothing runs twice at once
+        unwind.set()
+        assert await asyncio.gather(second, third) == ["fresh", "fresh"]
+        assert runs == 2 and first.cancelled() and len(flights) == 0
+
+    asyncio.run(scenario())

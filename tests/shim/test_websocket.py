@@ -281,3 +281,40 @@ def test_async_websocket_manager_factory_is_rejected() -> None:
             get_manager_for_context(context, factory=create_websocket_manager)
 
     asyncio.run(scenario())
+
+
+def test_view_update_activity_keeps_the_session_alive() -> None:
+    async def scenario() -> None:
+        clock = ManualClock()
+        manager = UserSessionManager(clock=clock, idle_timeout=60)
+        view = await session_websocket_context(
+            FakeWebSocket(), "alice", "t1", connection_id="c1", manager=manager
+        )
+        for _ in range(5):  # heartbeats only, 150 s in all
+            clock.advance(30)
+            view.update_activity()
+        assert await manager.cleanup_inactive_sessions() == []
+        assert await manager.get_session("alice", "t1") is view.context
+        assert view.context.last_activity_timestamp == clock.now
+
+    asyncio.run(scenario())
+
+
+def test_view_update_activity_finds_the_owning_manager_and_refresh_reaches_the_store() -> None:
+    async def scenario() -> None:
+        from .support import GatedStore
+
+        clock, store = ManualClock(), GatedStore()
+        manager = UserSessionManager(store=store, clock=clock, idle_timeout=60)
+        context = await manager.get_or_create_user_session("alice", "t1")
+        view = WebSocketContextView(FakeWebSocket(), "c1", context)  # no manager given
+        clock.advance(50)
+        view.update_activity()  # async-only store: this process's idle timer only
+        assert await manager.cleanup_inactive_sessions() == []
+        assert await view.refresh_activity()  # awaited: the stored record too
+        clock.advance(50)
+        assert await manager.get_session("alice", "t1") is context
+        await manager.end_session("alice", "t1")
+        assert not await view.refresh_activity()
+
+    asyncio.run(scenario())
