@@ -10,7 +10,8 @@ a repository must not be able to run code when someone audits it):
   and a digest of the whole project index: a change in any module that could
   alter resolution invalidates every outcome, never a summary.
 
-A corrupt or unreadable entry counts as a miss; a cache that cannot be written
+A corrupt or unreadable entry, or one without the expected shape (a hand-edited
+``{"error": null}``), counts as a miss; a cache that cannot be written
 (read-only checkout) is silently skipped: caching is an optimisation only.
 """
 
@@ -82,9 +83,23 @@ class AnalysisCache:
         except OSError:
             self.enabled = False
 
+    def _reject(self, value: Any) -> None:
+        """A loaded entry without the expected shape: a miss after all."""
+        if value is not None:
+            self.hits -= 1
+            self.misses += 1
+
     def summary(self, key: str) -> dict[str, Any] | None:
+        """``{"error": message}`` or ``{"summary": {...}}``; anything else is a miss."""
         value = self._load("summary", key)
-        return value if isinstance(value, dict) else None
+        if (
+            isinstance(value, dict)
+            and len(value) == 1
+            and (isinstance(value.get("error"), str) or isinstance(value.get("summary"), dict))
+        ):
+            return value
+        self._reject(value)
+        return None
 
     def store_summary(self, key: str, value: dict[str, Any]) -> None:
         self._store("summary", key, value)
@@ -92,12 +107,10 @@ class AnalysisCache:
     def outcome(self, key: str) -> tuple[list[Finding], FileError | None] | None:
         value = self._load("outcome", key)
         try:
-            findings = [Finding(**item) for item in value["findings"]]
-            error = None if value["error"] is None else FileError(**value["error"])
-        except (TypeError, KeyError):
-            if value is not None:
-                self.hits -= 1
-                self.misses += 1
+            findings = [_finding(item) for item in value["findings"]]
+            error = None if value["error"] is None else _file_error(value["error"])
+        except (TypeError, KeyError, ValueError):
+            self._reject(value)
             return None
         return findings, error
 
@@ -110,3 +123,41 @@ class AnalysisCache:
                 "error": None if error is None else error.to_json(),
             },
         )
+
+
+_FINDING_TYPES: dict[str, tuple[type, ...]] = {
+    "rule": (str,),
+    "category": (str,),
+    "path": (str,),
+    "line": (int,),
+    "column": (int,),
+    "end_line": (int,),
+    "end_column": (int,),
+    "symbol": (str,),
+    "function": (str, type(None)),
+    "message": (str,),
+    "fix": (str, type(None)),
+}
+
+
+def _finding(item: Any) -> Finding:
+    """A cached finding, only when every field has its type (ValueError otherwise)."""
+    if not isinstance(item, dict) or set(item) != set(_FINDING_TYPES):
+        raise ValueError("not a finding")
+    for name, types in _FINDING_TYPES.items():
+        value = item[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise ValueError(f"bad {name}")
+    if item["category"] not in ("rewrite", "review", "keep"):
+        raise ValueError("bad category")
+    return Finding(**item)
+
+
+def _file_error(item: Any) -> FileError:
+    if (
+        not isinstance(item, dict)
+        or set(item) != {"path", "message"}
+        or not all(isinstance(value, str) for value in item.values())
+    ):
+        raise ValueError("not a file error")
+    return FileError(**item)

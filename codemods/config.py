@@ -4,14 +4,19 @@ Both files use the same kebab-case keys. Lookup starts at the given path and
 walks up to the filesystem root; the first directory holding a
 ``ctxmigrate.yaml`` or a pyproject.toml with a ``[tool.ctxmigrate]`` table
 wins, and that directory is the project root (test patterns, excludes and the
-cache are relative to it). Without a config file the root is the start
-directory and every default applies.
+cache are relative to it). Without a config file every default applies and the
+root must not depend on the order of the paths (pre-commit passes staged files
+in any order): the git top level of the first path in a checkout, else the
+current directory when every path is inside it, else the first path's
+directory (see ``default_root``).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,12 +86,19 @@ _INT_KEYS = {"max-file-size": "max_file_bytes"}
 KNOWN_KEYS = frozenset(_TUPLE_KEYS) | frozenset(_STRING_KEYS) | frozenset(_INT_KEYS)
 
 
-def load_config(start: Path, config_file: Path | None = None) -> Config:
+def load_config(
+    start: Path,
+    config_file: Path | None = None,
+    paths: Sequence[Path] | None = None,
+    cwd: Path | None = None,
+) -> Config:
     """The configuration for a run started at ``start`` (a file or directory).
 
     ``config_file`` (pyproject.toml or a YAML file) bypasses the lookup; a
     pyproject.toml given explicitly without a ``[tool.ctxmigrate]`` table means
-    "all defaults, rooted there".
+    "all defaults, rooted there". ``paths`` (every path of the run, ``start``
+    first) and ``cwd`` only matter without a configuration file: see
+    ``default_root``.
     """
     if config_file is not None:
         if not config_file.is_file():
@@ -103,7 +115,49 @@ def load_config(start: Path, config_file: Path | None = None) -> Config:
                 table = _read_table(candidate)
                 if table is not None:
                     return config_from_mapping(table, directory, candidate)
-    return Config(root=start_dir)
+    return Config(root=default_root(start, paths or (start,), cwd))
+
+
+def default_root(start: Path, paths: Sequence[Path], cwd: Path | None = None) -> Path:
+    """The project root when no configuration file is found.
+
+    1. The git top level of ``start`` when it is in a checkout;
+    2. else the current directory when every path is inside it;
+    3. else ``start``'s directory (``start`` itself when it is a directory).
+
+    Test patterns (``tests/``) are matched relative to it, so whether
+    ``tests/helpers.py`` is test code must not depend on which path came first.
+    """
+    start_dir = start.resolve()
+    if not start_dir.is_dir():
+        start_dir = start_dir.parent
+    toplevel = _git_toplevel(start_dir)
+    if toplevel is not None:
+        return toplevel
+    current = (cwd if cwd is not None else Path.cwd()).resolve()
+    if all(_inside(path.resolve(), current) for path in paths):
+        return current
+    return start_dir
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _git_toplevel(directory: Path) -> Path | None:
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=directory,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:  # no git binary
+        return None
+    output = completed.stdout.rstrip(b"\n")
+    if completed.returncode != 0 or not output:
+        return None  # not a checkout (or a refused one: discovery reports that)
+    return Path(os.fsdecode(output)).resolve()
 
 
 def _read_table(path: Path) -> Mapping[str, Any] | None:
@@ -117,11 +171,16 @@ def _read_table(path: Path) -> Mapping[str, Any] | None:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: invalid TOML: {error}") from error
-        table = document.get("tool", {}).get("ctxmigrate")
+        tool = document.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: 'tool' must be a table ([tool]), got {_kind(tool)}")
+        table = tool.get("ctxmigrate")
         if table is None:
             return None
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [tool.ctxmigrate] must be a table")
+            raise ConfigError(
+                f"{path}: 'tool.ctxmigrate' must be a table ([tool.ctxmigrate]), got {_kind(table)}"
+            )
         return table
     import yaml  # only YAML users pay for the import
 
@@ -134,6 +193,19 @@ def _read_table(path: Path) -> Mapping[str, Any] | None:
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of ctxmigrate settings")
     return loaded
+
+
+def _kind(value: object) -> str:
+    """How a TOML/YAML value of the wrong shape is described in an error."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__
 
 
 def config_from_mapping(table: Mapping[str, Any], root: Path, source: Path | str) -> Config:

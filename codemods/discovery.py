@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import CtxmigrateError, FileError
@@ -77,6 +78,18 @@ class Discovery:
     errors: list[FileError]
     # The given directories that are git checkouts (their files were listed by git).
     git_directories: list[Path] = field(default_factory=list)
+    # A given path lies in a checkout git refused to read (dubious ownership):
+    # .gitignore was not applied and uncommitted changes cannot be checked.
+    git_refused: bool = False
+
+
+class _Found(NamedTuple):
+    """A listed file before deduplication (a tuple: one is made per file)."""
+
+    absolute: str
+    real: str  # os.path.realpath, computed without a syscall where possible
+    linked: bool  # reached through a symlink (the file itself or a directory on the way)
+    searchable: bool = False  # a regular file listed by git ls-files
 
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
@@ -94,36 +107,62 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     Works on strings: on a 5,000-file tree pathlib objects and ``resolve()``
     per file cost more than the whole text pre-filter. Symlink loops and
     dangling links among the files are reported when they are read.
+
+    A file reached twice (through a symlinked directory or file, or two
+    overlapping paths) is listed once, by its real path; its identity (display
+    path and module name) is the path reached without a symlink when there is
+    one, else the first in name order, so the result never depends on the
+    order in which directories are listed.
     """
     import pathspec
 
     exclude = pathspec.GitIgnoreSpec.from_lines(config.exclude) if config.exclude else None
     tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
-    found: list[str] = []
-    searchable: set[str] = set()
+    base = os.path.abspath(cwd) if cwd is not None else os.getcwd()
+    real_base = os.path.realpath(base)
+    found: list[_Found] = []
     git_directories: list[Path] = []
     errors: list[FileError] = []
+    refused = False
+    explicit_directories: set[str] = set()
     for given in paths:
         if not given.exists() and not given.is_symlink():
             raise CtxmigrateError(f"{given}: no such file or directory")
+        absolute = os.path.abspath(given)
+        linked = _through_link(absolute, base, real_base)
         if given.is_dir():
-            listed = _list_git_files(given)
+            listed, refusal = _list_git_files(given, linked)
+            if refusal is not None:
+                refused = True
+                errors.append(FileError(display_path(given, cwd), refusal))
             if listed is None:
-                found.extend(_walk(given, errors, cwd))
+                found.extend(_walk(given, errors, cwd, linked))
             else:
                 git_directories.append(given)
-                found.extend(path for path, _ in listed)
-                searchable.update(path for path, regular in listed if regular)
+                found.extend(listed)
+                if not listed:
+                    errors.extend(_explain_empty_listing(given, cwd))
         else:
-            found.append(os.path.abspath(given))
-    base = os.path.abspath(cwd) if cwd is not None else os.getcwd()
+            found.append(_Found(absolute, os.path.realpath(absolute), linked))
+            explicit_directories.add(os.path.dirname(absolute))
+    for directory, refusal in _refused_checkouts(explicit_directories):
+        refused = True
+        errors.append(FileError(display_path(Path(directory), cwd), refusal))
+    # One record per real file: the one reached without a symlink, then by
+    # path; for the same path, the one git lists (git grep may search it).
+    chosen: dict[str, _Found] = {}
+    for record in found:
+        current = chosen.setdefault(record.real, record)
+        if current is not record and (record.linked, record.absolute, not record.searchable) < (
+            current.linked,
+            current.absolute,
+            not current.searchable,
+        ):
+            chosen[record.real] = record
     root = str(config.root.resolve())
     files: list[SourceFile] = []
-    seen: set[str] = set()
-    for absolute in found:
-        if absolute in seen:
-            continue
-        seen.add(absolute)
+    for record in chosen.values():
+        absolute = record.absolute
         project_path = _relative_posix(absolute, root) or os.path.basename(absolute)
         if exclude is not None and exclude.match_file(project_path):
             continue
@@ -136,11 +175,15 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
                 module=module,
                 module_aliases=aliases,
                 in_test=tests.match_file(project_path),
-                git_searchable=absolute in searchable,
+                git_searchable=record.searchable,
             )
         )
     files.sort(key=lambda source: source.display)
-    return Discovery(files=files, errors=errors, git_directories=git_directories)
+    # Several errors for one directory (given twice) are one.
+    unique_errors = list({(error.path, error.message): error for error in errors}.values())
+    return Discovery(
+        files=files, errors=unique_errors, git_directories=git_directories, git_refused=refused
+    )
 
 
 def _relative_posix(path: str, base: str) -> str | None:
@@ -149,6 +192,16 @@ def _relative_posix(path: str, base: str) -> str | None:
     if not path.startswith(prefix):
         return None
     return path[len(prefix) :].replace(os.sep, "/")
+
+
+def _through_link(absolute: str, base: str, real_base: str) -> bool:
+    """Whether a given path goes through a symlink below the current directory
+    (or anywhere, outside it): ``lib/appl/handler.py`` with ``lib/appl -> ../app``."""
+    relative = _relative_posix(absolute, base)
+    if absolute == base:
+        return False
+    expected = os.path.join(real_base, relative) if relative is not None else absolute
+    return os.path.realpath(absolute) != os.path.normpath(expected)
 
 
 def _describe_os_error(error: BaseException) -> str:
@@ -161,10 +214,13 @@ def _describe_os_error(error: BaseException) -> str:
     return f"cannot read: {error}"
 
 
-def _list_git_files(directory: Path) -> list[tuple[str, bool]] | None:
-    """Tracked and untracked-but-not-ignored ``.py`` files; None outside a checkout.
+def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None, str | None]:
+    """Tracked and untracked-but-not-ignored ``.py`` files (None outside a
+    checkout), and why git refused the checkout, if it did.
 
-    Each path comes with whether it is a regular file (not a symlink).
+    Regular files cost one ``lstat`` each (deleted-but-tracked files are
+    dropped); their real path is the directory's plus the listed name. A
+    symlink is resolved (they are few).
     """
     try:
         completed = subprocess.run(
@@ -174,15 +230,18 @@ def _list_git_files(directory: Path) -> list[tuple[str, bool]] | None:
             check=False,
         )
     except OSError:  # no git binary
-        return None
+        return None, None
     if completed.returncode != 0:
-        return None
+        return None, git_refusal(completed.stderr, str(directory))
     base = os.path.abspath(directory)
+    real_prefix = os.path.join(os.path.realpath(directory), "")
+    native = os.sep == "/"
     listed = []
     for raw in completed.stdout.split(b"\0"):
         if not raw:
             continue
-        path = os.path.join(base, os.fsdecode(raw))
+        name = os.fsdecode(raw)
+        path = os.path.join(base, name)
         # Deleted-but-tracked files are listed by git yet absent (a symlink
         # loop is kept: reading it reports the error).
         try:
@@ -191,10 +250,105 @@ def _list_git_files(directory: Path) -> list[tuple[str, bool]] | None:
             continue
         if stat.S_ISLNK(mode):
             if not os.path.isdir(path):
-                listed.append((path, False))
+                listed.append(_Found(path, os.path.realpath(path), True))
         elif not stat.S_ISDIR(mode):
-            listed.append((path, stat.S_ISREG(mode)))
-    return listed
+            real = real_prefix + (name if native else name.replace("/", os.sep))
+            listed.append(_Found(path, real, linked, stat.S_ISREG(mode)))
+    return listed, None
+
+
+def _enclosing_checkout(directory: str) -> str | None:
+    """The nearest directory at or above ``directory`` holding a ``.git``."""
+    current = os.path.abspath(directory)
+    while True:
+        if os.path.lexists(os.path.join(current, ".git")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def git_refusal(stderr: bytes, directory: str) -> str | None:
+    """The error message when git refused a checkout above ``directory``
+    (``safe.directory``: a repository owned by another user), else None."""
+    text = os.fsdecode(stderr)
+    if "dubious ownership" not in text and "unsafe repository" not in text:
+        return None
+    checkout = _enclosing_checkout(directory)
+    if checkout is None:
+        return None
+    suggested = re.search(r"safe\.directory[ \t]+(\S[^\n]*)", text)
+    target = suggested.group(1).strip() if suggested is not None else checkout
+    return (
+        "git refused this checkout (dubious ownership: the repository belongs to "
+        "another user): .gitignore not applied and uncommitted changes cannot be "
+        f"checked; run `git config --global --add safe.directory {target}`"
+    )
+
+
+def _refused_checkouts(directories: Iterable[str]) -> list[tuple[str, str]]:
+    """Checkouts holding explicitly given files that git refuses: (top, message).
+
+    One ``git rev-parse`` per checkout (found by looking for ``.git``), so a
+    pre-commit list of staged files costs one process.
+    """
+    tops: dict[str, None] = {}
+    for directory in sorted(directories):
+        top = _enclosing_checkout(directory)
+        if top is not None:
+            tops.setdefault(top)
+    refused = []
+    for top in tops:
+        try:
+            completed = subprocess.run(
+                ["git", "rev-parse", "--git-dir"], cwd=top, capture_output=True, check=False
+            )
+        except OSError:
+            return []
+        if completed.returncode != 0:
+            message = git_refusal(completed.stderr, top)
+            if message is not None:
+                refused.append((top, message))
+    return refused
+
+
+def _explain_empty_listing(directory: Path, cwd: Path | None) -> list[FileError]:
+    """Why git lists no ``.py`` file in a directory the user named: every file
+    in it is ignored, or it holds nested repositories (their files belong to
+    them). An error each, so an empty directory does not pass silently."""
+    problems: list[FileError] = []
+    try:
+        ignored = subprocess.run(
+            ["git", "ls-files", "-o", "-i", "--exclude-standard", "-z", "--", "*.py"],
+            cwd=directory,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return problems
+    count = sum(1 for raw in ignored.stdout.split(b"\0") if raw)
+    if ignored.returncode == 0 and count:
+        files = "file" if count == 1 else "files"
+        problems.append(
+            FileError(
+                display_path(directory, cwd),
+                f"ignored by .gitignore: nothing audited ({count} .py {files} ignored; "
+                "name the files to audit them)",
+            )
+        )
+    for current, directories, filenames in os.walk(directory):
+        if current != str(directory) and (".git" in directories or ".git" in filenames):
+            problems.append(
+                FileError(
+                    display_path(Path(current), cwd),
+                    "a separate git repository: audit it on its own",
+                )
+            )
+            directories[:] = []
+            continue
+        directories[:] = sorted(d for d in directories if d not in SKIPPED_DIRECTORIES)
+    return problems
 
 
 class GitGrep:
@@ -237,18 +391,29 @@ class GitGrep:
         return {os.path.join(self.base, os.fsdecode(raw)) for raw in output.split(b"\0") if raw}
 
 
-def _walk(directory: Path, errors: list[FileError], cwd: Path | None) -> list[str]:
-    listed: list[str] = []
-    visited: set[str] = set()
+def _walk(directory: Path, errors: list[FileError], cwd: Path | None, linked: bool) -> list[_Found]:
+    """The ``.py`` files below ``directory``, following directory symlinks.
 
-    def visit(current: str, real: str) -> None:
+    A symlink to a directory on the current walk path (an ancestor of itself)
+    is a loop and reported; a symlink to a directory already walked is an
+    alias: skipped silently, its files are listed already. Real directories
+    are always walked (an alias walked first does not hide them: duplicates
+    are resolved by real path afterwards). Only symlinks cost a ``realpath``.
+    """
+    listed: list[_Found] = []
+    visited: set[str] = set()
+    on_path: set[str] = set()
+
+    def visit(current: str, real: str, via_link: bool) -> None:
         visited.add(real)
         try:
             entries = sorted(os.scandir(current), key=lambda entry: entry.name)
         except OSError as error:
             errors.append(FileError(display_path(Path(current), cwd), _describe_os_error(error)))
             return
+        on_path.add(real)
         for entry in entries:
+            is_link = entry.is_symlink()
             try:
                 is_directory = entry.is_dir(follow_symlinks=True)
             except OSError:  # a symlink loop: listed, so reading it reports the error
@@ -256,21 +421,27 @@ def _walk(directory: Path, errors: list[FileError], cwd: Path | None) -> list[st
             if is_directory:
                 if entry.name in SKIPPED_DIRECTORIES:
                     continue
-                target = os.path.realpath(entry.path)
-                if target in visited or (real + os.sep).startswith(target + os.sep):
-                    if entry.is_symlink():
-                        errors.append(
-                            FileError(
-                                display_path(Path(entry.path), cwd),
-                                f"symlink loop: points back to {display_path(Path(target), cwd)}",
-                            )
-                        )
+                if not is_link:
+                    visit(entry.path, os.path.join(real, entry.name), via_link)
                     continue
-                visit(entry.path, target)
+                target = os.path.realpath(entry.path)
+                if target in on_path or (real + os.sep).startswith(os.path.join(target, "")):
+                    errors.append(
+                        FileError(
+                            display_path(Path(entry.path), cwd),
+                            f"symlink loop: points back to {display_path(Path(target), cwd)}",
+                        )
+                    )
+                elif target not in visited:
+                    visit(entry.path, target, True)
             elif entry.name.endswith(".py"):
-                listed.append(entry.path)
+                if is_link:
+                    listed.append(_Found(entry.path, os.path.realpath(entry.path), True))
+                else:
+                    listed.append(_Found(entry.path, os.path.join(real, entry.name), via_link))
+        on_path.discard(real)
 
-    visit(os.path.abspath(directory), os.path.realpath(directory))
+    visit(os.path.abspath(directory), os.path.realpath(directory), linked)
     return listed
 
 
@@ -328,32 +499,71 @@ class SourceText:
     data: bytes
 
 
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def _read_at_most(path: Path, size: int) -> bytes:
+    """Up to ``size`` bytes of a file already known to be regular.
+
+    ``O_NONBLOCK``: should the file be swapped for a FIFO between the ``stat``
+    and the ``open``, the open does not wait for a writer.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    with open(os.open(path, flags), "rb") as handle:
+        return handle.read(size)
+
+
 def read_sources(
     files: Iterable[SourceFile], config: Config
 ) -> tuple[list[SourceText], list[FileError]]:
-    """The bytes of every readable source file; an error for each file that is not."""
+    """The bytes of every readable source file; an error for each file that is not.
+
+    Only regular files (after following symlinks) are opened: a FIFO would
+    block forever, ``/dev/zero`` never ends. One ``stat`` per file decides,
+    then at most ``max-file-size + 1`` bytes are read (a file that grew past
+    the limit since the ``stat`` is still rejected).
+    """
     sources: list[SourceText] = []
     errors: list[FileError] = []
     limit = config.max_file_bytes
     for source in files:
         try:
-            size = source.path.stat().st_size
-            if size > limit:
-                errors.append(
-                    FileError(
-                        source.display,
-                        f"skipped: {size:,} bytes is over the {limit:,}-byte limit "
-                        "(max-file-size); large files are usually generated",
-                    )
-                )
+            info = os.stat(source.path)
+            if not stat.S_ISREG(info.st_mode):
+                kind = _file_kind(info.st_mode)
+                errors.append(FileError(source.display, f"not a regular file: {kind}; not read"))
                 continue
-            data = source.path.read_bytes()
+            data = b"" if info.st_size > limit else _read_at_most(source.path, limit + 1)
         except FileNotFoundError as error:
             if os.path.islink(source.path):
                 errors.append(FileError(source.display, _describe_os_error(error)))
             continue  # deleted since it was listed (a tracked file removed from disk)
         except (OSError, RuntimeError) as error:
             errors.append(FileError(source.display, _describe_os_error(error)))
+            continue
+        if info.st_size > limit or len(data) > limit:
+            size = max(info.st_size, len(data))
+            more = "" if info.st_size > limit else "at least "
+            errors.append(
+                FileError(
+                    source.display,
+                    f"skipped: {more}{size:,} bytes is over the {limit:,}-byte limit "
+                    "(max-file-size); large files are usually generated",
+                )
+            )
             continue
         problem = text_problem(data)
         if problem is not None:
@@ -382,9 +592,12 @@ def text_problem(data: bytes) -> str | None:
         if line.strip() and not line.lstrip().startswith(b"#"):
             break
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding)
     except LookupError:
         return f"unknown encoding {encoding!r} in the coding cookie"
+    # hex, rot13, base64, zlib...: codecs, but not bytes-to-text ones.
+    if not getattr(codec, "_is_text_encoding", True):
+        return f"unknown or non-text encoding {encoding!r} in the coding cookie"
     try:
         body.decode(encoding)
     except UnicodeDecodeError as error:
@@ -393,6 +606,9 @@ def text_problem(data: bytes) -> str | None:
             f"cannot decode as {encoding} (line {line_number}, byte 0x{body[error.start]:02x}): "
             "add or fix the '# -*- coding: ... -*-' cookie"
         )
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        # "undefined" always fails; a codec that is not a text codec after all.
+        return f"unknown or non-text encoding {encoding!r} in the coding cookie"
     return None
 
 

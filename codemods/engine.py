@@ -48,7 +48,7 @@ from ctxmigrate.codemods.discovery import (
     select_candidates,
     text_problem,
 )
-from ctxmigrate.codemods.model import AuditReport, FileError, Finding, Rule
+from ctxmigrate.codemods.model import AuditReport, ConfigError, FileError, Finding, Rule
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -105,6 +105,11 @@ class FileAnalysis:
 class RunResult:
     report: AuditReport
     fixes: list[FixResult] = field(default_factory=list)
+    # A path lies in a git checkout that git refused to read (dubious
+    # ownership, ``safe.directory``): .gitignore was not applied (an error in
+    # ``report.errors`` says so) and uncommitted changes cannot be checked, so
+    # ``apply --write`` must not treat the files as "outside any checkout".
+    git_unavailable: bool = False
 
 
 @dataclass
@@ -126,6 +131,22 @@ def rule_selected(rule: Rule, config: Config) -> bool:
     if config.select and not names & set(config.select):
         return False
     return not names & set(config.ignore)
+
+
+def check_rule_selection(config: Config) -> None:
+    """ConfigError when ``select`` and ``ignore`` leave no rule at all: a run
+    that checks nothing must not pass as a clean one."""
+    if not config.select and not config.ignore:
+        return
+    from ctxmigrate.codemods import RULES
+
+    if any(rule_selected(rule, config) for rule in RULES):
+        return
+    selected = ", ".join(config.select) if config.select else "every rule"
+    ignored = ", ".join(config.ignore) or "nothing"
+    raise ConfigError(
+        f"no rule selected: select ({selected}) minus ignore ({ignored}) leaves nothing to check"
+    )
 
 
 # --- parsing ------------------------------------------------------------------------
@@ -772,6 +793,7 @@ def run(
     does not exist. Per-file problems are reported in ``report.errors``; the
     rest of the tree is still analysed.
     """
+    check_rule_selection(config)
     legacy_names = legacy_short_names(config)
     # Started before discovery: git searches while ls-files output is processed.
     first_greps = {
@@ -797,7 +819,8 @@ def run(
     )
     report.errors.extend(prefilter.read_errors)
     if not candidates:
-        return RunResult(report)
+        report.errors.sort(key=lambda error: error.path)
+        return RunResult(report, git_unavailable=discovery.git_refused)
     order = {source.path: position for position, source in enumerate(discovery.files)}
     candidates.sort(key=lambda candidate: order[candidate.file.path])
     sources = prefilter.sources
@@ -858,7 +881,7 @@ def run(
     report.findings.sort(key=Finding.sort_key)
     report.errors.sort(key=lambda error: error.path)
     fixes.sort(key=lambda result: result.path)
-    return RunResult(report, fixes)
+    return RunResult(report, fixes, git_unavailable=discovery.git_refused)
 
 
 def _mentions(
@@ -898,12 +921,12 @@ def _summaries(
         cached = cache.summary(keys[position])
         try:
             if cached is not None and "error" in cached:
-                results[position] = FileError(module_file.display, str(cached["error"]))
+                results[position] = FileError(module_file.display, cached["error"])
             elif cached is not None:
                 results[position] = ModuleSummary.from_json(cached["summary"])
             else:
                 missing.append(position)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             missing.append(position)  # a corrupt entry is a miss
     jobs_input = [(candidates[p].data, module_files[candidates[p].file.path]) for p in missing]
     workers = _worker_count(len(missing), jobs)

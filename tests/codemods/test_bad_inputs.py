@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ctxmigrate.codemods import engine
+from ctxmigrate.codemods import discovery, engine
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import default_codemods, run
 from ctxmigrate.codemods.model import AuditReport, CtxmigrateError
@@ -152,14 +152,14 @@ def test_unreadable_file(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if os.access(secret, os.R_OK):
             # Running as root: mode 000 does not stop reads, so the kernel's
             # answer is simulated for this one file.
-            real_read_bytes = Path.read_bytes
+            real_read = discovery._read_at_most
 
-            def read_bytes(path: Path) -> bytes:
+            def read_at_most(path: Path, size: int) -> bytes:
                 if path.name == "secret.py":
                     raise PermissionError(13, "Permission denied", str(path))
-                return real_read_bytes(path)
+                return real_read(path, size)
 
-            monkeypatch.setattr(Path, "read_bytes", read_bytes)
+            monkeypatch.setattr(discovery, "_read_at_most", read_at_most)
         report = audit(tree)
         assert errors(report)["pkg/secret.py"] == "unreadable: permission denied"
         assert rewrites(report) == [("pkg/handler.py", 4, 12)]
@@ -228,3 +228,102 @@ def test_long_generated_expression_is_audited_and_fixed(tree: Path) -> None:
     (fixed,) = [fix for fix in result.fixes if fix.path == "pkg/generated.py"]
     assert fixed.error is None
     assert fixed.fixed is not None and b"await get_or_create_user_session(" in fixed.fixed
+
+
+@pytest.mark.parametrize("cookie", ["hex", "rot13", "undefined", "base64"])
+def test_a_cookie_naming_a_non_text_codec_is_an_error_for_that_file(
+    tree: Path, cookie: str
+) -> None:
+    (tree / "pkg" / "odd.py").write_bytes(
+        f"# coding: {cookie}\nfrom pkg.deps import create_user_execution_context\n".encode()
+    )
+    report = audit(tree)
+    assert errors(report) == {
+        "pkg/odd.py": f"unknown or non-text encoding '{cookie}' in the coding cookie"
+    }
+    assert rewrites(report) == [("pkg/handler.py", 4, 12)]
+
+
+# Run in a child process with a time and memory limit: without the regular-file
+# check a FIFO blocks open() forever and /dev/zero is read until MemoryError.
+SPECIAL_FILES_AUDIT = """\
+import json, resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.engine import run
+root = Path(sys.argv[1])
+paths = [Path(p) for p in sys.argv[2:]] or [root]
+report = run(paths, Config(root=root), use_cache=False, jobs=1).report
+print(json.dumps(report.to_json()))
+"""
+
+
+def audit_in_child(tree: Path, *paths: str) -> dict[str, object]:
+    import json
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", SPECIAL_FILES_AUDIT, str(tree), *paths],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tree,
+    )
+    assert completed.returncode == 0, completed.stderr
+    document: dict[str, object] = json.loads(completed.stdout)
+    return document
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("git", [False, True])
+def test_fifos_and_devices_named_py_are_errors_and_never_opened(tree: Path, git: bool) -> None:
+    import shutil
+    import subprocess
+
+    if git and shutil.which("git") is None:
+        pytest.skip("needs the git binary")
+    os.mkfifo(tree / "pkg" / "pipe.py")
+    (tree / "fifos").mkdir()
+    os.mkfifo(tree / "fifos" / "named")
+    (tree / "pkg" / "linked_pipe.py").symlink_to(tree / "fifos" / "named")
+    (tree / "pkg" / "zero.py").symlink_to("/dev/zero")
+    if git:
+        subprocess.run(["git", "init", "-q"], cwd=tree, check=True)
+        subprocess.run(["git", "add", "pkg/linked_pipe.py", "pkg/zero.py"], cwd=tree, check=True)
+
+    document = audit_in_child(tree)
+    explicit = audit_in_child(tree, "pkg/pipe.py", "pkg/handler.py", "pkg/deps.py")
+
+    fifo = "not a regular file: a FIFO (named pipe); not read"
+    device = "not a regular file: a character device; not read"
+    expected = {"pkg/linked_pipe.py": fifo, "pkg/zero.py": device}
+    if not git:  # git ls-files lists no FIFO (it is neither a file nor a link)
+        expected["pkg/pipe.py"] = fifo
+    assert {e["path"]: e["message"] for e in document["errors"]} == expected  # type: ignore[attr-defined]
+    assert [f["path"] for f in document["findings"]] == ["pkg/handler.py"]  # type: ignore[attr-defined]
+    assert explicit["errors"] == [{"path": "pkg/pipe.py", "message": fifo}]
+    assert [f["path"] for f in explicit["findings"]] == ["pkg/handler.py"]  # type: ignore[attr-defined]
+
+
+def test_a_file_is_read_with_a_bound(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that grows past max-file-size after its stat is still rejected."""
+    (tree / "pkg" / "growing.py").write_text("x = 1\n")
+    real_read = discovery._read_at_most
+    asked: list[int] = []
+
+    def read_at_most(path: Path, size: int) -> bytes:
+        asked.append(size)
+        if path.name == "growing.py":
+            return b"#" * size
+        return real_read(path, size)
+
+    monkeypatch.setattr(discovery, "_read_at_most", read_at_most)
+    config = Config(root=tree, max_file_bytes=300)
+    report = run([tree], config, default_codemods(), use_cache=False).report
+    assert set(asked) == {301}
+    assert errors(report) == {
+        "pkg/growing.py": "skipped: at least 301 bytes is over the 300-byte limit "
+        "(max-file-size); large files are usually generated"
+    }

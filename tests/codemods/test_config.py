@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from ctxmigrate.codemods.config import (
     DEFAULT_TEST_PATTERNS,
     Config,
+    default_root,
     legacy_short_names,
     load_config,
 )
@@ -137,3 +140,154 @@ def test_fingerprint_changes_with_what_changes_results(tmp_path: Path) -> None:
     assert base.fingerprint() == Config(root=tmp_path / "elsewhere").fingerprint()
     assert base.fingerprint() != Config(root=tmp_path, factories=("a.b.c",)).fingerprint()
     assert base.fingerprint() != Config(root=tmp_path, test_patterns=("spec/",)).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('tool = "x"\n', "'tool' must be a table ([tool]), got a string"),
+        ("[[tool]]\nname = 1\n", "'tool' must be a table ([tool]), got an array"),
+        ("tool = 3\n", "'tool' must be a table ([tool]), got a number"),
+        (
+            '[tool]\nctxmigrate = "x"\n',
+            "'tool.ctxmigrate' must be a table ([tool.ctxmigrate]), got a string",
+        ),
+        (
+            "[[tool.ctxmigrate]]\nselect = []\n",
+            "'tool.ctxmigrate' must be a table ([tool.ctxmigrate]), got an array",
+        ),
+    ],
+)
+def test_a_tool_key_of_the_wrong_shape_is_a_configuration_error(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path)
+    assert str(raised.value) == f"{tmp_path / 'pyproject.toml'}: {message}"
+
+
+def test_a_tool_key_of_the_wrong_shape_exits_2_in_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from ctxmigrate.cli.main import cli
+
+    (tmp_path / "pyproject.toml").write_text('tool = "x"\n')
+    (tmp_path / "a.py").write_text("x = 1\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["audit", "--no-cache", "."])
+    assert result.exit_code == 2
+    assert "'tool' must be a table" in result.output
+    assert "Traceback" not in result.output
+
+
+# --- the project root without a configuration file ---------------------------------------
+
+HELPER = (
+    "from app.deps import create_user_execution_context\n\n"
+    "async def make(user_id, thread_id):\n"
+    "    return create_user_execution_context(user_id=user_id, thread_id=thread_id)\n"
+)
+
+
+def helper_tree(root: Path) -> None:
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "deps.py").write_text(
+        "def create_user_execution_context(user_id, thread_id):\n    return 1\n"
+    )
+    (root / "tests").mkdir()
+    (root / "tests" / "helpers.py").write_text(HELPER)
+
+
+def helper_category(paths: list[Path]) -> str:
+    from ctxmigrate.codemods.engine import run
+
+    config = load_config(paths[0], paths=paths)
+    report = run(paths, config, use_cache=False, jobs=1).report
+    (category,) = [f.category for f in report.findings if f.path.endswith("helpers.py")]
+    return category
+
+
+def test_without_a_config_file_the_root_does_not_depend_on_the_first_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helper_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    helpers, deps = Path("tests/helpers.py"), Path("app/deps.py")
+    for paths in ([Path(".")], [helpers, deps], [deps, helpers], [Path("tests"), Path("app")]):
+        assert load_config(paths[0], paths=paths).root == tmp_path.resolve(), paths
+        assert helper_category(paths) == "keep", paths
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+def test_without_a_config_file_the_root_is_the_git_top_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    repo = tmp_path / "repo"
+    helper_tree(repo)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    monkeypatch.chdir(repo / "tests")
+    # ".." is outside the current directory: the checkout still decides.
+    paths = [Path("."), Path("..")]
+    assert load_config(paths[0], paths=paths).root == repo.resolve()
+    assert helper_category(paths) == "keep"
+    assert load_config(Path("helpers.py")).root == repo.resolve()
+
+
+def test_without_a_config_file_or_git_the_root_is_the_current_directory_or_the_first_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    (tmp_path / "project" / "pkg").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    inside, outside = Path("pkg"), tmp_path / "other"
+    assert load_config(inside, paths=[inside]).root == (tmp_path / "project").resolve()
+    assert load_config(inside, paths=[inside, outside]).root == (tmp_path / "project/pkg").resolve()
+    assert load_config(outside, paths=[outside, inside]).root == outside.resolve()
+    assert default_root(inside, [inside], cwd=tmp_path) == tmp_path.resolve()
+
+
+# --- select and ignore -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("select", "ignore"),
+    [
+        (("CTX001",), ("CTX001",)),
+        (("CTX001",), ("reuse-session",)),
+        ((), ("CTX001", "CTX002", "CTX003", "CTX101", "CTX102", "CTX103", "CTX104")),
+    ],
+)
+def test_select_and_ignore_that_leave_no_rule_are_a_configuration_error(
+    tmp_path: Path, select: tuple[str, ...], ignore: tuple[str, ...]
+) -> None:
+    from ctxmigrate.codemods.engine import run
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    config = Config(root=tmp_path, select=select, ignore=ignore)
+    with pytest.raises(ConfigError, match=r"^no rule selected: "):
+        run([tmp_path], config, use_cache=False)
+    # One rule left is enough.
+    run([tmp_path], Config(root=tmp_path, select=select, ignore=ignore[1:]), use_cache=False)
+
+
+def test_conflicting_select_and_ignore_exit_2_in_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from ctxmigrate.cli.main import cli
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.ctxmigrate]\nselect = ["CTX001"]\nignore = ["reuse-session"]\n'
+    )
+    (tmp_path / "a.py").write_text("x = 1\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["audit", "--no-cache", "."])
+    assert result.exit_code == 2
+    assert "no rule selected" in result.output

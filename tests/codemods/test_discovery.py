@@ -10,14 +10,17 @@ import pytest
 
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.discovery import (
+    Discovery,
     SourceFile,
     SourceText,
     discover,
+    display_path,
     learned_aliases,
     module_names,
     select_candidates,
     text_problem,
 )
+from ctxmigrate.codemods.engine import run
 
 LEGACY = frozenset({"create_user_execution_context", "WebSocketContext"})
 
@@ -152,3 +155,178 @@ def test_text_problem(data: bytes, problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None and found.startswith(problem)
+
+
+# --- symlinks: one file, one identity; only real loops are loops ---------------------
+
+DEPS = "def create_user_execution_context(user_id, thread_id):\n    return 1\n"
+HANDLER = (
+    "from app.deps import create_user_execution_context\n\n"
+    "async def handle(user_id, thread_id):\n"
+    "    return create_user_execution_context(user_id=user_id, thread_id=thread_id)\n"
+)
+
+
+def package(root: Path) -> None:
+    write(root, "app/__init__.py")
+    write(root, "app/deps.py", DEPS)
+    write(root, "app/handler.py", HANDLER)
+
+
+def identities(found: Discovery) -> list[tuple[str, str]]:
+    return [(source.display, source.module) for source in found.files]
+
+
+def test_a_symlink_sorting_before_its_target_does_not_hide_the_real_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package(tmp_path)
+    (tmp_path / "aaa").symlink_to("app")  # listed before app/
+    found = discover([tmp_path], Config(root=tmp_path), cwd=tmp_path)
+    assert identities(found) == [
+        ("app/__init__.py", "app"),
+        ("app/deps.py", "app.deps"),
+        ("app/handler.py", "app.handler"),
+    ]
+    assert found.errors == []
+    monkeypatch.chdir(tmp_path)
+    report = run([tmp_path], Config(root=tmp_path), use_cache=False).report
+    assert [(f.path, f.category) for f in report.findings] == [("app/handler.py", "rewrite")]
+
+
+def test_a_file_reached_through_a_symlinked_folder_is_listed_once_whatever_the_order(
+    tmp_path: Path,
+) -> None:
+    package(tmp_path)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "appl").symlink_to("../app")
+    config = Config(root=tmp_path)
+    orders = (
+        [tmp_path / "app", tmp_path / "lib" / "appl"],
+        [tmp_path / "lib" / "appl", tmp_path / "app"],
+        [tmp_path / "lib" / "appl" / "handler.py", tmp_path / "app"],
+        [tmp_path],
+    )
+    for paths in orders:
+        found = discover(paths, config, cwd=tmp_path)
+        assert identities(found) == [
+            ("app/__init__.py", "app"),
+            ("app/deps.py", "app.deps"),
+            ("app/handler.py", "app.handler"),
+        ], paths
+        assert found.errors == []
+
+
+def test_a_symlinked_file_and_its_target_are_one_file_named_by_the_target(
+    tmp_path: Path,
+) -> None:
+    package(tmp_path)
+    (tmp_path / "app" / "alias.py").symlink_to("handler.py")
+    found = discover([tmp_path / "app"], Config(root=tmp_path), cwd=tmp_path)
+    assert [source.display for source in found.files] == [
+        "app/__init__.py",
+        "app/deps.py",
+        "app/handler.py",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+def test_in_a_checkout_a_committed_file_symlink_is_listed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    tmp_path = tmp_path / "repo"  # below the ceiling: git finds it from app/
+    package(tmp_path)
+    (tmp_path / "app" / "handler.py").rename(tmp_path / "app" / "real_handler.py")
+    (tmp_path / "app" / "handler.py").symlink_to("real_handler.py")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    found = discover([tmp_path, tmp_path / "app"], Config(root=tmp_path), cwd=tmp_path)
+    assert [(s.display, s.git_searchable) for s in found.files] == [
+        ("app/__init__.py", True),
+        ("app/deps.py", True),
+        ("app/real_handler.py", True),
+    ]
+
+
+def test_a_symlink_to_a_folder_walked_elsewhere_is_not_a_loop(tmp_path: Path) -> None:
+    package(tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "applink").symlink_to("../app")
+    (tmp_path / "zzz").symlink_to("other")  # an alias of an alias
+    found = discover([tmp_path], Config(root=tmp_path), cwd=tmp_path)
+    assert found.errors == []
+    assert [source.display for source in found.files] == [
+        "app/__init__.py",
+        "app/deps.py",
+        "app/handler.py",
+    ]
+
+
+def test_only_a_link_to_a_folder_on_its_own_walk_path_is_a_loop(tmp_path: Path) -> None:
+    package(tmp_path)
+    (tmp_path / "app" / "sub").mkdir()
+    (tmp_path / "app" / "sub" / "up").symlink_to("../..")  # an ancestor of itself
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "to_b").symlink_to("../b")
+    (tmp_path / "b" / "to_a").symlink_to("../a")  # a -> b -> a
+    found = discover([tmp_path], Config(root=tmp_path), cwd=tmp_path)
+    assert {(error.path, error.message.split(":")[0]) for error in found.errors} == {
+        ("app/sub/up", "symlink loop"),
+        ("a/to_b/to_a", "symlink loop"),
+    }
+    assert len(found.files) == 3
+
+
+# --- a directory git lists nothing in, named on the command line -----------------------
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+def test_an_ignored_folder_or_a_nested_repository_is_an_error_not_an_empty_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    tmp_path = tmp_path / "repo"  # below the ceiling: git finds it from ignored/
+    package(tmp_path)
+    write(tmp_path, ".gitignore", "ignored/\n")
+    write(tmp_path, "ignored/h3.py", HANDLER)
+    write(tmp_path, "vendor/lib/h2.py", HANDLER)
+    write(tmp_path, "empty/README.md", "no python here\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "vendor" / "lib")], check=True)
+    config = Config(root=tmp_path)
+
+    ignored = discover([tmp_path / "ignored"], config, cwd=tmp_path)
+    vendor = discover([tmp_path / "vendor"], config, cwd=tmp_path)
+    empty = discover([tmp_path / "empty"], config, cwd=tmp_path)
+    explicit = discover([tmp_path / "ignored" / "h3.py"], config, cwd=tmp_path)
+
+    assert ignored.files == []
+    assert [(e.path, e.message) for e in ignored.errors] == [
+        (
+            "ignored",
+            "ignored by .gitignore: nothing audited (1 .py file ignored; "
+            "name the files to audit them)",
+        )
+    ]
+    assert vendor.files == []
+    assert [(e.path, e.message) for e in vendor.errors] == [
+        ("vendor/lib", "a separate git repository: audit it on its own")
+    ]
+    assert (empty.files, empty.errors) == ([], [])
+    assert [source.display for source in explicit.files] == ["ignored/h3.py"]
+    assert explicit.errors == []
+    # The whole checkout: git's listing, no error about what it leaves out.
+    assert discover([tmp_path], config, cwd=tmp_path).errors == []
+
+
+def test_a_link_to_the_filesystem_root_is_a_loop_not_a_walk_of_everything(
+    tmp_path: Path,
+) -> None:
+    package(tmp_path)
+    (tmp_path / "app" / "slash").symlink_to("/")
+    found = discover([tmp_path], Config(root=tmp_path), cwd=tmp_path)
+    assert [(e.path, e.message) for e in found.errors] == [
+        ("app/slash", f"symlink loop: points back to {display_path(Path('/'), tmp_path)}")
+    ]
+    assert len(found.files) == 3

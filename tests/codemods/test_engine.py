@@ -215,3 +215,53 @@ def test_worker_count_needs_enough_files_per_worker() -> None:
     assert engine._worker_count(per_worker * 2 - 1, 4) == 1
     assert engine._worker_count(per_worker * 2, 4) == 2
     assert engine._worker_count(per_worker * 100, 4) == 4
+
+
+@pytest.mark.parametrize(
+    ("summary", "outcome"),
+    [
+        ({"error": None}, {"findings": [], "error": {"path": None, "message": None}}),
+        ({"error": 3}, {"findings": [], "error": {"path": "pkg/x.py", "message": 3}}),
+        ({"summary": []}, {"findings": [{"rule": None}], "error": None}),
+        ({"summary": {}, "error": "x"}, {"findings": None, "error": None}),
+        ([], {"findings": [{"line": "1"}], "error": None}),
+    ],
+)
+def test_cache_entries_of_the_wrong_shape_are_misses(
+    tree: Path, summary: object, outcome: object
+) -> None:
+    first = audit(tree, jobs=1).report.to_json()
+    assert first["errors"] == []
+    for kind, value in (("summary", summary), ("outcome", outcome)):
+        for entry in (tree / CACHE_DIRECTORY / kind).rglob("*.json"):
+            entry.write_text(json.dumps(value))
+    assert audit(tree, jobs=1).report.to_json() == first
+    # Only the summaries were corrupt: the outcomes written again are used.
+    for entry in (tree / CACHE_DIRECTORY / "summary").rglob("*.json"):
+        entry.write_text(json.dumps(summary))
+    assert audit(tree, jobs=1).report.to_json() == first
+
+
+def test_a_finding_of_the_wrong_shape_in_the_cache_is_a_miss(tree: Path) -> None:
+    from ctxmigrate.codemods.cache import AnalysisCache
+
+    cache = AnalysisCache(tree)
+    good = {
+        "rule": "CTX001",
+        "category": "rewrite",
+        "path": "pkg/a.py",
+        "line": 1,
+        "column": 1,
+        "end_line": 1,
+        "end_column": 2,
+        "symbol": "pkg.deps.f",
+        "function": None,
+        "message": "m",
+        "fix": None,
+    }
+    cache._store("outcome", "ab" * 32, {"findings": [good], "error": None})
+    assert cache.outcome("ab" * 32) is not None
+    for broken in ({**good, "line": True}, {**good, "category": "other"}, {**good, "x": 1}):
+        cache._store("outcome", "ab" * 32, {"findings": [broken], "error": None})
+        assert cache.outcome("ab" * 32) is None, broken
+    assert (cache.hits, cache.misses) == (1, 3)

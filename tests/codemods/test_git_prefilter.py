@@ -190,3 +190,88 @@ def test_git_grep_outside_a_checkout_has_no_answer(tmp_path: Path) -> None:
     project(tmp_path)
 
     assert discovery.GitGrep(tmp_path, ["make_ctx"]).result() is None
+
+
+# --- a checkout git refuses to read ------------------------------------------------------
+
+DUBIOUS = (
+    "fatal: detected dubious ownership in repository at '{top}'\n"
+    "To add an exception for this directory, call:\n\n"
+    "\tgit config --global --add safe.directory {top}\n"
+)
+
+
+def refused_checkout(root: Path) -> None:
+    project(root)
+    write(root, ".gitignore", "generated/\n")
+    write(root, "generated/out.py", CALLS_ALIAS)
+    git(root, "init", "-q")
+
+
+def check_refused(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refusal = (
+        "git refused this checkout (dubious ownership: the repository belongs to another "
+        "user): .gitignore not applied and uncommitted changes cannot be checked; run "
+        f"`git config --global --add safe.directory {root}`"
+    )
+    monkeypatch.chdir(root)
+    whole = run([root], Config(root=root), use_cache=False, jobs=1)
+    explicit = run(
+        [root / "pkg" / "calls_alias.py", root / "pkg" / "deps.py"],
+        Config(root=root),
+        use_cache=False,
+        jobs=1,
+    )
+
+    assert whole.git_unavailable and explicit.git_unavailable
+    assert [(e.path, e.message) for e in whole.report.errors] == [(".", refusal)]
+    assert [(e.path, e.message) for e in explicit.report.errors] == [(".", refusal)]
+    # The directory walk stands in for git: the ignored folder is audited too.
+    assert "generated/out.py" in {f.path for f in whole.report.findings}
+
+
+def test_a_checkout_git_refuses_is_an_error_and_marks_git_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in git that refuses every checkout, as git does for another user's."""
+    root = tmp_path / "repo"
+    refused_checkout(root)
+    fake = tmp_path / "bin" / "git"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nprintf '{DUBIOUS.format(top=root)}' >&2\nexit 128\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+
+    check_refused(root, monkeypatch)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root"
+)
+def test_a_checkout_owned_by_another_user_is_an_error_and_marks_git_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pwd
+
+    root = tmp_path / "repo"
+    refused_checkout(root)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, nobody, -1, follow_symlinks=False)
+    status = subprocess.run(["git", "-C", str(root), "status"], capture_output=True, check=False)
+    if b"dubious ownership" not in status.stderr:
+        pytest.skip("this git is configured to trust every directory (safe.directory)")
+
+    check_refused(root, monkeypatch)
+
+
+def test_a_readable_checkout_is_not_marked_git_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "repo"
+    refused_checkout(root)
+    monkeypatch.chdir(root)
+    result = run([root], Config(root=root), use_cache=False, jobs=1)
+    explicit = run([root / "pkg" / "calls_alias.py"], Config(root=root), use_cache=False)
+    assert not result.git_unavailable and not explicit.git_unavailable
+    assert result.report.errors == explicit.report.errors == []

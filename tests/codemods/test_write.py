@@ -12,14 +12,18 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods.write import (
+    GitCheckError,
     atomic_write_bytes,
     build_patch,
+    symlink_outside_root,
     uncommitted_files,
     unified_diff,
     unified_diff_bytes,
     write_fixed_file,
     write_fixed_files,
+    writes_in_place,
 )
+from tests.cli.conftest import read_fifo_in_background
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -251,3 +255,117 @@ def test_uncommitted_files_outside_a_checkout_is_empty(
     # Stop git from finding a checkout that happens to contain the temp directory.
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     assert uncommitted_files([tmp_path / "m.py"]) == []
+
+
+def test_a_name_with_a_space_ends_with_a_tab_as_git_writes_it() -> None:
+    lines = unified_diff_bytes("my dir/h a.py", OLD, NEW).split(b"\n")
+    assert lines[:3] == [
+        b"diff --git a/my dir/h a.py b/my dir/h a.py",
+        b"--- a/my dir/h a.py\t",
+        b"+++ b/my dir/h a.py\t",
+    ]
+    # Without a space, no tab (git's rule is the space, not any whitespace).
+    assert unified_diff_bytes("pkg/m.py", OLD, NEW).split(b"\n")[1] == b"--- a/pkg/m.py"
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="patch is not installed")
+@pytest.mark.parametrize(
+    "name", ["my dir/h a.py", "my dir/ünï/h a.py", "plain/m.py", "two  spaces .py"]
+)
+def test_patch_p1_applies_paths_with_spaces(tmp_path: Path, name: str) -> None:
+    tree = tmp_path / "tree"
+    (tree / name).parent.mkdir(parents=True, exist_ok=True)
+    (tree / name).write_bytes(OLD)
+    patch_file = tmp_path / "fix.patch"
+    patch_file.write_bytes(build_patch([Fixed(name, tree / name, OLD, NEW)]))
+    with patch_file.open("rb") as stdin:
+        subprocess.run(["patch", "-p1", "--batch"], cwd=tree, stdin=stdin, check=True)
+    assert (tree / name).read_bytes() == NEW
+
+
+@needs_git
+@pytest.mark.parametrize("name", ["my dir/h a.py", "my dir/ünï/h a.py", "two  spaces .py"])
+def test_git_apply_accepts_the_tab_after_a_name_with_spaces(tmp_path: Path, name: str) -> None:
+    repo = make_repo(tmp_path, {name: OLD})
+    patch_file = tmp_path / "fix.patch"
+    patch_file.write_bytes(build_patch([Fixed(name, repo / name, OLD, NEW)]))
+    git(repo, "apply", "--check", str(patch_file))
+    git(repo, "apply", str(patch_file))
+    assert (repo / name).read_bytes() == NEW
+    # The ---/+++ lines are the ones git itself writes (unicode left unquoted, as ours).
+    git(repo, "commit", "-q", "-am", "fixed")
+    made = git(repo, "-c", "core.quotePath=false", "diff", "--no-color", "HEAD~1", "HEAD")
+    ours = [line for line in patch_file.read_bytes().split(b"\n") if line[:3] in (b"---", b"+++")]
+    assert ours == [line for line in made.stdout.split(b"\n") if line[:3] in (b"---", b"+++")]
+
+
+def test_writes_in_place_only_for_existing_nodes_that_are_not_regular_files(
+    tmp_path: Path,
+) -> None:
+    regular = tmp_path / "report.json"
+    regular.write_bytes(b"{}")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link_to_fifo = tmp_path / "link"
+    link_to_fifo.symlink_to(fifo)
+    assert not writes_in_place(regular)
+    assert not writes_in_place(tmp_path / "missing.json")
+    assert not writes_in_place(tmp_path)  # a directory: the atomic path reports the error
+    assert writes_in_place(fifo)
+    assert writes_in_place(link_to_fifo)
+    # A character device: only stat()ed here, never written.
+    assert writes_in_place(Path(os.devnull))
+
+
+def test_atomic_write_to_a_fifo_writes_into_it_and_keeps_the_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.fifo"
+    received = read_fifo_in_background(fifo)
+    atomic_write_bytes(fifo, b"report\n")
+    assert received.result(timeout=10) == b"report\n"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fifo"]
+
+
+def test_write_refuses_a_read_only_file_and_keeps_it(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(OLD)
+    target.chmod(0o444)
+    outcome = write_fixed_file(Fixed("m.py", target, OLD, NEW))
+    assert not outcome.written
+    assert outcome.reason is not None and outcome.reason.startswith("read-only file")
+    assert target.read_bytes() == OLD
+    assert stat.S_IMODE(target.stat().st_mode) == 0o444
+
+
+def test_write_refuses_a_symlink_out_of_the_root_and_follows_one_inside(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    outside = tmp_path / "elsewhere.py"
+    outside.write_bytes(OLD)
+    (root / "out.py").symlink_to(outside)
+    (root / "real.py").write_bytes(OLD)
+    (root / "in.py").symlink_to("real.py")
+    refused = write_fixed_file(Fixed("out.py", root / "out.py", OLD, NEW), root)
+    assert not refused.written
+    assert refused.reason == (
+        f"a symlink to {outside}, outside the project root; not written through"
+    )
+    assert outside.read_bytes() == OLD
+    assert write_fixed_file(Fixed("in.py", root / "in.py", OLD, NEW), root).written
+    assert (root / "real.py").read_bytes() == NEW
+    assert (root / "in.py").is_symlink()
+    assert symlink_outside_root(root / "real.py", root) is None
+    # The root itself reached through a symlink is still the project.
+    alias = tmp_path / "alias"
+    alias.symlink_to(root)
+    assert symlink_outside_root(alias / "real.py", root) is None
+
+
+@needs_git
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_uncommitted_files_raises_when_git_refuses_the_checkout(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"m.py": b"x\n"})
+    for path in [repo, *repo.rglob("*")]:
+        os.chown(path, 65534, 65534, follow_symlinks=False)
+    with pytest.raises(GitCheckError, match=r"dubious ownership.*--allow-dirty"):
+        uncommitted_files([repo / "m.py"])
