@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -15,19 +16,20 @@ from ctxmigrate.cli.review_decisions import (
     DecisionStore,
     FindingKey,
     SiteKey,
+    decode_source,
     finding_key,
-    read_source_text,
     site_keys,
     site_text,
 )
 from ctxmigrate.cli.rule_catalogue import rule_label
 from ctxmigrate.cli.run_options import RunSetup, engine_options, paths_argument, prepare_run
 from ctxmigrate.cli.terminal import (
+    display_path,
+    is_stdout,
     progress_bar,
     stderr_console,
     stdout_console,
     write_bytes_output,
-    write_stdout_bytes,
 )
 from ctxmigrate.codemods import engine
 from ctxmigrate.codemods.model import CtxmigrateError, Finding
@@ -81,11 +83,15 @@ def apply_command(
     setup = prepare_run(paths, config_file, select, ignore)
     err = stderr_console()
     store: DecisionStore | None = None
-    keys: dict[FindingKey, SiteKey] = {}
-    accept: frozenset[FindingKey] | None = None
+    review: Review | None = None
     if interactive:
         store = DecisionStore.load(decisions_file or setup.config.root / DECISIONS_FILE)
-        keys, accept = review_sites(setup, store, jobs=jobs, use_cache=not no_cache)
+        review = review_sites(setup, store, jobs=jobs, use_cache=not no_cache)
+        if review.ended_by_eof:
+            err.print(
+                "End of input: stopped asking; undecided sites are not applied "
+                "and will be asked next time."
+            )
 
     with progress_bar(lambda: err, "rewriting") as progress:
         result = engine.run(
@@ -93,68 +99,117 @@ def apply_command(
             setup.config,
             setup.codemods,
             fix=True,
-            accept=accept,
+            accept=review.accept if review is not None else None,
             jobs=jobs,
             progress=progress,
             use_cache=not no_cache,
         )
-    changed = [fix for fix in result.fixes if fix.fixed is not None]
+    stale = review.stale_paths(result) if review is not None else set()
+    fixes = [fix for fix in result.fixes if fix.path not in stale]
+    changed = [fix for fix in fixes if fix.fixed is not None]
 
+    if write and not allow_dirty and changed and result.git_unavailable:
+        # Discovery's errors say which checkout and how to fix git.
+        refusals = "".join(
+            f"\n  {display_path(error.path)}: {error.message}"
+            for error in result.report.errors
+            if "git refused" in error.message
+        )
+        raise CtxmigrateError(
+            "refusing to write: git refused to read the checkout, so uncommitted changes "
+            "cannot be checked (fix git, e.g. git config --global --add safe.directory "
+            f"<checkout>, or pass --allow-dirty){refusals}"
+        )
     if write and not allow_dirty:
         dirty = set(uncommitted_files([fix.abspath for fix in changed]))
         if dirty:
-            listed = "\n".join(f"  {fix.path}" for fix in changed if fix.abspath in dirty)
+            listed = "\n".join(
+                f"  {display_path(fix.path)}" for fix in changed if fix.abspath in dirty
+            )
             raise CtxmigrateError(
                 "refusing to write files with uncommitted changes (commit or stash them "
                 f"first, or pass --allow-dirty):\n{listed}"
             )
 
     if patch is not None:
-        patch_bytes = build_patch(changed)
-        if str(patch) == "-":
-            write_stdout_bytes(patch_bytes)
-        else:
-            write_bytes_output(patch_bytes, patch)
+        write_bytes_output(build_patch(changed), patch)
     elif not write:
-        show_diffs(result.fixes, stdout_console())
+        show_diffs(fixes, stdout_console())
 
-    outcomes = write_fixed_files(changed) if write else None
+    outcomes = write_fixed_files(changed, setup.config.root) if write else None
     applied = {finding_key(f) for fix in changed for f in fix.applied}
-    failed_paths = {fix.path for fix in result.fixes if fix.error is not None}
-    not_applied = [f for f in result.report.findings if finding_key(f) not in applied]
+    failed_paths = {fix.path for fix in fixes if fix.error is not None}
+    not_applied = [
+        f for f in result.report.findings if finding_key(f) not in applied and f.path not in stale
+    ]
     not_approved = [
         f for f in not_applied if f.category == "rewrite" and f.path not in failed_paths
     ]
-    if store is not None and outcomes is not None:
+    if store is not None and review is not None and outcomes is not None:
         # Written sites are gone from the code; their answers would only go stale.
+        # Only approvals are ever dropped: a "no" stays a "no".
         written = {outcome.path for outcome in outcomes if outcome.written}
         store.forget(
-            keys[finding_key(f)]
+            key
             for fix in changed
             if fix.path in written
             for f in fix.applied
-            if finding_key(f) in keys
+            if (key := review.keys.get(finding_key(f))) is not None and store.answer(key) == "yes"
         )
     summary = ApplySummary(
-        fixes=result.fixes,
+        fixes=fixes,
         skipped=[f for f in not_applied if f.category != "rewrite"],
         file_errors=result.report.errors,
         written=outcomes,
         not_approved=len(not_approved) if interactive else 0,
         decisions_file=str(store.path) if store is not None else None,
-        patch_file=str(patch) if patch is not None and str(patch) != "-" else None,
+        patch_file=str(patch) if patch is not None and not is_stdout(patch) else None,
+        stale=sorted(stale),
     )
     render_summary(summary, err)
     if write:
-        failed = bool(summary.refused_writes or summary.failed_fixes)
+        failed = bool(summary.refused_writes or summary.failed_fixes or stale)
     else:
-        failed = bool(changed or summary.failed_fixes)
+        failed = bool(changed or summary.failed_fixes or stale)
     ctx.exit(1 if failed else 0)
+
+
+@dataclass
+class Review:
+    """The outcome of the interactive review, and what it was based on."""
+
+    keys: dict[FindingKey, SiteKey]
+    accept: frozenset[FindingKey]
+    # The bytes of every file with a rewrite site, as the review read them
+    # (None: unreadable), and the rewrite sites found in them.
+    reviewed: dict[str, bytes | None] = field(default_factory=dict)
+    sites: dict[str, frozenset[FindingKey]] = field(default_factory=dict)
+    ended_by_eof: bool = False
+
+    def stale_paths(self, result: engine.RunResult) -> set[str]:
+        """Files whose fix must not be used: approvals are positions, valid only
+        in the bytes that were reviewed. A file edited meanwhile (or whose
+        rewrite sites moved) is left out whole, so a declined site is never
+        written in place of an approved one."""
+        found: dict[str, set[FindingKey]] = {}
+        for finding in result.report.findings:
+            if finding.category == "rewrite":
+                found.setdefault(finding.path, set()).add(finding_key(finding))
+        return {
+            fix.path
+            for fix in result.fixes
+            if fix.fixed is not None
+            and (
+                fix.path not in self.reviewed
+                or self.reviewed[fix.path] != fix.original
+                or self.sites.get(fix.path) != frozenset(found.get(fix.path, ()))
+            )
+        }
 
 
 def review_sites(
     setup: RunSetup, store: DecisionStore, *, jobs: int | None, use_cache: bool
-) -> tuple[dict[FindingKey, SiteKey], frozenset[FindingKey]]:
+) -> Review:
     """Ask about every rewrite site not decided before; the approved sites' keys."""
     with progress_bar(stderr_console, "auditing") as progress:
         audit = engine.run(
@@ -168,50 +223,92 @@ def review_sites(
     candidates = sorted(
         (f for f in audit.report.findings if f.category == "rewrite"), key=Finding.sort_key
     )
-    keys = site_keys(candidates, setup.config.root)
+    review = Review(keys={}, accept=frozenset())
+    sources: dict[str, str] = {}
+    for finding in candidates:
+        if finding.path in review.reviewed:
+            continue
+        try:
+            data: bytes | None = Path(finding.path).read_bytes()
+        except OSError:
+            data = None
+        review.reviewed[finding.path] = data
+        sources[finding.path] = decode_source(data) if data is not None else ""
+    for finding in candidates:
+        review.sites[finding.path] = review.sites.get(finding.path, frozenset()) | {
+            finding_key(finding)
+        }
+    review.keys = site_keys(candidates, setup.config.root, sources)
     console = stdout_console()
     approved: set[FindingKey] = set()
     approve_rest = False
     asking = True
     for finding in candidates:
-        key = keys[finding_key(finding)]
+        key = review.keys[finding_key(finding)]
         answer = store.answer(key)
         if answer is None and asking:
             if approve_rest:
                 answer = "yes"
             else:
-                choice = ask_about_site(finding, setup, console)
-                if choice == "quit":
+                choice = ask_about_site(finding, sources[finding.path], setup, console)
+                if choice in ("quit", "eof"):
                     asking = False
+                    review.ended_by_eof = choice == "eof"
                     continue
                 approve_rest = choice == "all"
                 answer = "no" if choice == "no" else "yes"
             store.record(key, answer)
         if answer == "yes":
             approved.add(finding_key(finding))
-    return keys, frozenset(approved)
+    review.accept = frozenset(approved)
+    return review
 
 
-def ask_about_site(finding: Finding, setup: RunSetup, console: Console) -> str:
-    header = Text(f"{finding.path}:{finding.line}:{finding.column} ", "bold")
+PROMPT = "Apply? [y]es, [n]o, [a]ll remaining, [q]uit"
+
+
+def parse_answer(text: str) -> str | None:
+    """y/yes, n/no, a/all, q/quit in any case; None for anything else."""
+    word = text.strip().lower()
+    return PROMPT_CHOICES.get(word) or (word if word in PROMPT_CHOICES.values() else None)
+
+
+def read_answer() -> str:
+    """One of ``PROMPT_CHOICES``' values, asked until valid; "eof" at end of input."""
+    while True:
+        # As click.prompt does (readline editing on a terminal), without turning
+        # end of input into click's "Aborted!" (exit 1).
+        click.echo(f"{PROMPT}:", nl=False)
+        try:
+            text = input(" ")
+        except EOFError:
+            click.echo()
+            return "eof"
+        if not _stdin_is_terminal():
+            # Piped answers: show them, so the transcript reads like a session.
+            click.echo(text)
+        answer = parse_answer(text)
+        if answer is not None:
+            return answer
+        click.echo(
+            f"Error: {text.strip()!r} is not one of y, yes, n, no, a, all, q, quit.", err=True
+        )
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def ask_about_site(finding: Finding, source: str, setup: RunSetup, console: Console) -> str:
+    header = Text(f"{display_path(finding.path)}:{finding.line}:{finding.column} ", "bold")
     header.append(rule_label(finding.rule, setup.rules_by_id))
     if finding.function:
         header.append(f" in {finding.function}")
     console.print(header)
-    for line in _site_lines(finding):
+    for line in site_text(source, finding).splitlines():
         console.print(Text(f"  - {line}", "red"), soft_wrap=True)
     console.print(Text(f"  + {finding.fix}", "green"), soft_wrap=True)
-    choice = click.prompt(
-        "Apply? [y]es, [n]o, [a]ll remaining, [q]uit",
-        type=click.Choice(list(PROMPT_CHOICES)),
-        show_choices=False,
-    )
-    return PROMPT_CHOICES[choice]
-
-
-def _site_lines(finding: Finding) -> Sequence[str]:
-    try:
-        source = read_source_text(Path(finding.path))
-    except OSError:
-        return []
-    return site_text(source, finding).splitlines()
+    return read_answer()

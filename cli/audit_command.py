@@ -13,9 +13,11 @@ from ctxmigrate import __version__
 from ctxmigrate.cli.run_options import engine_options, paths_argument, prepare_run
 from ctxmigrate.cli.terminal import (
     file_console,
+    is_stdout,
     progress_bar,
     stderr_console,
     stdout_console,
+    strip_trailing_spaces,
     write_text_output,
 )
 from ctxmigrate.codemods import engine
@@ -51,8 +53,8 @@ def exceeds_threshold(report: AuditReport, fail_on: FailOn) -> bool:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the report to FILE (atomically) instead of stdout.",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the report to FILE (atomically) instead of stdout ('-' for stdout).",
 )
 @click.option(
     "--fail-on",
@@ -88,6 +90,8 @@ def audit_command(
             use_cache=not no_cache,
         )
     report = result.report
+    if is_stdout(output):
+        output = None
     # Each renderer is imported only for its format (the table one needs rich).
     if output_format == "json":
         write_text_output(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", output)
@@ -104,9 +108,16 @@ def audit_command(
         from ctxmigrate.cli.render_table import render_table
 
         if output is None:
-            render_table(report, setup.rules_by_id, stdout_console())
+            console = stdout_console()
+            if console.is_terminal:
+                render_table(report, setup.rules_by_id, console)
+            else:
+                # Plain text for a pipe or a CI log: no padding at the line ends.
+                with console.capture() as captured:
+                    render_table(report, setup.rules_by_id, console)
+                write_text_output(strip_trailing_spaces(captured.get()), None)
         else:
             buffer = io.StringIO()
             render_table(report, setup.rules_by_id, file_console(buffer))
-            write_text_output(buffer.getvalue(), output)
+            write_text_output(strip_trailing_spaces(buffer.getvalue()), output)
     ctx.exit(1 if exceeds_threshold(report, fail_on) else 0)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ctxmigrate.cli.render_table import CATEGORY_STYLES
-from ctxmigrate.cli.terminal import uses_color, write_stdout_bytes
+from ctxmigrate.cli.terminal import display_path, uses_color, write_stdout_bytes
 from ctxmigrate.codemods.fix import FixResult
 from ctxmigrate.codemods.model import FileError, Finding
 from ctxmigrate.codemods.write import WriteOutcome, build_patch, unified_diff
@@ -46,6 +46,11 @@ def show_diffs(fixes: Sequence[FixResult], console: Console) -> None:
             console.print(Text(shown, style=style), soft_wrap=True)
 
 
+STALE_REASON = (
+    "changed since you reviewed it; nothing of it applied (run apply --interactive again)"
+)
+
+
 @dataclass
 class ApplySummary:
     """Everything the summary reports, gathered by the apply command."""
@@ -57,6 +62,8 @@ class ApplySummary:
     not_approved: int = 0
     decisions_file: str | None = None
     patch_file: str | None = None
+    # --interactive: files edited since the review, left out (not written, no diff).
+    stale: Sequence[str] = ()
 
     @property
     def changed(self) -> list[FixResult]:
@@ -89,27 +96,39 @@ def render_summary(summary: ApplySummary, console: Console) -> None:
         console.print(
             Text(f"{verb} {_plural(sites, 'site')} in {_plural(len(changed), 'file')}.", "bold")
         )
-    else:
+    elif not summary.stale:
         console.print(Text("Nothing to change.", "bold"))
     if summary.patch_file is not None and summary.changed:
         console.print(f"Patch written to {summary.patch_file} (apply it with: git apply).")
 
+    for path in summary.stale:
+        console.print(
+            Text(
+                f"{'not written' if summary.written is not None else 'left out'}: "
+                f"{display_path(path)}: {STALE_REASON}",
+                "bold red",
+            )
+        )
     for outcome in summary.refused_writes:
-        console.print(Text(f"not written: {outcome.path}: {outcome.reason}", "bold red"))
+        console.print(
+            Text(f"not written: {display_path(outcome.path)}: {outcome.reason}", "bold red")
+        )
     for fix in summary.failed_fixes:
-        console.print(Text(f"left untouched: {fix.path}: {fix.error}", "bold red"))
+        console.print(Text(f"left untouched: {display_path(fix.path)}: {fix.error}", "bold red"))
     for error in summary.file_errors:
-        console.print(Text(f"error: {error.path}: {error.message}", "red"))
+        console.print(Text(f"error: {display_path(error.path)}: {error.message}", "red"))
     for fix in summary.fixes:
         for note in fix.notes:
-            console.print(Text(f"note: {fix.path}: {note}", "yellow"))
+            console.print(Text(f"note: {display_path(fix.path)}: {note}", "yellow"))
 
     review = [finding for finding in summary.skipped if finding.category != "keep"]
     keep = [finding for finding in summary.skipped if finding.category == "keep"]
     if review:
         console.print(Text(f"Skipped {_plural(len(review), 'site')}:", "bold"))
         for finding in review:
-            line = Text(f"  {finding.path}:{finding.line}:{finding.column} {finding.rule} ")
+            line = Text(
+                f"  {display_path(finding.path)}:{finding.line}:{finding.column} {finding.rule} "
+            )
             line.append(finding.category, CATEGORY_STYLES[finding.category])
             line.append(f" {finding.message}")
             console.print(line)

@@ -5,6 +5,7 @@ https://docs.github.com/actions/reference/workflow-commands-for-github-actions
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from ctxmigrate.cli.rule_catalogue import rule_label
@@ -26,6 +27,19 @@ def escape_data(text: str) -> str:
 def escape_property(text: str) -> str:
     """A ``key=value`` property: additionally ``:`` and ``,`` separate fields."""
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+# The engine's message for a file that does not parse ("syntax error: line 2,
+# column 7: ..."); its position becomes the annotation's line and col.
+SYNTAX_ERROR_POSITION = re.compile(r"^syntax error: line (\d+), column (\d+)")
+
+
+def error_position(message: str) -> dict[str, int]:
+    """``line``/``col`` properties for a file error whose message names them."""
+    match = SYNTAX_ERROR_POSITION.match(message)
+    if match is None:
+        return {}
+    return {"line": int(match[1]), "col": int(match[2])}
 
 
 def _command(level: str, properties: Mapping[str, object], message: str) -> str:
@@ -54,7 +68,11 @@ def github_annotations(report: AuditReport, rules_by_id: Mapping[str, Rule]) -> 
         for finding in sorted(report.findings, key=Finding.sort_key)
     ]
     lines.extend(
-        _command("error", {"file": error.path, "title": "ctxmigrate"}, error.message)
+        _command(
+            "error",
+            {"file": error.path, **error_position(error.message), "title": "ctxmigrate"},
+            error.message,
+        )
         for error in sorted(report.errors, key=lambda error: error.path)
     )
     return "".join(line + "\n" for line in lines)

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ctxmigrate.cli.rule_catalogue import rule_label
+from ctxmigrate.cli.terminal import display_path
 from ctxmigrate.codemods.model import AuditReport, Category, Finding, Rule
 
 CATEGORY_STYLES: Mapping[Category, str] = {
@@ -22,7 +23,7 @@ CATEGORY_STYLES: Mapping[Category, str] = {
 
 def _file_table(path: str, findings: list[Finding], rules_by_id: Mapping[str, Rule]) -> Table:
     table = Table(
-        title=Text(path, style="bold", overflow="fold"),
+        title=Text(display_path(path), style="bold", overflow="fold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -69,7 +70,7 @@ def render_table(report: AuditReport, rules_by_id: Mapping[str, Rule], console: 
         errors.add_column("path", overflow="fold")
         errors.add_column("message", overflow="fold")
         for error in sorted(report.errors, key=lambda error: error.path):
-            errors.add_row(Text(error.path), Text(error.message))
+            errors.add_row(Text(display_path(error.path)), Text(error.message))
         console.print(errors)
         console.print()
     if not findings:

@@ -61,18 +61,25 @@ def site_text(source: str, finding: Finding) -> str:
 
 
 def read_source_text(path: Path) -> str:
-    data = path.read_bytes()
+    return decode_source(path.read_bytes())
+
+
+def decode_source(data: bytes) -> str:
+    """Source bytes as text, as Python reads them (cookie, BOM); never fails."""
     encoding = source_encoding(data)
     try:
         return data.decode(encoding, "replace").removeprefix("\ufeff")
-    except LookupError:
+    except (LookupError, UnicodeError):  # "# coding: hex", "# coding: undefined"
         return data.decode("utf-8", "replace").removeprefix("\ufeff")
 
 
-def site_keys(findings: Sequence[Finding], root: Path) -> dict[FindingKey, SiteKey]:
-    """A content-anchored key for each finding (read from the files on disk)."""
+def site_keys(
+    findings: Sequence[Finding], root: Path, texts: Mapping[str, str] | None = None
+) -> dict[FindingKey, SiteKey]:
+    """A content-anchored key for each finding, in ``texts`` (path to source
+    text) or else in the files on disk."""
     keys: dict[FindingKey, SiteKey] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, str] = dict(texts or {})
     seen: dict[tuple[str, str, str, str], int] = {}
     for finding in sorted(findings, key=Finding.sort_key):
         if finding.path not in sources:

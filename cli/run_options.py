@@ -89,7 +89,7 @@ def prepare_run(
 ) -> RunSetup:
     """Config (looked up from the first path, as ruff does), rules and codemods."""
     run_paths = tuple(paths) or (Path("."),)
-    setup = RunSetup(run_paths, load_config(run_paths[0], config_file))
+    setup = RunSetup(run_paths, load_config(run_paths[0], config_file, paths=run_paths))
     config = setup.config
     if select or ignore or config.select or config.ignore:
         # The engine applies select/ignore; names are validated and turned into ids here.

@@ -124,16 +124,37 @@ def write_stdout_bytes(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+def is_stdout(output: Path | None) -> bool:
+    """``None`` or ``-``: click's ``allow_dash`` convention for "standard output"."""
+    return output is None or str(output) == "-"
+
+
 def write_text_output(text: str, output: Path | None) -> None:
-    """``text`` to ``output`` atomically (a reader never sees half a report), else stdout."""
-    if output is None:
+    """``text`` to ``output`` (see ``write_bytes_output``), or stdout for None or ``-``."""
+    if output is None or is_stdout(output):
         click.echo(text, nl=False)
         return
     write_bytes_output(text.encode("utf-8"), output)
 
 
 def write_bytes_output(data: bytes, output: Path) -> None:
+    """A regular (or new) file atomically, so a reader never sees half a report;
+    a device, FIFO or ``/dev/stdout`` written in place; ``-`` is stdout."""
+    if is_stdout(output):
+        write_stdout_bytes(data)
+        return
     try:
         atomic_write_bytes(output, data)
     except OSError as error:
         raise CtxmigrateError(f"cannot write {output}: {error.strerror}") from error
+
+
+def strip_trailing_spaces(text: str) -> str:
+    """Drop the padding rich puts at the end of table lines (plain text only)."""
+    return "\n".join(line.rstrip(" ") for line in text.split("\n"))
+
+
+def display_path(path: str) -> str:
+    """A path for a one-line message: as is, or quoted like a Python string
+    literal when it holds a newline or another unprintable character."""
+    return path if path.isprintable() else repr(path)

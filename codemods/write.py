@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ctxmigrate.codemods.model import CtxmigrateError
+
 NO_NEWLINE_MARKER = b"\\ No newline at end of file\n"
 
 
@@ -85,6 +87,8 @@ def unified_diff_bytes(path: str, old: bytes, new: bytes, *, context: int = 3) -
     Empty when ``old == new``. Paths get git's ``a/``/``b/`` prefixes, so apply
     it with ``git apply`` (``-p1``) from the directory the paths are relative to.
     A last line without a newline gets git's "\\ No newline at end of file".
+    As git does, a name with a space ends with a tab in the ``---``/``+++``
+    lines, so ``patch -p1`` applies it too.
     """
     if old == new:
         return b""
@@ -93,14 +97,17 @@ def unified_diff_bytes(path: str, old: bytes, new: bytes, *, context: int = 3) -
         a_name, b_name = b'"a/' + quoted[1:], b'"b/' + quoted[1:]
     else:
         a_name, b_name = b"a/" + quoted, b"b/" + quoted
+    # git ends the ---/+++ names with a tab when the name holds a space: GNU
+    # patch would otherwise take everything after the first blank for a date.
+    name_end = b"\t" if b" " in path.encode("utf-8", "surrogateescape") else b""
     out = io.BytesIO()
     out.write(b"diff --git " + a_name + b" " + b_name + b"\n")
     hunks = difflib.diff_bytes(
         difflib.unified_diff,
         _split_lines(old),
         _split_lines(new),
-        fromfile=a_name,
-        tofile=b_name,
+        fromfile=a_name + name_end,
+        tofile=b_name + name_end,
         n=context,
         lineterm=b"\n",
     )
@@ -153,14 +160,45 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def writes_in_place(path: Path) -> bool:
+    """True when ``path`` must be opened and written rather than replaced.
+
+    Only a regular file (after following symlinks) or a missing path may be
+    replaced by a rename. Anything else that exists (a character device such
+    as ``/dev/null`` or ``/dev/stdout`` on a terminal, a FIFO, a socket, the
+    pipe behind a shell's ``>(...)``) is written in place: renaming over it
+    would swap the device node or pipe for a regular file.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError:
+        # The atomic path reports the real problem (permission, loop, ...).
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _write_in_place(path: Path, data: bytes) -> None:
+    # No O_CREAT, no O_TRUNC: the node exists and is not a regular file.
+    fd = os.open(path, os.O_WRONLY)
+    with os.fdopen(fd, "wb") as stream:
+        stream.write(data)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never half.
 
     Temporary file in the same directory (``os.replace`` is atomic only within a
     file system), fsync before the rename, the existing file's permission bits
     kept (a new file gets the umask's default). A symlink is followed: its
-    target is replaced, the link stays a link.
+    target is replaced, the link stays a link. A target that exists and is not
+    a regular file (device, FIFO, socket) is written in place instead
+    (``writes_in_place``).
     """
+    if writes_in_place(path):
+        _write_in_place(path, data)
+        return
     target = Path(os.path.realpath(path))
     try:
         mode = stat.S_IMODE(target.stat().st_mode)
@@ -196,10 +234,53 @@ def _fsync_directory(directory: Path) -> None:
         os.close(dir_fd)
 
 
-def write_fixed_file(item: FixedFile) -> WriteOutcome:
-    """Write one fixed file unless it changed on disk since the engine read it."""
+READ_ONLY_REASON = "read-only file; not overwritten (make it writable to rewrite it)"
+
+
+def _is_read_only(path: Path) -> bool:
+    """No write bit at all (``chmod a-w``), or none for this user.
+
+    The mode bits are checked as well as ``os.access``: root may write anything,
+    yet a file somebody made read-only is a statement that nobody should.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return mode & 0o222 == 0 or not os.access(path, os.W_OK)
+
+
+def symlink_outside_root(path: Path, root: Path) -> str | None:
+    """Where ``path`` really is, when symlinks take it outside ``root``; else None.
+
+    A file reached without any symlink is never reported, wherever it is.
+    """
+    real = os.path.realpath(path)
+    if real == os.path.abspath(path):
+        return None
+    real_root = os.path.realpath(root)
+    if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return None
+    return real
+
+
+def write_fixed_file(item: FixedFile, root: Path | None = None) -> WriteOutcome:
+    """Write one fixed file unless it changed on disk since the engine read it.
+
+    Also refused: a read-only file, and (with ``root``) a file that a symlink
+    places outside the project root, whose change no ``git diff`` of the
+    project would show.
+    """
     if item.fixed is None:
         return WriteOutcome(item.path, written=False, reason="nothing to change")
+    if root is not None:
+        outside = symlink_outside_root(item.abspath, root)
+        if outside is not None:
+            return WriteOutcome(
+                item.path,
+                written=False,
+                reason=f"a symlink to {outside}, outside the project root; not written through",
+            )
     try:
         on_disk = item.abspath.read_bytes()
     except OSError as error:
@@ -210,6 +291,8 @@ def write_fixed_file(item: FixedFile) -> WriteOutcome:
             written=False,
             reason="changed on disk since it was read; not overwritten (run apply again)",
         )
+    if _is_read_only(item.abspath):
+        return WriteOutcome(item.path, written=False, reason=READ_ONLY_REASON)
     try:
         atomic_write_bytes(item.abspath, item.fixed)
     except OSError as error:
@@ -217,23 +300,46 @@ def write_fixed_file(item: FixedFile) -> WriteOutcome:
     return WriteOutcome(item.path, written=True)
 
 
-def write_fixed_files(items: Iterable[FixedFile]) -> list[WriteOutcome]:
+def write_fixed_files(items: Iterable[FixedFile], root: Path | None = None) -> list[WriteOutcome]:
     """Write every file that has a fix; one outcome per such file, in order."""
-    return [write_fixed_file(item) for item in items if item.fixed is not None]
+    return [write_fixed_file(item, root) for item in items if item.fixed is not None]
+
+
+class GitCheckError(CtxmigrateError):
+    """git failed in a way that leaves "uncommitted changes?" unanswered."""
+
+
+def _git_failure(directory: Path, completed: subprocess.CompletedProcess[bytes]) -> GitCheckError:
+    message = os.fsdecode(completed.stderr).strip().splitlines()
+    detail = message[0] if message else f"exit status {completed.returncode}"
+    return GitCheckError(
+        f"cannot check {directory} for uncommitted changes: git failed ({detail}); "
+        "fix git (for 'dubious ownership': git config --global --add safe.directory "
+        "<checkout>) or pass --allow-dirty"
+    )
 
 
 def _git_toplevel(directory: Path) -> Path | None:
+    """The checkout's top level; None outside any checkout or without git.
+
+    Any other failure (a checkout git refuses to read, such as one owned by
+    another user) raises GitCheckError: "outside a checkout" would skip the check.
+    """
     try:
         completed = subprocess.run(
             ["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
             capture_output=True,
             check=False,
+            # git's messages in English, to recognize "not a git repository".
+            env={**os.environ, "LC_ALL": "C", "LANGUAGE": ""},
         )
     except OSError:
         # No git installed: there is no checkout to protect.
         return None
     if completed.returncode != 0:
-        return None
+        if b"not a git repository" in completed.stderr:
+            return None
+        raise _git_failure(directory, completed)
     return Path(os.fsdecode(completed.stdout.rstrip(b"\n"))).resolve()
 
 
@@ -257,6 +363,7 @@ def uncommitted_files(paths: Sequence[Path]) -> list[Path]:
 
     Returned as given, in the given order. Files outside any git checkout are
     never reported. One ``git status`` per repository, limited to these files.
+    Raises GitCheckError when git fails for a checkout (the answer is unknown).
     """
     by_repo: dict[Path, list[tuple[Path, str]]] = {}
     toplevels: dict[Path, Path | None] = {}
@@ -290,7 +397,7 @@ def uncommitted_files(paths: Sequence[Path]) -> list[Path]:
             check=False,
         )
         if completed.returncode != 0:
-            continue
+            raise _git_failure(toplevel, completed)
         listed = _porcelain_paths(completed.stdout)
         dirty.update(path for path, relative in files if relative in listed)
     return [path for path in paths if path in dirty]

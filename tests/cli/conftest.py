@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +105,16 @@ def run_cli() -> RunCli:
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+def read_fifo_in_background(fifo: Path) -> Future[bytes]:
+    """Make a FIFO and read it to its end in a thread (a daemon one: if the FIFO
+    were replaced by a file, the reader would block forever in ``open``)."""
+    os.mkfifo(fifo)
+    received: Future[bytes] = Future()
+
+    def read() -> None:
+        received.set_result(fifo.read_bytes())
+
+    threading.Thread(target=read, daemon=True).start()
+    return received

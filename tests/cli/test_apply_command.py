@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from ctxmigrate.cli import apply_command
+from ctxmigrate.cli.render_apply import ApplySummary, render_summary
 from ctxmigrate.codemods import engine
+from ctxmigrate.codemods.fix import FixResult
+from ctxmigrate.codemods.model import FileError, Finding
+from ctxmigrate.codemods.write import WriteOutcome
 from tests.cli.conftest import (
     FIRST_REWRITE_LINE,
     HANDLER,
     REVIEW_LINE,
     LegacyTree,
     RunCli,
+    read_fifo_in_background,
 )
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -200,7 +208,7 @@ def test_a_file_changed_on_disk_after_reading_is_not_overwritten(
         legacy_tree.handler.write_bytes(edited)
         return result
 
-    monkeypatch.setattr(apply_command.engine, "run", run_then_edit)
+    monkeypatch.setattr(engine, "run", run_then_edit)
     result = run_cli("apply", "--write")
     assert result.exit_code == 1
     assert "not written: pkg/handler.py: changed on disk" in result.stderr
@@ -328,7 +336,7 @@ def test_a_rewrite_that_failed_is_reported_and_the_file_left_untouched(
             fix.error = "the rewritten module does not parse"
         return result
 
-    monkeypatch.setattr(apply_command.engine, "run", run_with_failed_output)
+    monkeypatch.setattr(engine, "run", run_with_failed_output)
     for args in (["apply"], ["apply", "--write"]):
         result = run_cli(*args)
         assert result.exit_code == 1
@@ -336,3 +344,203 @@ def test_a_rewrite_that_failed_is_reported_and_the_file_left_untouched(
             "left untouched: pkg/handler.py: the rewritten module does not parse" in result.stderr
         )
         assert legacy_tree.handler.read_bytes() == HANDLER
+
+
+# --- the review is the contract: an edited file is not written from old answers ---
+
+TWO_SITES = b"""from pkg.deps import create_user_execution_context
+
+
+async def declined(user_id, thread_id):
+    return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+
+
+async def approved(user_id, thread_id):
+    return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+"""
+# Four lines added at the top move the declined site to where the approved one was.
+EDIT_DURING_REVIEW = b"# edited while the review was running\nimport os\nimport sys\n\n"
+
+
+def decision_by_function(tree: LegacyTree) -> dict[str, str]:
+    return {entry["function"]: entry["decision"] for entry in decisions(tree)}
+
+
+@pytest.mark.parametrize("mode", [["--write"], [], ["--patch", "-"]], ids=["write", "dry", "patch"])
+def test_interactive_leaves_out_a_file_edited_after_the_review(
+    legacy_tree: LegacyTree, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, mode: list[str]
+) -> None:
+    legacy_tree.handler.write_bytes(TWO_SITES)
+    edited = EDIT_DURING_REVIEW + TWO_SITES
+    real_run = engine.run
+
+    def edit_before_the_fix_run(*args: Any, **kwargs: Any) -> engine.RunResult:
+        # The review's audit has run and both answers are in; the user now edits the file.
+        if kwargs.get("fix"):
+            legacy_tree.handler.write_bytes(edited)
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run", edit_before_the_fix_run)
+    result = run_cli("apply", "-i", "--allow-dirty", *mode, input="n\ny\n")
+    assert result.stdout.count("Apply?") == 2
+    assert result.exit_code == 1, result.output
+    assert "pkg/handler.py: changed since you reviewed it" in result.stderr
+    # Nothing of the file is written, shown or patched: not the declined site above all.
+    assert legacy_tree.handler.read_bytes() == edited
+    assert "get_or_create_user_session" not in result.stdout.split("Apply?")[-1]
+    assert decision_by_function(legacy_tree) == {"declined": "no", "approved": "yes"}
+
+    # Asked nothing again: the answers are keyed by content and still apply.
+    monkeypatch.setattr(engine, "run", real_run)
+    again = run_cli("apply", "-i", "--write", input="")
+    assert again.exit_code == 0, again.output
+    assert "Apply?" not in again.stdout
+    source = legacy_tree.handler.read_bytes()
+    assert source.count(REWRITTEN_CALL) == 1
+    assert source.index(LEGACY_CALL) < source.index(b"async def approved")
+    assert decision_by_function(legacy_tree) == {"declined": "no"}
+
+
+def test_interactive_answers_are_case_insensitive_words(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    result = run_cli("apply", "-i", input="maybe\nYES\n N \n")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.count("Apply?") == 3
+    assert "'maybe' is not one of y, yes, n, no, a, all, q, quit" in result.stderr
+    assert [entry["decision"] for entry in decisions(legacy_tree)] == ["yes", "no"]
+    for answer in ("Y", "No", "A", "ALL", "Q", "quit"):
+        (legacy_tree.root / ".ctxmigrate-decisions.json").unlink(missing_ok=True)
+        assert "is not one of" not in run_cli("apply", "-i", input=answer + "\n").stderr
+
+
+@pytest.mark.parametrize(
+    ("answers", "args", "exit_code", "recorded"),
+    [
+        pytest.param("", [], 0, None, id="eof-first"),
+        pytest.param("n\n", [], 0, ["no"], id="no-then-eof"),
+        pytest.param("y\n", [], 1, ["yes"], id="dry-run-with-an-approval"),
+        pytest.param("y\n", ["--write"], 0, [], id="write-with-an-approval"),
+    ],
+)
+def test_interactive_end_of_input_means_quit(
+    legacy_tree: LegacyTree,
+    run_cli: RunCli,
+    answers: str,
+    args: list[str],
+    exit_code: int,
+    recorded: list[str] | None,
+) -> None:
+    result = run_cli("apply", "-i", *args, input=answers)
+    assert "Aborted!" not in result.output
+    assert "End of input: stopped asking" in result.stderr
+    # Quitting is not an error: the exit code is the usual one for what was done.
+    assert result.exit_code == exit_code, result.output
+    store = legacy_tree.root / ".ctxmigrate-decisions.json"
+    if recorded is None:
+        assert not store.exists()
+    else:
+        assert [entry["decision"] for entry in decisions(legacy_tree)] == recorded
+    written = legacy_tree.handler.read_bytes().count(REWRITTEN_CALL)
+    assert written == (1 if "--write" in args else 0)
+
+
+def test_write_refuses_a_read_only_file(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    legacy_tree.handler.chmod(0o444)
+    result = run_cli("apply", "--write")
+    assert result.exit_code == 1
+    assert "not written: pkg/handler.py: read-only file" in result.stderr
+    assert legacy_tree.handler.read_bytes() == HANDLER
+    assert legacy_tree.handler.stat().st_mode & 0o777 == 0o444
+
+
+def test_write_does_not_follow_a_symlink_out_of_the_project(
+    legacy_tree: LegacyTree, run_cli: RunCli, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside" / "real.py"
+    outside.parent.mkdir()
+    outside.write_bytes(HANDLER)
+    legacy_tree.handler.unlink()
+    legacy_tree.handler.symlink_to(outside)
+    (legacy_tree.root / "pyproject.toml").write_text("[tool.ctxmigrate]\n")
+    result = run_cli(
+        "apply", "--write", "--config", "pyproject.toml", "pkg/handler.py", "pkg/deps.py"
+    )
+    assert result.exit_code == 1, result.output
+    assert "not written: pkg/handler.py: a symlink to " in result.stderr
+    assert "outside the project root" in result.stderr
+    assert outside.read_bytes() == HANDLER
+    assert legacy_tree.handler.is_symlink()
+
+
+def test_patch_to_a_fifo_writes_into_the_pipe(
+    legacy_tree: LegacyTree, run_cli: RunCli, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "patch.fifo"
+    received = read_fifo_in_background(fifo)
+    result = run_cli("apply", "--patch", str(fifo))
+    assert result.exit_code == 1, result.output
+    assert received.result(timeout=10).startswith(b"diff --git a/pkg/handler.py ")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_summary_quotes_a_path_with_a_newline() -> None:
+    odd = "pkg/we\nird.py"
+    finding = Finding("CTX001", "review", odd, 3, 5, 3, 9, "s", "f", "sync function")
+    fix = FixResult(path=odd, abspath=Path(odd), original=b"", error="boom")
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    render_summary(
+        ApplySummary(
+            fixes=[fix],
+            skipped=[finding],
+            file_errors=[FileError(odd, "syntax error")],
+            written=[WriteOutcome(odd, written=False, reason="read-only file")],
+            stale=[odd],
+        ),
+        console,
+    )
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "'pkg/we\\nird.py'" in text
+    assert all("ird.py" not in line or "'pkg/we\\nird.py" in line for line in text.splitlines())
+    assert len([line for line in text.splitlines() if "ird.py" in line]) == 5
+
+
+def test_write_refuses_when_git_refused_the_checkout_unless_allow_dirty(
+    legacy_tree: LegacyTree, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = engine.run
+
+    def refused_by_git(*args: Any, **kwargs: Any) -> engine.RunResult:
+        result = real_run(*args, **kwargs)
+        result.git_unavailable = True
+        result.report.errors.append(FileError(".", "git refused this checkout (dubious ...)"))
+        return result
+
+    monkeypatch.setattr(engine, "run", refused_by_git)
+    refused = run_cli("apply", "--write")
+    assert refused.exit_code == 2
+    assert "refusing to write: git refused to read the checkout" in refused.stderr
+    assert "--allow-dirty" in refused.stderr
+    assert "  .: git refused this checkout (dubious ...)" in refused.stderr
+    assert legacy_tree.handler.read_bytes() == HANDLER
+    # A dry run only shows what would change.
+    assert run_cli("apply").exit_code == 1
+    allowed = run_cli("apply", "--write", "--allow-dirty")
+    assert REWRITTEN_CALL in legacy_tree.handler.read_bytes()
+    assert "Changed 2 sites in 1 file." in allowed.stderr
+
+
+@needs_git
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_write_refuses_a_checkout_owned_by_another_user(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    legacy_tree.commit_all()
+    legacy_tree.handler.write_bytes(HANDLER + b"# uncommitted\n")
+    for path in [legacy_tree.root, *legacy_tree.root.rglob("*")]:
+        os.chown(path, 65534, 65534, follow_symlinks=False)
+    # git now says "detected dubious ownership": the dirty check is impossible.
+    result = run_cli("apply", "--write")
+    assert result.exit_code == 2, result.output
+    assert "git refused" in result.stderr
+    assert legacy_tree.handler.read_bytes() == HANDLER + b"# uncommitted\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.cli.conftest import (
     SECOND_REWRITE_LINE,
     LegacyTree,
     RunCli,
+    read_fifo_in_background,
 )
 from tests.cli.sarif_checks import assert_valid_sarif
 
@@ -216,7 +218,9 @@ def test_a_file_that_cannot_be_parsed_is_reported_and_the_rest_audited(
     assert table.exit_code == 0
     assert "errors" in table.stdout and "pkg/broken.py" in table.stdout
     github = run_cli("audit", "--format", "github")
-    assert "::error file=pkg/broken.py,title=ctxmigrate::" in github.stdout
+    # The syntax error's position becomes the annotation's line and col.
+    expected = "::error file=pkg/broken.py,line=1,col=12,title=ctxmigrate::syntax error: line 1"
+    assert expected in github.stdout
     sarif = json.loads(run_cli("audit", "--format", "sarif").stdout)
     notifications = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
     assert len(notifications) == 1
@@ -311,3 +315,37 @@ def test_progress_bar_only_when_stderr_is_a_terminal(
     assert "auditing" in shown.stderr
     # The report on stdout is untouched by the bar.
     assert json.loads(shown.stdout) == json.loads(quiet.stdout)
+
+
+def test_output_dash_is_stdout(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    for output_format in ("json", "table"):
+        result = run_cli("audit", "--format", output_format, "-o", "-")
+        assert result.exit_code == 1
+        assert result.stdout == run_cli("audit", "--format", output_format).stdout
+        assert not (legacy_tree.root / "-").exists()
+    assert json.loads(run_cli("audit", "--format", "json", "--output", "-").stdout)["version"] == 1
+
+
+def test_output_to_a_fifo_writes_into_the_pipe_and_keeps_it(
+    legacy_tree: LegacyTree, run_cli: RunCli, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "report.fifo"
+    received = read_fifo_in_background(fifo)
+    result = run_cli("audit", "--format", "json", "-o", str(fifo))
+    assert result.exit_code == 1, result.output
+    assert json.loads(received.result(timeout=10))["summary"]["rewrite"] == 2
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_plain_tables_have_no_trailing_spaces(
+    legacy_tree: LegacyTree, run_cli: RunCli, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.txt"
+    assert run_cli("audit", "-o", str(report)).exit_code == 1
+    to_file = report.read_text()
+    to_pipe = run_cli("audit", env={"COLUMNS": "160"}).stdout
+    for text in (to_file, to_pipe):
+        assert "CTX001 reuse-session" in text
+        assert [line for line in text.splitlines() if line != line.rstrip()] == []
+        assert text.endswith("0 errors\n")
+    assert to_file == to_pipe

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from ctxmigrate.cli.render_github import escape_data, escape_property, github_annotations
 from ctxmigrate.cli.render_sarif import sarif_log
 from ctxmigrate.cli.render_table import render_table
-from ctxmigrate.codemods.model import AuditReport, Finding
-from tests.cli.report_samples import BROKEN, RULES, RULES_BY_ID, sample_report
+from ctxmigrate.cli.terminal import display_path
+from ctxmigrate.codemods.model import AuditReport, FileError, Finding
+from tests.cli.report_samples import BROKEN, REWRITE, RULES, RULES_BY_ID, sample_report
 from tests.cli.sarif_checks import assert_valid_sarif
 
 
@@ -132,3 +135,44 @@ def test_table_for_an_empty_report() -> None:
         "No legacy sites found.",
         "1 file scanned: 0 rewrite, 0 review, 0 keep, 0 errors",
     ]
+
+
+@pytest.mark.parametrize(
+    ("message", "properties"),
+    [
+        ("syntax error: line 2, column 7: invalid syntax", "line=2,col=7,"),
+        (
+            "syntax error: line 12, column 1: unexpected EOF (this looks like Python 2 code)",
+            "line=12,col=1,",
+        ),
+        ("syntax error: line 3, column None: bad", ""),
+        ("cannot decode as utf-8 (line 4, byte 0xff): add a cookie", ""),
+    ],
+)
+def test_github_error_annotation_carries_the_syntax_error_position(
+    message: str, properties: str
+) -> None:
+    report = AuditReport(errors=[FileError("pkg/broken.py", message)])
+    (line,) = github_annotations(report, RULES_BY_ID).splitlines()
+    assert line.startswith(f"::error file=pkg/broken.py,{properties}title=ctxmigrate::")
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("pkg/handler.py", "pkg/handler.py"),
+        ("tests/test handler.py", "tests/test handler.py"),
+        ("pkg/ünï.py", "pkg/ünï.py"),
+        ("pkg/we\nird.py", "'pkg/we\\nird.py'"),
+        ("pkg/tab\there.py", "'pkg/tab\\there.py'"),
+        ("pkg/\udcffbad.py", "'pkg/\\udcffbad.py'"),
+    ],
+)
+def test_display_path_quotes_only_unprintable_names(path: str, shown: str) -> None:
+    assert display_path(path) == shown
+
+
+def test_table_title_quotes_a_path_with_a_newline() -> None:
+    odd = replace(REWRITE, path="pkg/we\nird.py")
+    text = render_to_text(AuditReport(findings=[odd], files_scanned=1), color=False)
+    assert "'pkg/we\\nird.py'" in text.splitlines()[0]
