@@ -96,7 +96,9 @@ def render_summary(summary: ApplySummary, console: Console) -> None:
         console.print(
             Text(f"{verb} {_plural(sites, 'site')} in {_plural(len(changed), 'file')}.", "bold")
         )
-    elif not summary.stale:
+    elif not (summary.stale or summary.changed or summary.failed_fixes):
+        # Pending changes that could not be written are explained below, never
+        # summed up as "nothing to change".
         console.print(Text("Nothing to change.", "bold"))
     if summary.patch_file is not None and summary.changed:
         console.print(f"Patch written to {summary.patch_file} (apply it with: git apply).")

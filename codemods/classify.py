@@ -32,8 +32,23 @@ _SCOPE_REASONS = {
 }
 
 
+# A suppression comment may name a rule by id or by name, as --select does
+# (``# ctxmigrate: ignore[reuse-session]``); tests/codemods/test_classify.py
+# checks this table against the registry.
+RULE_NAME_BY_ID = {
+    "CTX001": "reuse-session",
+    "CTX002": "adapt-websocket-context",
+    "CTX003": "reuse-websocket-manager",
+    "CTX101": "fresh-ids-per-message",
+    "CTX102": "string-reference",
+    "CTX103": "import-from-non-defining-module",
+    "CTX104": "duplicate-context-class",
+}
+
+
 def is_suppressed(suppressed: frozenset[str], rule_id: str) -> bool:
-    return "*" in suppressed or rule_id in suppressed
+    """``suppressed`` holds what a comment named, normalised by ``suppressed_rules``."""
+    return "*" in suppressed or rule_id in suppressed or RULE_NAME_BY_ID.get(rule_id) in suppressed
 
 
 def suppression_reason(rule_id: str) -> str:

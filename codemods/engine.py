@@ -382,7 +382,7 @@ def analyze_source(
     if not nodes:
         return FileAnalysis(module_file.display, module_file.abspath, source, module, [], [])
     # Only real comments suppress: "# ctxmigrate: ignore" inside a string must not.
-    quoting = _strings_quoting_suppressions(module) if b"ctxmigrate:" in source else []
+    quoting = _strings_quoting_suppressions(module) if b"ctxmigrate:" in source.lower() else []
     spans, lines = node_spans(module, [*nodes, *quoting])
     quoted = [spans[id(string)] for string in quoting]
 
@@ -492,11 +492,11 @@ def _strings_quoting_suppressions(module: cst.Module) -> list[cst.CSTNode]:
     return [
         node
         for node in iter_nodes(module)
-        if (isinstance(node, cst.SimpleString) and "ctxmigrate:" in node.value)
+        if (isinstance(node, cst.SimpleString) and "ctxmigrate:" in node.value.lower())
         or (
             isinstance(node, cst.FormattedString)
             and any(
-                isinstance(part, cst.FormattedStringText) and "ctxmigrate:" in part.value
+                isinstance(part, cst.FormattedStringText) and "ctxmigrate:" in part.value.lower()
                 for part in node.parts
             )
         )

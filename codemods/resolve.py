@@ -125,7 +125,7 @@ class ModuleSummary:
         )
 
 
-SUPPRESSION = re.compile(r"#\s*ctxmigrate:\s*ignore\b(?:\[([^\]]*)\])?")
+SUPPRESSION = re.compile(r"#\s*ctxmigrate:\s*ignore\b(?:\[([^\]]*)\])?", re.IGNORECASE)
 
 
 def suppressed_rules(line: str) -> frozenset[str]:
@@ -135,7 +135,14 @@ def suppressed_rules(line: str) -> frozenset[str]:
         if match.group(1) is None:
             found.add("*")
         else:
-            found.update(part.strip() for part in match.group(1).split(",") if part.strip())
+            # Ids and names in any case, as --select takes them: CTX001, ctx001, reuse-session.
+            found.update(
+                part.strip().upper()
+                if re.fullmatch(r"(?i)ctx\d+", part.strip())
+                else part.strip().lower()
+                for part in match.group(1).split(",")
+                if part.strip()
+            )
     return frozenset(found)
 
 

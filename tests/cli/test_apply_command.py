@@ -450,6 +450,7 @@ def test_write_refuses_a_read_only_file(legacy_tree: LegacyTree, run_cli: RunCli
     result = run_cli("apply", "--write")
     assert result.exit_code == 1
     assert "not written: pkg/handler.py: read-only file" in result.stderr
+    assert "Nothing to change." not in result.stderr
     assert legacy_tree.handler.read_bytes() == HANDLER
     assert legacy_tree.handler.stat().st_mode & 0o777 == 0o444
 

@@ -109,3 +109,27 @@ def test_websocket_value_use_names_the_method() -> None:
     decision = classify_context(reference("websocket_context", usage="value"), CONFIG)
     assert decision is not None
     assert decision.message.startswith("WebSocketContext.create_for_user is used as a value")
+
+
+def test_rule_names_of_suppressions_match_the_registry() -> None:
+    from ctxmigrate.codemods import RULES
+    from ctxmigrate.codemods.classify import RULE_NAME_BY_ID
+
+    assert {rule.id: rule.name for rule in RULES} == RULE_NAME_BY_ID
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "# ctxmigrate: ignore[CTX001]",
+        "# ctxmigrate: ignore[ctx001]",
+        "# ctxmigrate: ignore[reuse-session]",
+        "# ctxmigrate: ignore[Reuse-Session, CTX003]",
+        "#CTXMIGRATE: IGNORE",
+    ],
+)
+def test_suppression_comment_names_the_rule_by_id_or_name_in_any_case(comment: str) -> None:
+    from ctxmigrate.codemods.resolve import suppressed_rules
+
+    decision = classify_context(reference(suppressed=suppressed_rules(comment)), CONFIG)
+    assert decision is not None and decision.category == "keep"
