@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ctxmigrate.cli.rule_catalogue import all_rules
-from ctxmigrate.cli.terminal import stdout_console
+from ctxmigrate.cli.terminal import stdout_console, strip_trailing_spaces, write_text_output
 
 
 @click.command("list")
@@ -26,4 +26,11 @@ def list_command() -> None:
             Text("yes" if rule.fixable else "no"),
             Text(rule.description),
         )
-    stdout_console().print(table)
+    console = stdout_console()
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Plain text for a pipe: no padding at the line ends, as for audit tables.
+    with console.capture() as captured:
+        console.print(table)
+    write_text_output(strip_trailing_spaces(captured.get()), None)

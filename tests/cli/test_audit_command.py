@@ -282,6 +282,8 @@ def test_list_shows_every_rule(run_cli: RunCli) -> None:
     assert rows["CTX003"][1:3] == ["reuse-websocket-manager", "yes"]
     assert rows["CTX101"][1:3] == ["fresh-ids-per-message", "no"]
     assert {"CTX102", "CTX103", "CTX104"} <= set(rows)
+    # Piped: plain text without padding at the line ends.
+    assert all(line == line.rstrip() for line in result.stdout.splitlines())
 
 
 def test_python_dash_m_prints_the_version() -> None:
