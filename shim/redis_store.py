@@ -314,6 +314,15 @@ def _require_timestamp(document: dict[str, Any], field: str) -> float:
     return float(value)
 
 
+def _layout_rejection(raw: bytes, key: SessionKey) -> str:
+    """The precise reason for a value the scripts found out of layout, for the log line."""
+    try:
+        decode_record(raw, key)
+    except RecordRejected as exc:
+        return str(exc)
+    return "not in the record layout"
+
+
 def decode_record(raw: bytes, key: SessionKey) -> SessionRecord:
     """Decode and validate a record read from the Redis key of ``key``.
 
@@ -781,7 +790,7 @@ class RedisSessionStore:
                 if record is not None:
                     return CreateOutcome(record, created=False)
             else:
-                self._report_untrusted(reply[1], key, "not in the record layout")
+                self._report_untrusted(reply[1], key, _layout_rejection(reply[1], key))
             # Only these exact bytes are replaced: if another process replaced
             # them first, the next round returns its record instead.
             untrusted = reply[1]
@@ -800,7 +809,7 @@ class RedisSessionStore:
         if reply[0] == b"live":
             return self._decode(reply[1], key)
         if reply[0] == b"untrusted":
-            self._report_untrusted(reply[1], key, "not in the record layout")
+            self._report_untrusted(reply[1], key, _layout_rejection(reply[1], key))
         return None
 
     async def save_state(
@@ -828,7 +837,7 @@ class RedisSessionStore:
                 f"(version {int(reply[1])}, expected {expected_version})"
             )
         if status == b"untrusted":
-            self._report_untrusted(reply[1], key, "not in the record layout")
+            self._report_untrusted(reply[1], key, _layout_rejection(reply[1], key))
         return None
 
     async def delete(self, key: SessionKey) -> bool:

@@ -487,3 +487,17 @@ def test_pool_never_opens_more_than_max_connections(
     assert run_with_store(redis_server, key_prefix, body, max_connections=3) <= 3
     # aclose() closed them.
     assert connected_clients() == baseline
+
+
+def test_another_users_record_is_logged_with_the_precise_reason(
+    redis_server: RedisServer, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _plant(redis_server, key_prefix, KEY, MALFORMED_VALUES["other-users-record"])
+
+    async def body(store: RedisSessionStore) -> SessionRecord | None:
+        return await store.touch(KEY, now=NOW, policy=POLICY)
+
+    with caplog.at_level(logging.WARNING, logger="ctxmigrate.shim.redis_store"):
+        assert run_with_store(redis_server, key_prefix, body) is None
+    (event,) = [r for r in caplog.records if getattr(r, "event", None) == RECORD_REJECTED_EVENT]
+    assert event.reason == "ids inside the record do not match its key"  # type: ignore[attr-defined]
