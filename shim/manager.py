@@ -19,6 +19,7 @@ from ctxmigrate.shim.errors import SessionEndedError, SyncAccessError
 from ctxmigrate.shim.metrics import LeakCheck, SessionStats
 from ctxmigrate.shim.single_flight import SingleFlight
 from ctxmigrate.shim.store import (
+    CreateOutcome,
     InMemorySessionStore,
     Removal,
     RemovalReason,
@@ -85,15 +86,35 @@ class _LiveSession(Generic[ContextT]):
 class _Build:
     """A context being built: from the store call that gets the record to registration.
 
-    ``removed`` is set when a later store call (an eviction, ``end_session``, a
-    sweep) removes the record meanwhile: the context is then not registered.
+    ``removed`` is set, to the reason, when a later store call (an eviction,
+    ``end_session``, a sweep) removes the record meanwhile: the context is then
+    not registered, and the build counts the removal when it completes.
     """
 
-    __slots__ = ("epoch", "removed")
+    __slots__ = ("epoch", "recheck", "removed")
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
-        self.removed = False
+        self.removed: RemovalReason | None = None
+        # Set by an end_session of the key issued before this build's store call
+        # and answered after it: the store may have served the two out of order.
+        self.recheck = False
+
+
+async def _settle(call: asyncio.Future[_ResultT]) -> _ResultT | None:
+    """Wait for ``call`` to finish whatever cancellations arrive; its result, or ``None``.
+
+    For store calls that have to be seen through once issued: their effects
+    (a record created, others removed to make room) must be applied or undone.
+    """
+    while not call.done():
+        try:
+            await asyncio.wait((call,))
+        except asyncio.CancelledError:
+            continue
+    if call.cancelled() or call.exception() is not None:
+        return None
+    return call.result()
 
 
 class UserSessionManager(Generic[ContextT]):
@@ -362,7 +383,13 @@ class UserSessionManager(Generic[ContextT]):
         # (yet, or any more: re-created elsewhere): build the context for it, but
         # never create a record.
         work = functools.partial(self._materialize, key, False, None, None, {})
-        return await self._creations.run(key, work)
+        context = await self._creations.run(key, work)
+        if context is None:
+            return None
+        # A lookup may join a creation whose record was removed while its factory
+        # ran: its callers get the context, but a lookup returns live sessions only.
+        live = self._live.get(key)
+        return context if live is not None and live.context is context else None
 
     def create_detached_context(
         self,
@@ -401,11 +428,23 @@ class UserSessionManager(Generic[ContextT]):
         key, _, _ = self._validated(user_id, thread_id, None, None)
         epoch = self._next_epoch()
         existed = await self._store.delete(key)
-        dropped = self._remove_older(key, epoch)
-        if existed or dropped:
+        # Counted only if this call drops the live context: a call that saw the
+        # record gone before this reply arrived dropped (and counted) it already.
+        dropped = self._remove_older(key, epoch, RemovalReason.ENDED)
+        if dropped:
             self._ended += 1
-            return True
-        return False
+        # A store may serve calls out of order (a pool connection, a script
+        # reloaded and retried): a call for this key issued while the delete was
+        # outstanding may have been served before it, and its context (newer by
+        # epoch, so kept above) may stand for the deleted record. Check it again
+        # with a touch issued now, which the store serves after the delete.
+        build = self._building.get(key)
+        if build is not None and build.epoch > epoch:
+            build.recheck = True
+        live = self._live.get(key)
+        if live is not None and live.epoch > epoch:
+            await self._reuse(live)
+        return existed or dropped
 
     async def save_conversation_state(self, context: ContextT) -> None:
         """Save ``context.conversation_state`` to the store (compare-and-set by version).
@@ -450,30 +489,33 @@ class UserSessionManager(Generic[ContextT]):
         }
         epoch = self._next_epoch()
         swept = await self._store.sweep_expired(now=now, policy=self._policy)
+        # Every removed key is returned; only the contexts this call drops are
+        # counted (a build marked here counts its removal when it completes).
         removed: dict[SessionKey, None] = {}
+        dropped = 0
         for key in swept:
+            removed[key] = None
             seen = idle_here.pop(key, None)
             build = self._building.get(key)
-            if build is not None and build.epoch < epoch:
-                build.removed = True
+            if build is not None and build.epoch < epoch and build.removed is None:
+                build.removed = RemovalReason.EXPIRED
             live = self._live.get(key)
             if seen is not None:
                 if live is seen:
                     self._drop(seen)
-                    removed[key] = None
+                    dropped += 1
                 # Otherwise another caller dropped it meanwhile, and counted it.
             elif live is not None and live.epoch < epoch:
                 self._drop(live)
-                removed[key] = None
-            else:
-                # A record this process held no context for (or an older record
-                # of a session re-created here meanwhile).
-                removed[key] = None
+                dropped += 1
+            # Else a record this process held no context for (or an older record
+            # of a session re-created here meanwhile): nothing of ours to count.
         for key, seen in idle_here.items():
             if self._live.get(key) is seen and now - seen.last_seen >= idle_timeout:
                 self._drop(seen)
                 removed[key] = None
-        self._expired += len(removed)
+                dropped += 1
+        self._expired += dropped
         return list(removed)
 
     # -- websocket managers ----------------------------------------------------------
@@ -691,10 +733,8 @@ class UserSessionManager(Generic[ContextT]):
         build = self._building[key] = _Build(epoch)
         try:
             if create:
-                outcome = await self._store.get_or_create(
-                    self._candidate(key, run_id, websocket_connection_id, now),
-                    now=now,
-                    policy=self._policy,
+                outcome = await self._create_record(
+                    self._candidate(key, run_id, websocket_connection_id, now), now, epoch, build
                 )
                 self._apply_removals(outcome.removed, epoch)
                 record, created = outcome.record, outcome.created
@@ -718,24 +758,57 @@ class UserSessionManager(Generic[ContextT]):
                 context = await built if inspect.isawaitable(built) else built
             except BaseException:
                 self._failed_creations += 1
-                if created and not build.removed:
-                    # Not cached: a failed or abandoned creation leaves no record behind.
-                    await self._store.delete(key)
+                if created and build.removed is None:
+                    # Not cached: a failed or abandoned creation leaves no record
+                    # behind (seen through even if cancelled again meanwhile).
+                    await _settle(asyncio.ensure_future(self._store.delete(key)))
                 raise
         finally:
             if self._building.get(key) is build:
                 del self._building[key]
-        if build.removed:
+        if build.removed is not None:
             # The record was evicted, ended or swept while the factory ran. This
             # call's callers get the context they asked for, as if it had been
             # removed right after; no live entry is kept for a record that no
             # longer exists, so the caps bound the live contexts.
             if created:
                 self._created += 1
+                self._count_removal(build.removed)
             if self._leak_check is not None:
                 self._leak_check.watch(context, f"context of {key!r}")
             return context if create else None
-        return self._register(key, record, context, now, epoch, created=created)
+        self._register(key, record, context, now, epoch, created=created)
+        if build.recheck:
+            live = self._live.get(key)
+            if live is not None and live.context is context:
+                # Callers get the context either way (as after build.removed);
+                # a lookup returns it only if it is still live.
+                await self._reuse(live)
+        return context
+
+    async def _create_record(
+        self, candidate: SessionRecord, now: float, epoch: int, build: _Build
+    ) -> CreateOutcome:
+        """The store's ``get_or_create``, seen through even if the creation is abandoned.
+
+        Once issued, the store may have created the record and removed others to
+        make room. If the creation is cancelled meanwhile (its last caller left,
+        or shutdown), the call still runs to its end: its removals are applied,
+        the record it created is deleted, and the attempt counts as failed.
+        """
+        call = asyncio.ensure_future(
+            self._store.get_or_create(candidate, now=now, policy=self._policy)
+        )
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            self._failed_creations += 1
+            outcome = await _settle(call)
+            if outcome is not None:
+                self._apply_removals(outcome.removed, epoch)
+                if outcome.created and build.removed is None:
+                    await _settle(asyncio.ensure_future(self._store.delete(candidate.key)))
+            raise
 
     def _call_factory(
         self, record: SessionRecord, factory_kwargs: dict[str, Any]
@@ -796,21 +869,30 @@ class UserSessionManager(Generic[ContextT]):
         return context
 
     def _apply_removals(self, removed: tuple[Removal, ...], epoch: int) -> None:
-        """Apply the removals reported by the store call numbered ``epoch``."""
+        """Apply the removals reported by the store call numbered ``epoch``.
+
+        Each is counted only if this drops a live context: one dropped already by
+        a call that saw the record gone first was counted there, a build in
+        flight counts it when it completes, and a record this process held no
+        context for (another process's) is not one of this process's sessions.
+        """
         for key, reason in removed:
-            self._remove_older(key, epoch)
-            if reason is RemovalReason.EXPIRED:
-                self._expired += 1
-            elif reason is RemovalReason.ENDED:
-                self._ended += 1
-            else:
-                self._evicted[reason.value] += 1
+            if self._remove_older(key, epoch, reason):
+                self._count_removal(reason)
+
+    def _count_removal(self, reason: RemovalReason) -> None:
+        if reason is RemovalReason.EXPIRED:
+            self._expired += 1
+        elif reason is RemovalReason.ENDED:
+            self._ended += 1
+        else:
+            self._evicted[reason.value] += 1
 
     def _next_epoch(self) -> int:
         self._epoch += 1
         return self._epoch
 
-    def _remove_older(self, key: SessionKey, epoch: int) -> bool:
+    def _remove_older(self, key: SessionKey, epoch: int, reason: RemovalReason) -> bool:
         """The store call numbered ``epoch`` removed the record of ``key``.
 
         Drop the live entry, and mark a creation in flight, if their record came
@@ -819,8 +901,8 @@ class UserSessionManager(Generic[ContextT]):
         live entry was dropped.
         """
         build = self._building.get(key)
-        if build is not None and build.epoch < epoch:
-            build.removed = True
+        if build is not None and build.epoch < epoch and build.removed is None:
+            build.removed = reason
         live = self._live.get(key)
         if live is None or live.epoch >= epoch:
             return False

@@ -211,9 +211,10 @@ def _require_plain_json(state: dict[str, Any]) -> None:
     ``float``, ``bool`` and ``None`` pass: json.dumps silently turns int keys
     into strings, tuples into lists and subclasses (StrEnum, IntEnum, an
     OrderedDict) into their base type, so other processes would read a
-    different state than this one holds. Each container is walked once, so a
-    container that contains itself cannot loop here (json.dumps then reports
-    the cycle).
+    different state than this one holds. A container may appear only once: one
+    that contains itself cannot be JSON, and JSON would copy a shared one
+    (a list referenced from two places comes back as two lists), so n levels
+    of sharing would make 2**n copies and block the event loop in json.dumps.
     """
     seen: set[int] = set()
     pending: list[object] = [state]
@@ -222,7 +223,11 @@ def _require_plain_json(state: dict[str, Any]) -> None:
         kind = type(value)
         if kind is dict or kind is list:
             if id(value) in seen:
-                continue
+                raise RecordEncodingError(
+                    f"conversation_state must be JSON: a {kind.__name__} appears twice in it "
+                    "(shared, or circular: it contains itself); JSON would copy it, so "
+                    "give each place its own copy"
+                )
             seen.add(id(value))
             if kind is list:
                 pending.extend(value)  # type: ignore[arg-type]

@@ -57,7 +57,9 @@ class SingleFlight(Generic[KeyT, ResultT]):
         loop = asyncio.get_running_loop()
         while True:
             flight = self._flights.get(key)
-            if flight is None or flight.task.get_loop() is not loop:
+            # A flight whose task is done is stale: it finished without running
+            # _fly's cleanup (cancelled before its first step). Never join it.
+            if flight is None or flight.task.done() or flight.task.get_loop() is not loop:
                 flight = _Flight()
                 flight.task = loop.create_task(self._fly(key, flight, work))
                 self._flights[key] = flight
@@ -95,8 +97,14 @@ class SingleFlight(Generic[KeyT, ResultT]):
 
     async def cancel_all(self) -> None:
         """Cancel every flight and wait for it to unwind (used at shutdown)."""
-        tasks = [flight.task for flight in self._flights.values()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        flights = list(self._flights.items())
+        for _, flight in flights:
+            flight.abandoned = True
+            flight.task.cancel()
+        if flights:
+            await asyncio.wait([flight.task for _, flight in flights])
+        # A task cancelled before its first step never ran _fly's cleanup: forget
+        # the cancelled flights (not any started meanwhile) so no caller joins one.
+        for key, flight in flights:
+            if self._flights.get(key) is flight:
+                del self._flights[key]

@@ -169,12 +169,29 @@ def test_self_referencing_state_is_refused_not_walked_forever() -> None:
             encode_state(state)
 
 
-def test_shared_but_acyclic_values_are_fine() -> None:
+def test_shared_containers_are_refused() -> None:
+    # JSON copies a shared container, so other processes would read two where this
+    # one holds one; and n levels of sharing would encode 2**n copies.
     shared = {"n": 1}
-    assert json.loads(encode_state({"a": shared, "b": [shared, shared]})) == {
+    for state in ({"a": shared, "b": [shared]}, {"b": [shared, shared]}):
+        with pytest.raises(RecordEncodingError, match="appears twice"):
+            encode_state(state)
+    # Equal but distinct containers, and repeated scalars, are fine.
+    assert json.loads(encode_state({"a": {"n": 1}, "b": [{"n": 1}], "c": ["x", "x"]})) == {
         "a": {"n": 1},
-        "b": [{"n": 1}, {"n": 1}],
+        "b": [{"n": 1}],
+        "c": ["x", "x"],
     }
+
+
+def test_state_with_nested_sharing_is_refused_before_encoding() -> None:
+    # Each level references the one below twice: 2**20 leaves if json.dumps ran
+    # (2**40 at depth 40, which would block the event loop for good).
+    node: list[object] = ["leaf"]
+    for _ in range(20):
+        node = [node, node]
+    with pytest.raises(RecordEncodingError, match="appears twice"):
+        encode_state({"tree": node})
 
 
 @pytest.mark.parametrize(

@@ -156,7 +156,10 @@ def test_eviction_reply_does_not_drop_a_session_recreated_meanwhile() -> None:
         assert await manager.get_or_create_user_session("alice", "t1") is fresh
         stats = manager.stats()
         assert stats.active == 1
-        assert stats.evicted["capacity"] == 2  # alice's old record, then bob's
+        # alice's old record was counted once, by her touch that found it gone
+        # (before bob's reply reported the eviction); bob's by his creation.
+        assert (stats.created, stats.ended, stats.evicted["capacity"]) == (3, 1, 1)
+        assert stats.created - stats.evicted_total - stats.expired - stats.ended == stats.active
 
     asyncio.run(scenario())
 
@@ -346,5 +349,192 @@ def test_str_subclass_ids_with_an_async_store_refresh_the_session() -> None:
             assert await manager.get_or_create_user_session(UserId("alice"), "t1") is context
         assert await manager.cleanup_inactive_sessions() == []
         assert manager.stats().reused == 5
+
+    asyncio.run(scenario())
+
+
+# -- 6. a removal reaches the manager, and is counted, exactly once ------------------------
+
+
+def balance(manager: UserSessionManager) -> int:
+    stats = manager.stats()
+    return stats.created - stats.expired - stats.evicted_total - stats.ended - stats.active
+
+
+def test_creation_cancelled_during_its_store_call_applies_the_stores_removals() -> None:
+    async def scenario() -> None:
+        clock, store = ManualClock(), GatedStore()
+        manager = manager_on(store, clock, max_sessions=1, max_sessions_per_user=None)
+        alice = await manager.get_or_create_user_session("alice", "t1")
+        store.hold("get_or_create")
+        bob = asyncio.create_task(manager.get_or_create_user_session("bob", "t1"))
+        # The store evicted alice's record and created bob's; its reply is held.
+        await yield_until(lambda: store.calls.get("get_or_create") == 2)
+        bob.cancel()  # the client went away during its first message
+        store.release("get_or_create")
+        with pytest.raises(asyncio.CancelledError):
+            await bob
+        assert not manager.owns(alice)  # the eviction was applied
+        assert len(store.inner) == 0  # bob's abandoned record was deleted
+        stats = manager.stats()
+        assert (stats.active, stats.created, stats.evicted["capacity"]) == (0, 1, 1)
+        assert (stats.failed_creations, stats.in_flight) == (1, 0)
+        assert balance(manager) == 0
+        carol = await manager.get_or_create_user_session("carol", "t1")
+        assert manager.owns(carol) and manager.stats().active == 1 and len(store.inner) == 1
+
+    asyncio.run(scenario())
+
+
+def test_repeatedly_cancelled_creations_keep_live_contexts_within_the_cap() -> None:
+    async def scenario() -> None:
+        clock, store = ManualClock(), GatedStore()
+        manager = manager_on(store, clock, max_sessions=1, max_sessions_per_user=None)
+        for i in range(20):
+            await manager.get_or_create_user_session(f"u{i}", "t")
+            calls = store.calls.get("get_or_create", 0)
+            store.hold("get_or_create")
+            caller = asyncio.create_task(manager.get_or_create_user_session(f"x{i}", "t"))
+            await yield_until(lambda n=calls + 1: store.calls.get("get_or_create") == n)
+            caller.cancel()
+            store.release("get_or_create")
+            await asyncio.gather(caller, return_exceptions=True)
+            assert manager.stats().active <= 1 and len(store.inner) <= 1
+        assert balance(manager) == 0
+
+    asyncio.run(scenario())
+
+
+def test_removal_seen_before_end_sessions_reply_is_counted_once() -> None:
+    async def scenario() -> None:
+        clock, store = ManualClock(), GatedStore()
+        manager = manager_on(store, clock)
+        first = await manager.get_or_create_user_session("alice", "t1")
+        store.hold("delete")
+        ending = asyncio.create_task(manager.end_session("alice", "t1"))
+        await yield_until(lambda: store.calls.get("delete") == 1)  # deleted; reply held
+        # The next message finds the record gone, drops the context and re-creates.
+        second = await manager.get_or_create_user_session("alice", "t1")
+        store.release("delete")
+        assert await ending
+        assert second is not first and manager.owns(second)
+        stats = manager.stats()
+        assert (stats.active, stats.created, stats.ended) == (1, 2, 1)
+        assert balance(manager) == 0
+
+    asyncio.run(scenario())
+
+
+def test_eviction_seen_before_the_evicting_reply_is_counted_once() -> None:
+    async def scenario() -> None:
+        clock, store = ManualClock(), GatedStore()
+        manager = manager_on(store, clock, max_sessions=1, max_sessions_per_user=None)
+        await manager.get_or_create_user_session("alice", "t1")
+        store.hold("get_or_create")
+        bob = asyncio.create_task(manager.get_or_create_user_session("bob", "t1"))
+        await yield_until(lambda: store.calls.get("get_or_create") == 2)  # alice evicted
+        assert await manager.get_session("alice", "t1") is None  # drops and counts her
+        store.release("get_or_create")
+        assert manager.owns(await bob)
+        stats = manager.stats()
+        assert (stats.active, stats.created, stats.ended, stats.evicted_total) == (1, 2, 1, 0)
+        assert balance(manager) == 0
+
+    asyncio.run(scenario())
+
+
+def test_lookup_joining_a_creation_whose_record_was_ended_returns_none() -> None:
+    async def scenario() -> None:
+        factory = GatedAsyncFactory()
+        manager = UserSessionManager(factory=factory)
+        creating = asyncio.create_task(manager.get_or_create_user_session("alice", "t1"))
+        await yield_until(lambda: factory.calls == 1)
+        lookup = asyncio.create_task(manager.get_session("alice", "t1"))  # joins the creation
+        await asyncio.sleep(0)
+        assert await manager.end_session("alice", "t1")
+        factory.open()
+        context = await creating
+        assert context is not None and not manager.owns(context)  # the creator gets it
+        assert await lookup is None  # a lookup returns live sessions only
+        assert balance(manager) == 0
+
+    asyncio.run(scenario())
+
+
+def test_lookup_served_before_an_earlier_end_sessions_delete_is_rechecked() -> None:
+    class ReorderingStore(GatedStore):
+        """A delete that waits for a pool connection: later calls may overtake it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.connected = asyncio.Event()
+
+        async def delete(self, key: Any) -> bool:
+            await self.connected.wait()
+            return await super().delete(key)
+
+    async def scenario() -> None:
+        clock, store = ManualClock(), ReorderingStore()
+        other_worker = manager_on(store, clock)
+        await other_worker.get_or_create_user_session("alice", "t1")
+        manager = manager_on(store, clock)
+        ending = asyncio.create_task(manager.end_session("alice", "t1"))
+        await asyncio.sleep(0)
+        # Issued after end_session, served before its delete: finds the record.
+        found = await manager.get_session("alice", "t1")
+        assert found is not None and manager.owns(found)
+        store.connected.set()
+        assert await ending
+        assert not manager.owns(found)  # rechecked after the delete's reply
+        assert manager.stats().active == 0 and len(store.inner) == 0
+        again = await manager.get_or_create_user_session("alice", "t1")
+        assert again is not found and manager.owns(again)
+
+    asyncio.run(scenario())
+
+
+def test_creation_built_across_an_out_of_order_delete_is_rechecked() -> None:
+    class ReorderingStore(GatedStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.connected = asyncio.Event()
+
+        async def delete(self, key: Any) -> bool:
+            await self.connected.wait()
+            return await super().delete(key)
+
+    async def scenario() -> None:
+        clock, store = ManualClock(), ReorderingStore()
+        factory = GatedAsyncFactory()
+        other_worker = manager_on(store, clock)
+        await other_worker.get_or_create_user_session("alice", "t1")
+        manager = UserSessionManager(store=store, clock=clock, idle_timeout=60, factory=factory)
+        ending = asyncio.create_task(manager.end_session("alice", "t1"))
+        await asyncio.sleep(0)
+        # Issued after end_session, served before the delete: adopts the record,
+        # and its factory is still running when the delete's reply arrives.
+        creating = asyncio.create_task(manager.get_or_create_user_session("alice", "t1"))
+        await yield_until(lambda: factory.calls == 1)
+        store.connected.set()
+        assert await ending
+        factory.open()
+        context = await creating
+        assert not manager.owns(context)
+        assert manager.stats().active == 0 and len(store.inner) == 0
+
+    asyncio.run(scenario())
+
+
+def test_manager_closed_with_a_creation_not_yet_started_serves_the_key_again() -> None:
+    async def scenario() -> None:
+        manager = UserSessionManager()
+        caller = asyncio.create_task(manager.get_or_create_user_session("alice", "t1"))
+        await asyncio.sleep(0)  # the flight exists; its task has not run its first step
+        await manager.aclose()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert manager.stats().in_flight == 0
+        context = await manager.get_or_create_user_session("alice", "t1")
+        assert await manager.get_session("alice", "t1") is context
 
     asyncio.run(scenario())

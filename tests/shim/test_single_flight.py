@@ -204,3 +204,42 @@ def test_a_caller_never_joins_abandoned_work() -> None:
         assert runs == 2 and first.cancelled() and len(flights) == 0
 
     asyncio.run(scenario())
+
+
+def test_cancel_all_forgets_flights_cancelled_before_their_first_step() -> None:
+    async def scenario() -> None:
+        flights: SingleFlight[str, str] = SingleFlight()
+
+        async def work() -> str:
+            return "fresh"
+
+        first = asyncio.create_task(flights.run("k", work))
+        await asyncio.sleep(0)  # first started the flight; the flight's task has not run
+        assert len(flights) == 1
+        await flights.cancel_all()
+        assert len(flights) == 0
+        assert (await asyncio.gather(first, return_exceptions=True))[0].__class__ is (
+            asyncio.CancelledError
+        )
+        assert await flights.run("k", work) == "fresh"
+
+    asyncio.run(scenario())
+
+
+def test_a_flight_whose_task_is_done_is_never_joined() -> None:
+    async def scenario() -> None:
+        flights: SingleFlight[str, str] = SingleFlight()
+
+        async def work() -> str:
+            return "fresh"
+
+        first = asyncio.create_task(flights.run("k", work))
+        await asyncio.sleep(0)
+        # Cancelled from outside before its first step (e.g. the loop shutting
+        # down): _fly's cleanup never runs and the entry stays behind.
+        flights._flights["k"].task.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        assert await flights.run("k", work) == "fresh"
+        assert len(flights) == 0
+
+    asyncio.run(scenario())
