@@ -461,18 +461,19 @@ def test_lookup_joining_a_creation_whose_record_was_ended_returns_none() -> None
     asyncio.run(scenario())
 
 
+class ReorderingStore(GatedStore):
+    """A delete that waits for a pool connection: later calls may overtake it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.connected = asyncio.Event()
+
+    async def delete(self, key: Any) -> bool:
+        await self.connected.wait()
+        return await super().delete(key)
+
+
 def test_lookup_served_before_an_earlier_end_sessions_delete_is_rechecked() -> None:
-    class ReorderingStore(GatedStore):
-        """A delete that waits for a pool connection: later calls may overtake it."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.connected = asyncio.Event()
-
-        async def delete(self, key: Any) -> bool:
-            await self.connected.wait()
-            return await super().delete(key)
-
     async def scenario() -> None:
         clock, store = ManualClock(), ReorderingStore()
         other_worker = manager_on(store, clock)
@@ -494,15 +495,6 @@ def test_lookup_served_before_an_earlier_end_sessions_delete_is_rechecked() -> N
 
 
 def test_creation_built_across_an_out_of_order_delete_is_rechecked() -> None:
-    class ReorderingStore(GatedStore):
-        def __init__(self) -> None:
-            super().__init__()
-            self.connected = asyncio.Event()
-
-        async def delete(self, key: Any) -> bool:
-            await self.connected.wait()
-            return await super().delete(key)
-
     async def scenario() -> None:
         clock, store = ManualClock(), ReorderingStore()
         factory = GatedAsyncFactory()
