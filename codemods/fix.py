@@ -26,10 +26,11 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.helpers import get_absolute_module_from_package_for_import
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import Finding
+from ctxmigrate.codemods.positions import node_spans
+from ctxmigrate.codemods.resolve import iter_nodes
 from ctxmigrate.codemods.sites import Codemod, Reference
 
 if TYPE_CHECKING:
@@ -390,27 +391,22 @@ def _string_reference(
     if re.search(re.escape(bound_name) + "[\"']", source_text) is None:
         return None
     pattern = re.compile(r"(?:[A-Za-z_]\w*\.)*" + re.escape(bound_name))
-    finder = _DottedStringFinder(pattern)
-    module.visit(finder)
-    if finder.found is None:
+    # The engine's own walk and span computation: no LibCST visitor rebuilding
+    # the tree, no PositionProvider over the whole module.
+    found = next(
+        (
+            node
+            for node in iter_nodes(module)
+            if isinstance(node, cst.SimpleString)
+            and isinstance(value := node.evaluated_value, str)
+            and pattern.fullmatch(value) is not None
+        ),
+        None,
+    )
+    if found is None:
         return None
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    return finder.found.value, positions[finder.found].start.line
-
-
-class _DottedStringFinder(cst.CSTVisitor):
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self._pattern = pattern
-        self.found: cst.SimpleString | None = None
-
-    def visit_SimpleString(self, node: cst.SimpleString) -> None:
-        value = node.evaluated_value
-        if (
-            self.found is None
-            and isinstance(value, str)
-            and self._pattern.fullmatch(value) is not None
-        ):
-            self.found = node
+    spans, _ = node_spans(module, [found])
+    return found.value, spans[id(found)].line
 
 
 class _LayoutKeepingAddImportsVisitor(AddImportsVisitor):
