@@ -9,6 +9,8 @@ anything that makes the resolution uncertain or the use dynamic, then whether
 
 from __future__ import annotations
 
+import functools
+
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.sites import Decision, Reference, TargetKind
 
@@ -32,23 +34,21 @@ _SCOPE_REASONS = {
 }
 
 
-# A suppression comment may name a rule by id or by name, as --select does
-# (``# ctxmigrate: ignore[reuse-session]``); tests/codemods/test_classify.py
-# checks this table against the registry.
-RULE_NAME_BY_ID = {
-    "CTX001": "reuse-session",
-    "CTX002": "adapt-websocket-context",
-    "CTX003": "reuse-websocket-manager",
-    "CTX101": "fresh-ids-per-message",
-    "CTX102": "string-reference",
-    "CTX103": "import-from-non-defining-module",
-    "CTX104": "duplicate-context-class",
-}
-
-
 def is_suppressed(suppressed: frozenset[str], rule_id: str) -> bool:
-    """``suppressed`` holds what a comment named, normalised by ``suppressed_rules``."""
-    return "*" in suppressed or rule_id in suppressed or RULE_NAME_BY_ID.get(rule_id) in suppressed
+    """``suppressed`` holds what a comment named, normalised by ``suppressed_rules``.
+
+    A comment may name a rule by id or by name, as --select does
+    (``# ctxmigrate: ignore[reuse-session]``).
+    """
+    return "*" in suppressed or rule_id in suppressed or _rule_names().get(rule_id) in suppressed
+
+
+@functools.cache
+def _rule_names() -> dict[str, str]:
+    # The registry imports the codemods, which import this module: look it up late.
+    from ctxmigrate.codemods import RULES
+
+    return {rule.id: rule.name for rule in RULES}
 
 
 def suppression_reason(rule_id: str) -> str:

@@ -111,11 +111,18 @@ def test_websocket_value_use_names_the_method() -> None:
     assert decision.message.startswith("WebSocketContext.create_for_user is used as a value")
 
 
-def test_rule_names_of_suppressions_match_the_registry() -> None:
+def test_every_rule_can_be_suppressed_by_its_name() -> None:
     from ctxmigrate.codemods import RULES
-    from ctxmigrate.codemods.classify import RULE_NAME_BY_ID
+    from ctxmigrate.codemods.classify import is_suppressed
+    from ctxmigrate.codemods.resolve import suppressed_rules
 
-    assert {rule.id: rule.name for rule in RULES} == RULE_NAME_BY_ID
+    for rule in RULES:
+        assert is_suppressed(suppressed_rules(f"# ctxmigrate: ignore[{rule.name}]"), rule.id)
+        others = [other for other in RULES if other.id != rule.id]
+        assert not any(
+            is_suppressed(suppressed_rules(f"# ctxmigrate: ignore[{rule.name}]"), other.id)
+            for other in others
+        )
 
 
 @pytest.mark.parametrize(
