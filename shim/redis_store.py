@@ -87,8 +87,8 @@ from ctxmigrate.shim.store import (
 try:
     import redis.asyncio as aioredis
     import redis.exceptions as redis_errors
+    from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialWithJitterBackoff
-    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "the Redis session store needs redis-py: pip install 'ctxmigrate[redis]'"
@@ -128,9 +128,11 @@ class SessionStoreUnavailableError(SessionError, ConnectionError):
     def __init__(self, address: str, operation: str, cause: BaseException) -> None:
         self.address = address
         self.operation = operation
+        # redis-py's messages often end in a full stop already.
+        detail = str(cause).rstrip(".")
         super().__init__(
             f"Redis session store at {address} is unavailable during {operation}: "
-            f"{type(cause).__name__}: {cause}. Sessions are not served from a local "
+            f"{type(cause).__name__}: {detail}. Sessions are not served from a local "
             "fallback, since two workers would then hold two sessions for one conversation."
         )
 

@@ -10,6 +10,7 @@ store) and unassigned code points. The ASCII space is allowed.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 
 from ctxmigrate.shim.errors import InvalidSessionIdError
@@ -33,10 +34,13 @@ def validate_id(value: object, field: str) -> str:
         )
     if not value.isprintable():
         position = next(i for i, char in enumerate(value) if not char.isprintable())
+        # The Unicode category (Cc control, Cf format, Zl line separator, ...) says
+        # what kind of character it was without echoing any of the value.
+        category = unicodedata.category(value[position])
         raise InvalidSessionIdError(
             field,
             f"must not contain control or other non-printable characters "
-            f"(found {value[position]!r} at position {position})",
+            f"(a character of Unicode category {category} at position {position})",
         )
     return value
 

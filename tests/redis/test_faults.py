@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,6 +113,32 @@ def test_nothing_listening_gives_the_error_naming_the_address() -> None:
         error = raised.value
         assert isinstance(error, SessionError) and isinstance(error, ConnectionError)
         assert error.address == url and error.operation == "touch"
+        # redis-py's own message ends in a full stop; ours must not add a second one.
+        assert ".." not in str(error)
+        assert ". Sessions are not served from a local fallback" in str(error)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("cause", ["Connection refused.", "Connection refused"])
+def test_unavailable_message_has_one_full_stop_after_the_cause(cause: str) -> None:
+    error = SessionStoreUnavailableError("redis://h:6391", "touch", OSError(cause))
+    assert "OSError: Connection refused. Sessions are not served" in str(error)
+
+
+def test_constructing_the_store_warns_nothing_on_the_installed_redis_py() -> None:
+    """redis-py 8.2 warns when a synchronous Retry reaches the asyncio pool.
+
+    The suite runs with warnings as errors (pyproject's filterwarnings); this
+    test says so on its own, so an application under ``-W error`` is covered
+    whatever the suite's configuration becomes.
+    """
+
+    async def scenario() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            store = RedisSessionStore("redis://127.0.0.1:1/0", retries=3)
+            await store.aclose()
 
     asyncio.run(scenario())
 

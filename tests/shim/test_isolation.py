@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ctxmigrate.shim import InvalidSessionIdError, SessionKey, UserSessionManager
+from ctxmigrate.shim.validation import validate_id
 
 
 def test_keys_are_pairs_not_joined_strings() -> None:
@@ -118,6 +119,27 @@ def test_rejection_message_does_not_echo_the_value() -> None:
         assert "secret-token" not in str(raised.value)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        ("ab\ncd", "category Cc at position 2"),
+        ("\u202e", "category Cf at position 0"),
+        ("a b\u2028", "category Zl at position 3"),
+    ],
+)
+def test_rejection_names_kind_and_position_but_no_character_of_the_value(
+    value: str, detail: str
+) -> None:
+    with pytest.raises(InvalidSessionIdError) as raised:
+        validate_id(value, "thread_id")
+    message = str(raised.value)
+    assert detail in message
+    # Not the offending character, raw or escaped.
+    offending = next(char for char in value if not char.isprintable())
+    assert offending not in message
+    assert repr(offending).strip("'") not in message
 
 
 def test_longest_allowed_id_and_spaces_are_accepted() -> None:
