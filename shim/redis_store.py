@@ -87,11 +87,15 @@ from ctxmigrate.shim.store import (
 try:
     import redis.asyncio as aioredis
     import redis.exceptions as redis_errors
+
+    # The asyncio Retry for the asyncio pool (redis-py 8.2 warns about the
+    # synchronous one), and a backoff that redis-py has had since 4.x: both
+    # exist from the oldest release pyproject.toml allows.
     from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.backoff import FullJitterBackoff
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "the Redis session store needs redis-py: pip install 'ctxmigrate[redis]'"
+        f"the Redis session store needs redis-py >= 5.0.2: pip install 'ctxmigrate[redis]' ({exc})"
     ) from exc
 
 logger = logging.getLogger(__name__)
@@ -674,7 +678,7 @@ class RedisSessionStore:
             timeout=pool_timeout,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_connect_timeout,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries),
+            retry=Retry(FullJitterBackoff(cap=0.5, base=0.05), retries),
             decode_responses=False,
         )
         self._redis = aioredis.Redis.from_pool(pool)
