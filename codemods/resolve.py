@@ -195,10 +195,16 @@ def _ast_target_names(node: ast.expr) -> Iterator[str]:
 
 
 def _ast_params(arguments: ast.arguments) -> tuple[str, ...]:
-    return tuple(
-        argument.arg
-        for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)
-    )
+    """Parameter names in order; ``*name`` (``*`` when bare) and ``**name`` mark the stars."""
+    names = [argument.arg for argument in (*arguments.posonlyargs, *arguments.args)]
+    if arguments.vararg is not None:
+        names.append(f"*{arguments.vararg.arg}")
+    elif arguments.kwonlyargs:
+        names.append("*")
+    names.extend(argument.arg for argument in arguments.kwonlyargs)
+    if arguments.kwarg is not None:
+        names.append(f"**{arguments.kwarg.arg}")
+    return tuple(names)
 
 
 def _ast_string_list(node: ast.expr) -> list[str] | None:
@@ -686,10 +692,16 @@ def _cst_target_names(node: cst.BaseExpression) -> Iterator[cst.Name]:
 
 
 def _cst_params(parameters: cst.Parameters) -> tuple[str, ...]:
-    return tuple(
-        param.name.value
-        for param in (*parameters.posonly_params, *parameters.params, *parameters.kwonly_params)
-    )
+    """The same names as ``_ast_params``, stars marked the same way."""
+    names = [param.name.value for param in (*parameters.posonly_params, *parameters.params)]
+    if isinstance(parameters.star_arg, cst.Param):
+        names.append(f"*{parameters.star_arg.name.value}")
+    elif parameters.kwonly_params:
+        names.append("*")
+    names.extend(param.name.value for param in parameters.kwonly_params)
+    if parameters.star_kwarg is not None:
+        names.append(f"**{parameters.star_kwarg.name.value}")
+    return tuple(names)
 
 
 def _string_list(node: cst.BaseExpression) -> list[str] | None:

@@ -1017,3 +1017,25 @@ def test_noop_when_an_async_def_factory_is_called_without_await() -> None:
     assert finding.message.startswith(
         "not awaited: create_user_execution_context is an async def, so this call makes a coroutine"
     )
+
+
+def test_noop_for_a_factory_declared_with_star_args_says_where_the_arguments_go() -> None:
+    modules = {
+        "app/dependencies.py": b"def create_user_execution_context(func, *args, **kwargs):\n"
+        b"    return func(*args, **kwargs)\n",
+    }
+    source = textwrap.dedent(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        async def handle(build, user_id, thread_id):
+            return create_user_execution_context(build, user_id, thread_id)
+        """
+    ).encode()
+    result = fix_sources({PATH: source, **modules}, CONFIG, [CODEMOD])[PATH]
+    assert result.fixed is None
+    [finding] = result.skipped
+    assert finding.message == (
+        "passes 3 positional arguments; the legacy signature (func, *args, **kwargs) "
+        "names 1 and collects the rest in *args, which the session API cannot take"
+    )
