@@ -167,10 +167,12 @@ def apply_command(
         stale=sorted(stale),
     )
     render_summary(summary, err)
+    # A file that could not be analysed may hide sites: never a clean run.
+    unanalysed = bool(result.report.errors)
     if write:
-        failed = bool(summary.refused_writes or summary.failed_fixes or stale)
+        failed = bool(summary.refused_writes or summary.failed_fixes or stale or unanalysed)
     else:
-        failed = bool(changed or summary.failed_fixes or stale)
+        failed = bool(changed or summary.failed_fixes or stale or unanalysed)
     ctx.exit(1 if failed else 0)
 
 

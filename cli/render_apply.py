@@ -17,7 +17,7 @@ from ctxmigrate.cli.render_table import CATEGORY_STYLES
 from ctxmigrate.cli.terminal import display_path, uses_color, write_stdout_bytes
 from ctxmigrate.codemods.fix import FixResult
 from ctxmigrate.codemods.model import FileError, Finding
-from ctxmigrate.codemods.write import WriteOutcome, build_patch, unified_diff
+from ctxmigrate.codemods.write import WriteOutcome, build_patch, patch_paths, unified_diff
 
 DIFF_LINE_STYLES = (
     ("diff --git", "bold"),
@@ -36,9 +36,9 @@ def show_diffs(fixes: Sequence[FixResult], console: Console) -> None:
     if not uses_color(console):
         write_stdout_bytes(build_patch(changed))
         return
-    for fix in changed:
+    for path, fix in zip(patch_paths(changed), changed, strict=True):
         assert fix.fixed is not None
-        text = unified_diff(fix.path, fix.original, fix.fixed)
+        text = unified_diff(path, fix.original, fix.fixed)
         for line in text.splitlines():
             # Surrogate escapes stand for undecodable bytes; a terminal cannot show them.
             shown = line.encode("utf-8", "replace").decode("utf-8").rstrip("\r")
@@ -96,10 +96,21 @@ def render_summary(summary: ApplySummary, console: Console) -> None:
         console.print(
             Text(f"{verb} {_plural(sites, 'site')} in {_plural(len(changed), 'file')}.", "bold")
         )
+    elif summary.file_errors and not (summary.stale or summary.changed or summary.failed_fixes):
+        console.print(Text("Nothing to change in the files that could be analysed.", "bold"))
     elif not (summary.stale or summary.changed or summary.failed_fixes):
         # Pending changes that could not be written are explained below, never
         # summed up as "nothing to change".
         console.print(Text("Nothing to change.", "bold"))
+    if summary.file_errors:
+        count = len(summary.file_errors)
+        console.print(
+            Text(
+                f"{_plural(count, 'file')} could not be analysed: legacy sites in "
+                f"{'it' if count == 1 else 'them'} are neither found nor changed (see below).",
+                "bold red",
+            )
+        )
     if summary.patch_file is not None and summary.changed:
         console.print(f"Patch written to {summary.patch_file} (apply it with: git apply).")
 

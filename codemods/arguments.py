@@ -42,12 +42,6 @@ class ArgumentMapping:
     def names(self) -> frozenset[str]:
         return frozenset(name for name, _ in self.arguments)
 
-    def get(self, name: str) -> cst.Arg | None:
-        for parameter, argument in self.arguments:
-            if parameter == name:
-                return argument
-        return None
-
 
 def call_signature(params: Sequence[str] | None, legacy_default: Sequence[str]) -> tuple[str, ...]:
     """The parameter names a call is mapped by: the discovered definition's, else the default.
@@ -64,10 +58,22 @@ def call_signature(params: Sequence[str] | None, legacy_default: Sequence[str]) 
 
 
 def map_arguments(call: cst.Call, signature: Sequence[str]) -> ArgumentMapping:
-    """Bind each argument of ``call`` to a parameter of ``signature`` as Python would."""
+    """Bind each argument of ``call`` to a parameter of ``signature`` as Python would.
+
+    ``signature`` lists names in order, with ``*args`` (``*`` when bare) and
+    ``**kwargs`` entries: positional arguments bind only to the names before
+    the star, keywords to every plain name; what a star parameter would
+    collect has no name the session API could take, so it is a problem.
+    """
     bound: list[tuple[str, cst.Arg]] = []
     seen: set[str] = set()
     positional_index = 0
+    star = next((i for i, name in enumerate(signature) if name.startswith("*")), len(signature))
+    by_position = signature[:star]
+    var_positional = next((n for n in signature if n[:1] == "*" and n[1:2] not in ("", "*")), None)
+    var_keyword = next((n for n in signature if n.startswith("**")), None)
+    names = [name for name in signature if not name.startswith("*")]
+    shown = ", ".join(signature)
     for argument in call.args:
         if argument.star == "*":
             return ArgumentMapping(
@@ -78,23 +84,36 @@ def map_arguments(call: cst.Call, signature: Sequence[str]) -> ArgumentMapping:
                 problem="passes **kwargs: cannot map *args/**kwargs to the session API"
             )
         if argument.keyword is None:
-            if positional_index >= len(signature):
+            if positional_index >= len(by_position):
                 positional = sum(1 for arg in call.args if arg.keyword is None)
-                return ArgumentMapping(
-                    problem=(
+                if var_positional is not None:
+                    problem = (
                         f"passes {positional} positional arguments; the legacy signature "
-                        f"({', '.join(signature)}) takes at most {len(signature)}"
+                        f"({shown}) names {len(by_position)} and collects the rest in "
+                        f"{var_positional}, which the session API cannot take"
                     )
-                )
-            name = signature[positional_index]
+                else:
+                    problem = (
+                        f"passes {positional} positional arguments; the legacy signature "
+                        f"({shown}) takes at most {len(by_position)}"
+                    )
+                return ArgumentMapping(problem=problem)
+            name = by_position[positional_index]
             positional_index += 1
         else:
             name = argument.keyword.value
-            if name not in signature:
+            if name not in names and var_keyword is not None:
+                return ArgumentMapping(
+                    problem=(
+                        f"passes keyword argument {name!r}, which the legacy signature "
+                        f"({shown}) collects in {var_keyword}; the session API cannot take it"
+                    )
+                )
+            if name not in names:
                 return ArgumentMapping(
                     problem=(
                         f"passes unknown keyword argument {name!r}; "
-                        f"the legacy signature is ({', '.join(signature)})"
+                        f"the legacy signature is ({shown})"
                     )
                 )
         if name in seen:

@@ -334,7 +334,7 @@ def index_digest(index: ProjectIndex) -> str:
             "summaries": [summary.to_json() for _, summary in primary],
             "modules": sorted(index.modules),
             "stars": sorted(index.other_star_imports.items()),
-            "targets": [[t.kind, t.qualname, t.params] for t in index.targets],
+            "targets": [[t.kind, t.qualname, t.params, t.is_async] for t in index.targets],
             "known": sorted(index.known_names),
             "aliases": sorted(index.module_aliases.items()),
         },

@@ -69,6 +69,14 @@ class LegacyCallCodemod(ABC):
     ) -> cst.BaseExpression:
         """The replacement for ``call``, whose arguments passed ``mapping_problem``."""
 
+    def unawaited_async_reason(self, callee: str, new_callee: str) -> str:
+        """Why a call of an ``async def`` legacy callee without ``await`` stays as it is."""
+        return (
+            f"not awaited: {callee} is an async def, so this call makes a coroutine "
+            f"that the code awaits later (or never); {new_callee}(...) is awaited here "
+            "and would hand that code a context instead"
+        )
+
     def legacy_call(self, ref: Reference) -> cst.Call | None:
         """The call this codemod can rewrite at the site, or None."""
         return ref.call
@@ -87,6 +95,10 @@ class LegacyCallCodemod(ABC):
                 "review",
                 f"awaited: {ref.callee_code} is async here, and "
                 f"{callee_label(target)} calls its factory synchronously",
+            )
+        if ref.target.is_async and not ref.awaited:
+            return Decision(
+                "review", self.unawaited_async_reason(ref.callee_code, callee_label(target))
             )
         problem = self._argument_problem(ref) or expression_target_problem(target, ref.receivers)
         if problem is not None:

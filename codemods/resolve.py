@@ -43,7 +43,7 @@ from ctxmigrate.codemods.sites import ScopeKind, Target, TargetKind, Usage
 
 BindingKind = Literal["import", "module", "alias", "def", "class", "other"]
 WEBSOCKET_FACTORY_METHOD = "create_for_user"
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,16 @@ class Binding:
     ``import``: ``from module import name``; ``module``: the module ``module``;
     ``alias``: the dotted expression ``name`` (``make = deps.factory``);
     ``def``/``class``: a definition here (``params``: the function's
-    parameters, or a class's ``create_for_user`` parameters); ``other``:
-    anything else (a parameter, a computed value, ``del``).
+    parameters, or a class's ``create_for_user`` parameters; ``is_async``: that
+    function is an ``async def``); ``other``: anything else (a parameter, a
+    computed value, ``del``).
     """
 
     kind: BindingKind
     module: str | None = None
     name: str | None = None
     params: tuple[str, ...] | None = None
+    is_async: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,13 @@ class ModuleSummary:
             "is_package": self.is_package,
             "bindings": {
                 name: [
-                    [b.kind, b.module, b.name, None if b.params is None else list(b.params)]
+                    [
+                        b.kind,
+                        b.module,
+                        b.name,
+                        None if b.params is None else list(b.params),
+                        b.is_async,
+                    ]
                     for b in bindings
                 ]
                 for name, bindings in self.bindings.items()
@@ -111,8 +119,10 @@ class ModuleSummary:
             is_package=data["is_package"],
             bindings={
                 name: tuple(
-                    Binding(kind, module, bound, None if params is None else tuple(params))
-                    for kind, module, bound, params in bindings
+                    Binding(
+                        kind, module, bound, None if params is None else tuple(params), is_async
+                    )
+                    for kind, module, bound, params, is_async in bindings
                 )
                 for name, bindings in data["bindings"].items()
             },
@@ -185,10 +195,16 @@ def _ast_target_names(node: ast.expr) -> Iterator[str]:
 
 
 def _ast_params(arguments: ast.arguments) -> tuple[str, ...]:
-    return tuple(
-        argument.arg
-        for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)
-    )
+    """Parameter names in order; ``*name`` (``*`` when bare) and ``**name`` mark the stars."""
+    names = [argument.arg for argument in (*arguments.posonlyargs, *arguments.args)]
+    if arguments.vararg is not None:
+        names.append(f"*{arguments.vararg.arg}")
+    elif arguments.kwonlyargs:
+        names.append("*")
+    names.extend(argument.arg for argument in arguments.kwonlyargs)
+    if arguments.kwarg is not None:
+        names.append(f"**{arguments.kwarg.arg}")
+    return tuple(names)
 
 
 def _ast_string_list(node: ast.expr) -> list[str] | None:
@@ -320,16 +336,24 @@ def _ast_statement(builder: _SummaryBuilder, statement: ast.stmt) -> None:
             else:
                 builder.bind(bound, Binding("import", source, alias.name))
     elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-        builder.bind(statement.name, Binding("def", params=_ast_params(statement.args)))
+        builder.bind(
+            statement.name,
+            Binding(
+                "def",
+                params=_ast_params(statement.args),
+                is_async=isinstance(statement, ast.AsyncFunctionDef),
+            ),
+        )
     elif isinstance(statement, ast.ClassDef):
-        method_params = None
+        method_params, method_async = None, False
         for item in statement.body:
             if (
                 isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
                 and item.name == WEBSOCKET_FACTORY_METHOD
             ):
                 method_params = _ast_params(item.args)
-        builder.bind(statement.name, Binding("class", params=method_params))
+                method_async = isinstance(item, ast.AsyncFunctionDef)
+        builder.bind(statement.name, Binding("class", params=method_params, is_async=method_async))
     elif isinstance(statement, ast.Assign):
         for target in statement.targets:
             if isinstance(target, ast.Name) and target.id == "__all__":
@@ -506,6 +530,9 @@ class ProjectIndex:
 
     def binding_symbols(self, module: str, name: str, binding: Binding) -> tuple[Symbol, ...]:
         """The symbols of a module-level ``binding`` of ``name`` in ``module``."""
+        bound_target = self._target_bound_without_definition(module, name)
+        if bound_target is not None:
+            return (bound_target,)
         if binding.kind == "import" and binding.module is not None and binding.name is not None:
             return self.export(binding.module, binding.name)
         if binding.kind == "module" and binding.module is not None:
@@ -517,6 +544,23 @@ class ProjectIndex:
         if binding.kind in ("def", "class"):
             return (self.target(f"{module}.{name}"),)
         return (None,)
+
+    def _target_bound_without_definition(self, module: str, name: str) -> Target | None:
+        """The configured target ``module.name`` when the module binds it without a def.
+
+        ``create_user_execution_context = functools.lru_cache()(_build)``, ``=
+        _build`` or an import under that name: the configured qualified name is
+        the legacy callable whatever builds it. With a ``def`` or ``class``
+        there, other bindings stay doubts (a fallback ``= None``).
+        """
+        target = self.target(f"{module}.{name}")
+        if target is None:
+            return None
+        summary = self.summaries.get(module)
+        bindings = () if summary is None else summary.bindings.get(name, ())
+        if any(binding.kind in ("def", "class") for binding in bindings):
+            return None
+        return target
 
     def attribute_chain(
         self, symbols: Iterable[Symbol], attributes: Sequence[str]
@@ -547,17 +591,19 @@ def discover_targets(config: Config, summaries: Mapping[str, ModuleSummary]) -> 
             for qualname in configured:
                 module, _, name = qualname.rpartition(".")
                 summary = summaries.get(module)
-                params = None
+                params, is_async = None, False
                 if summary is not None:
                     for binding in summary.bindings.get(name, ()):
                         if binding.kind == definition:
-                            params = binding.params
-                targets.append(Target(kind, qualname, params))
+                            params, is_async = binding.params, binding.is_async
+                targets.append(Target(kind, qualname, params, is_async))
             continue
         for module in sorted(primary):
             for binding in primary[module].bindings.get(default_name, ()):
                 if binding.kind == definition:
-                    targets.append(Target(kind, f"{module}.{default_name}", binding.params))
+                    targets.append(
+                        Target(kind, f"{module}.{default_name}", binding.params, binding.is_async)
+                    )
                     break
     return tuple(targets)
 
@@ -646,10 +692,16 @@ def _cst_target_names(node: cst.BaseExpression) -> Iterator[cst.Name]:
 
 
 def _cst_params(parameters: cst.Parameters) -> tuple[str, ...]:
-    return tuple(
-        param.name.value
-        for param in (*parameters.posonly_params, *parameters.params, *parameters.kwonly_params)
-    )
+    """The same names as ``_ast_params``, stars marked the same way."""
+    names = [param.name.value for param in (*parameters.posonly_params, *parameters.params)]
+    if isinstance(parameters.star_arg, cst.Param):
+        names.append(f"*{parameters.star_arg.name.value}")
+    elif parameters.kwonly_params:
+        names.append("*")
+    names.extend(param.name.value for param in parameters.kwonly_params)
+    if parameters.star_kwarg is not None:
+        names.append(f"**{parameters.star_kwarg.name.value}")
+    return tuple(names)
 
 
 def _string_list(node: cst.BaseExpression) -> list[str] | None:
@@ -836,7 +888,10 @@ class ScopeWalker:
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> Visit:
         self.not_loads.add(id(node.name))
-        self._bind(node.name.value, Binding("def", params=_cst_params(node.params)))
+        self._bind(
+            node.name.value,
+            Binding("def", params=_cst_params(node.params), is_async=node.asynchronous is not None),
+        )
         visits: list[tuple[cst.CSTNode, LexicalScope]] = [
             (decorator, self.scope) for decorator in node.decorators
         ]
@@ -861,7 +916,7 @@ class ScopeWalker:
 
     def visit_ClassDef(self, node: cst.ClassDef) -> Visit:
         self.not_loads.add(id(node.name))
-        method_params = None
+        method_params, method_async = None, False
         if isinstance(node.body, cst.IndentedBlock):
             for statement in node.body.body:
                 if (
@@ -869,7 +924,8 @@ class ScopeWalker:
                     and statement.name.value == WEBSOCKET_FACTORY_METHOD
                 ):
                     method_params = _cst_params(statement.params)
-        self._bind(node.name.value, Binding("class", params=method_params))
+                    method_async = statement.asynchronous is not None
+        self._bind(node.name.value, Binding("class", params=method_params, is_async=method_async))
         visits: list[tuple[cst.CSTNode, LexicalScope]] = [
             (decorator, self.scope) for decorator in node.decorators
         ]
@@ -1113,8 +1169,18 @@ class Lookup:
         )
 
 
-def lookup_name(name: str, scope: LexicalScope, module: ScopeWalker, index: ProjectIndex) -> Lookup:
-    """Resolve ``name`` as read in ``scope`` (LEGB, class bodies skipped from inside)."""
+def lookup_name(
+    name: str,
+    scope: LexicalScope,
+    module: ScopeWalker,
+    index: ProjectIndex,
+    following: frozenset[tuple[int, str]] = frozenset(),
+) -> Lookup:
+    """Resolve ``name`` as read in ``scope`` (LEGB, class bodies skipped from inside).
+
+    ``following``: the (scope id, name) local aliases being resolved further
+    up the call chain; meeting one again is a cycle of assignments.
+    """
     current: LexicalScope | None = scope
     if name in scope.global_names:
         current = module.module_scope
@@ -1131,7 +1197,9 @@ def lookup_name(name: str, scope: LexicalScope, module: ScopeWalker, index: Proj
         if bindings:
             symbols: list[Symbol] = []
             for binding in bindings:
-                symbols.extend(_local_binding_symbols(name, binding, current, module, index))
+                symbols.extend(
+                    _local_binding_symbols(name, binding, current, module, index, following)
+                )
             return Lookup(tuple(dict.fromkeys(symbols)))
         current = current.parent
         first = False
@@ -1151,17 +1219,25 @@ def lookup_name(name: str, scope: LexicalScope, module: ScopeWalker, index: Proj
 
 
 def _local_binding_symbols(
-    name: str, binding: Binding, scope: LexicalScope, module: ScopeWalker, index: ProjectIndex
+    name: str,
+    binding: Binding,
+    scope: LexicalScope,
+    module: ScopeWalker,
+    index: ProjectIndex,
+    following: frozenset[tuple[int, str]],
 ) -> tuple[Symbol, ...]:
     if scope is module.module_scope:
         # Module-level bindings resolve exactly like another module's export.
         return index.binding_symbols(module.module_name, name, binding)
     if binding.kind == "alias" and binding.name is not None:
-        head, *attributes = binding.name.split(".")
-        if head == name:  # ``f = f.wrapped``-style self reference: nothing to learn
+        key = (id(scope), name)
+        if key in following:
+            # A cycle of assignments (``f = f.wrapped``, ``left = right.parent;
+            # right = left``): it adds nothing the other bindings do not say.
             return (None,)
-        symbols = index.attribute_chain(lookup_name(head, scope, module, index).symbols, attributes)
-        return symbols or (None,)
+        head, *attributes = binding.name.split(".")
+        found = lookup_name(head, scope, module, index, following | {key})
+        return index.attribute_chain(found.symbols, attributes) or (None,)
     if binding.kind in ("import", "module"):
         return index.binding_symbols(module.module_name, name, binding)
     return (None,)

@@ -44,6 +44,12 @@ class ReuseWebSocketManagerCodemod(LegacyCallCodemod):
             f"reuse the session's manager with {callee}(...)"
         )
 
+    def unawaited_async_reason(self, callee: str, new_callee: str) -> str:
+        return (
+            f"not awaited: {callee} is an async def, so this call makes a coroutine; "
+            f"{new_callee} would store that coroutine as the session's manager"
+        )
+
     def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
         if not mapping.arguments:
             return "passes no context: the session's manager cannot be found"

@@ -38,6 +38,9 @@ class Target:
     # Parameter names in order, for mapping positional arguments to keywords;
     # None when the definition is not in the scanned tree (configured only).
     params: tuple[str, ...] | None
+    # Defined with ``async def`` in the scanned tree: a call that is not
+    # awaited makes a coroutine, not a context or a manager.
+    is_async: bool = False
 
 
 @dataclass(frozen=True)

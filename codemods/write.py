@@ -145,12 +145,38 @@ def unified_diff(path: str, old: bytes, new: bytes, *, context: int = 3) -> str:
 
 
 def build_patch(files: Iterable[FixedFile]) -> bytes:
-    """One patch for every changed file, in the order given."""
+    """One patch for every changed file, in the order given, with ``patch_paths``' names."""
+    changed = [(item, item.fixed) for item in files if item.fixed is not None]
+    paths = patch_paths([item for item, _ in changed])
     return b"".join(
-        unified_diff_bytes(item.path, item.original, item.fixed)
-        for item in files
-        if item.fixed is not None
+        unified_diff_bytes(path, item.original, fixed)
+        for path, (item, fixed) in zip(paths, changed, strict=True)
     )
+
+
+def patch_paths(files: Sequence[FixedFile]) -> list[str]:
+    """The name of each file in a patch, as ``git diff`` writes it.
+
+    Relative to the top level of the file's git checkout, so ``git apply``
+    works from anywhere in it (git reads patch paths from the top level),
+    also for a project in a subfolder. Outside any checkout, or when git
+    cannot answer, the display path (relative to the current directory).
+    """
+    toplevels: dict[Path, Path | None] = {}
+    paths: list[str] = []
+    for item in files:
+        real = Path(os.path.realpath(item.abspath))
+        if real.parent not in toplevels:
+            try:
+                toplevels[real.parent] = _git_toplevel(real.parent)
+            except GitCheckError:
+                toplevels[real.parent] = None
+        toplevel = toplevels[real.parent]
+        if toplevel is not None and real.is_relative_to(toplevel):
+            paths.append(real.relative_to(toplevel).as_posix())
+        else:
+            paths.append(item.path)
+    return paths
 
 
 def _new_file_mode() -> int:

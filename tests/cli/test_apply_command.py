@@ -545,3 +545,66 @@ def test_write_refuses_a_checkout_owned_by_another_user(
     assert result.exit_code == 2, result.output
     assert "git refused" in result.stderr
     assert legacy_tree.handler.read_bytes() == HANDLER + b"# uncommitted\n"
+
+
+def test_a_file_that_cannot_be_analysed_fails_the_run_and_says_so(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    legacy_tree.handler.unlink()
+    broken = legacy_tree.root / "pkg" / "broken.py"
+    broken.write_bytes(b"from pkg.deps import create_user_execution_context\ndef (:\n")
+    for mode in ([], ["--write"], ["--patch", "-"]):
+        result = run_cli("apply", *mode)
+        assert result.exit_code == 1, (mode, result.output)
+        assert "Nothing to change.\n" not in result.stderr
+        assert "Nothing to change in the files that could be analysed." in result.stderr
+        assert (
+            "1 file could not be analysed: legacy sites in it are neither found nor changed"
+            in result.stderr
+        )
+        assert "error: pkg/broken.py: syntax error: line 2" in result.stderr
+
+
+def test_a_file_that_cannot_be_analysed_fails_a_write_that_changed_the_others(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    (legacy_tree.root / "pkg" / "broken.py").write_bytes(
+        b"from pkg.deps import create_user_execution_context\ndef (:\n"
+    )
+    result = run_cli("apply", "--write")
+    assert result.exit_code == 1
+    assert REWRITTEN_CALL in legacy_tree.handler.read_bytes()
+    assert "Changed 2 sites in 1 file." in result.stderr
+    assert "1 file could not be analysed" in result.stderr
+
+
+@needs_git
+@pytest.mark.parametrize("mode", [["--patch", "PATCH"], []], ids=["patch-file", "dry-run"])
+def test_patch_paths_are_relative_to_the_git_top_level_for_a_project_in_a_subfolder(
+    legacy_tree: LegacyTree,
+    run_cli: RunCli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: list[str],
+) -> None:
+    expected = written_result(legacy_tree, run_cli)
+    top = legacy_tree.root.parent / "monorepo"
+    project = top / "services" / "chat"
+    project.parent.mkdir(parents=True)
+    legacy_tree.root.rename(project)
+    monkeypatch.chdir(project)
+    checkout = LegacyTree(top)
+    checkout.commit_all()
+    patch = tmp_path / "migration.patch"
+    result = run_cli("apply", *[str(patch) if arg == "PATCH" else arg for arg in mode])
+    assert result.exit_code == 1, result.output
+    if not mode:
+        patch.write_bytes(result.stdout_bytes)
+    assert patch.read_bytes().startswith(
+        b"diff --git a/services/chat/pkg/handler.py b/services/chat/pkg/handler.py\n"
+    )
+    # From the repository top, as git apply is usually run, and from the project.
+    checkout.git("apply", "--check", str(patch))
+    checkout.git("-C", "services/chat", "apply", "--check", str(patch))
+    checkout.git("apply", str(patch))
+    assert (project / "pkg" / "handler.py").read_bytes() == expected

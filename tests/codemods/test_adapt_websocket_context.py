@@ -5,22 +5,24 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult
+from ctxmigrate.codemods.fix import FixResult, fix_sources
 
 from .support import LEGACY_WEBSOCKET_MODULE, InlineCases
 
 CODEMOD = AdaptWebSocketContextCodemod()
+WS_PATH = "app/endpoints/ws.py"
 CONFIG = Config(root=Path("."), websocket_contexts=("app.websocket.WebSocketContext",))
 CASES = InlineCases(
     codemods=(CODEMOD,),
     config=CONFIG,
-    path="app/endpoints/ws.py",
+    path=WS_PATH,
     legacy_modules=LEGACY_WEBSOCKET_MODULE,
 )
 fix = CASES.fix
@@ -267,4 +269,29 @@ def test_configured_expression_target() -> None:
                 return await self.sessions.websocket_view(websocket=ws, user_id=u, thread_id=t)
         """,
         config,
+    )
+
+
+def test_noop_when_an_async_create_for_user_is_called_without_await() -> None:
+    modules = {
+        "app/websocket.py": b"class WebSocketContext:\n"
+        b"    @classmethod\n"
+        b"    async def create_for_user(cls, websocket, user_id, thread_id):\n"
+        b"        return cls()\n",
+    }
+    source = textwrap.dedent(
+        """\
+        from app.websocket import WebSocketContext
+
+        async def handle(websocket, user_id, thread_id):
+            pending = WebSocketContext.create_for_user(websocket, user_id, thread_id)
+            return await pending
+        """
+    ).encode()
+    result = fix_sources({WS_PATH: source, **modules}, CONFIG, [CODEMOD])[WS_PATH]
+    assert result.fixed is None
+    [finding] = result.skipped
+    assert finding.category == "review"
+    assert finding.message.startswith(
+        "not awaited: WebSocketContext.create_for_user is an async def"
     )

@@ -724,3 +724,113 @@ def test_suppression_text_inside_a_string_suppresses_nothing() -> None:
         ("CTX001", "rewrite", 5),
         ("CTX001", "keep", 7),
     ]
+
+
+# -- cycles of assignments and targets bound by assignment --------------------------
+
+
+def test_a_cycle_of_local_aliases_resolves_to_nothing_and_keeps_the_file() -> None:
+    # SQLAlchemy's orm/context.py: ``left = right.parent; right = left``.
+    found = findings(
+        """\
+        from pkg.deps import create_user_execution_context
+
+        async def join(left, right, user_id, thread_id):
+            while left is not None:
+                left = right.create_user_execution_context
+                right = left
+            left.create_user_execution_context()
+            return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+        """
+    )
+    assert [(f.rule, f.category, f.line) for f in found] == [("CTX001", "rewrite", 8)]
+
+
+def test_a_longer_cycle_of_aliases_at_module_level_resolves_to_nothing() -> None:
+    assert sites(
+        """\
+        from pkg.deps import create_user_execution_context
+
+        a = b.create_user_execution_context
+        b = c
+        c = a
+
+        async def handle(user_id, thread_id):
+            a.create_user_execution_context()
+            return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+        """
+    ) == [("CTX001", "rewrite", 9)]
+
+
+def test_configured_target_bound_by_a_decorator_call_is_matched() -> None:
+    config = Config(root=Path("/project"), factories=("pkg.build.create_user_execution_context",))
+    assert sites(
+        """\
+        from pkg.build import create_user_execution_context
+
+        async def handle(user_id, thread_id):
+            return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+        """,
+        config,
+        pkg__build=(
+            "import functools\n\n"
+            "def _build(user_id, thread_id, run_id=None):\n"
+            "    return object()\n\n"
+            "create_user_execution_context = functools.lru_cache()(_build)\n"
+        ),
+    ) == [("CTX001", "rewrite", 4)]
+
+
+def test_configured_target_bound_to_another_function_is_matched_under_an_alias() -> None:
+    config = Config(root=Path("/project"), factories=("pkg.build.create_user_execution_context",))
+    assert sites(
+        """\
+        from pkg.build import create_user_execution_context as _
+
+        async def handle(user_id, thread_id):
+            return _(user_id=user_id, thread_id=thread_id)
+        """,
+        config,
+        pkg__build=(
+            "def _build(user_id, thread_id, run_id=None):\n"
+            "    return object()\n\n"
+            "create_user_execution_context = _build\n"
+        ),
+    ) == [("CTX001", "rewrite", 4)]
+
+
+def test_configured_target_bound_by_assignment_is_matched_in_its_own_module() -> None:
+    config = Config(root=Path("/project"), factories=("pkg.handler.make_context",))
+    assert sites(
+        """\
+        def _build(user_id, thread_id):
+            return object()
+
+        make_context = _build
+
+        async def handle(user_id, thread_id):
+            return make_context(user_id=user_id, thread_id=thread_id)
+        """,
+        config,
+    ) == [("CTX001", "rewrite", 7)]
+
+
+def test_an_unconfigured_assignment_of_the_default_name_is_no_target() -> None:
+    # Without configuration only a ``def`` is discovered as the legacy factory.
+    assert (
+        sites(
+            """\
+            from pkg.build import create_user_execution_context
+
+            async def handle(user_id, thread_id):
+                return create_user_execution_context(user_id=user_id, thread_id=thread_id)
+            """,
+            pkg__deps="x = 1\n",
+            pkg__build=(
+                "def _build(user_id, thread_id):\n"
+                "    return object()\n\n"
+                "create_user_execution_context = _build\n"
+            ),
+        )
+        == []
+    )

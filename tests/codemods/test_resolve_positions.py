@@ -103,9 +103,16 @@ def test_summary_records_imports_relative_to_the_package() -> None:
         "cls",
         "websocket",
         "user_id",
+        "*",
         "thread_id",
     )
-    assert summary.bindings["handler"][0].params == ("user_id", "thread_id", "run_id")
+    assert summary.bindings["handler"][0].params == (
+        "user_id",
+        "thread_id",
+        "*args",
+        "run_id",
+        "**kwargs",
+    )
     census = summary.classes
     assert [(c.name, c.line, c.column, c.end_column) for c in census] == [
         ("WebSocketContext", 21, 1, 23)

@@ -992,3 +992,50 @@ def test_self_target_in_a_closure_of_the_method_uses_the_method_receiver() -> No
         """,
         SELF_TARGET,
     )
+
+
+def test_noop_when_an_async_def_factory_is_called_without_await() -> None:
+    # ``coroutine = factory(...)`` awaited later: adding ``await`` here would
+    # hand the later ``await`` a context instead of a coroutine.
+    modules = {
+        "app/dependencies.py": b"async def create_user_execution_context(user_id, thread_id):\n"
+        b"    return (user_id, thread_id)\n",
+    }
+    source = textwrap.dedent(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        async def handle(user_id, thread_id):
+            pending = create_user_execution_context(user_id=user_id, thread_id=thread_id)
+            return await pending
+        """
+    ).encode()
+    result = fix_sources({PATH: source, **modules}, CONFIG, [CODEMOD])[PATH]
+    assert result.fixed is None
+    [finding] = result.skipped
+    assert finding.category == "review"
+    assert finding.message.startswith(
+        "not awaited: create_user_execution_context is an async def, so this call makes a coroutine"
+    )
+
+
+def test_noop_for_a_factory_declared_with_star_args_says_where_the_arguments_go() -> None:
+    modules = {
+        "app/dependencies.py": b"def create_user_execution_context(func, *args, **kwargs):\n"
+        b"    return func(*args, **kwargs)\n",
+    }
+    source = textwrap.dedent(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        async def handle(build, user_id, thread_id):
+            return create_user_execution_context(build, user_id, thread_id)
+        """
+    ).encode()
+    result = fix_sources({PATH: source, **modules}, CONFIG, [CODEMOD])[PATH]
+    assert result.fixed is None
+    [finding] = result.skipped
+    assert finding.message == (
+        "passes 3 positional arguments; the legacy signature (func, *args, **kwargs) "
+        "names 1 and collects the rest in *args, which the session API cannot take"
+    )

@@ -307,3 +307,52 @@ def test_noop_when_the_manager_factory_is_awaited() -> None:
         "awaited: create_websocket_manager is async here, and "
         "get_manager_for_context calls its factory synchronously"
     )
+
+
+ASYNC_MANAGER_MODULES = {
+    **LEGACY_MODULES,
+    "app/manager.py": b"async def create_websocket_manager(user_context):\n"
+    b"    return user_context\n",
+}
+ASYNC_MANAGER_CONFIG = Config(
+    root=Path("."), manager_factories=("app.manager.create_websocket_manager",)
+)
+
+
+def test_noop_when_an_async_def_manager_factory_is_called_without_await() -> None:
+    # The call makes a coroutine; get_manager_for_context would keep that
+    # coroutine as the session's manager.
+    source = textwrap.dedent(
+        """\
+        from app.manager import create_websocket_manager
+
+        async def main(ctx):
+            manager = create_websocket_manager(ctx)
+            return await manager
+        """
+    ).encode()
+    result = fix_sources({PATH: source, **ASYNC_MANAGER_MODULES}, ASYNC_MANAGER_CONFIG, [CODEMOD])[
+        PATH
+    ]
+    assert result.fixed is None
+    [finding] = result.skipped
+    assert finding.category == "review"
+    assert finding.message == (
+        "not awaited: create_websocket_manager is an async def, so this call makes a "
+        "coroutine; get_manager_for_context would store that coroutine as the session's manager"
+    )
+
+
+def test_noop_for_an_unawaited_async_def_manager_factory_found_without_configuration() -> None:
+    source = textwrap.dedent(
+        """\
+        from app.manager import create_websocket_manager
+
+        async def main(ctx):
+            return create_websocket_manager(ctx)
+        """
+    ).encode()
+    modules = {"app/manager.py": ASYNC_MANAGER_MODULES["app/manager.py"]}
+    result = fix_sources({PATH: source, **modules}, Config(root=Path(".")), [CODEMOD])[PATH]
+    assert result.fixed is None
+    assert [finding.category for finding in result.skipped] == ["review"]

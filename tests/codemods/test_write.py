@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ctxmigrate.codemods import write
 from ctxmigrate.codemods.write import (
     GitCheckError,
     atomic_write_bytes,
@@ -369,3 +371,120 @@ def test_uncommitted_files_raises_when_git_refuses_the_checkout(tmp_path: Path) 
         os.chown(path, 65534, 65534, follow_symlinks=False)
     with pytest.raises(GitCheckError, match=r"dubious ownership.*--allow-dirty"):
         uncommitted_files([repo / "m.py"])
+
+
+# -- what mutation testing found unpinned -------------------------------------------
+
+
+@needs_git
+@pytest.mark.parametrize(
+    "name", ["bell\x07.py", "ctl\x01x.py", "del\x7f.py", "tab\tname.py", "back\\slash.py"]
+)
+def test_control_characters_in_paths_are_quoted_as_git_quotes_them(
+    tmp_path: Path, name: str
+) -> None:
+    repo = make_repo(tmp_path, {name: OLD})
+    patch_file = tmp_path / "fix.patch"
+    patch_file.write_bytes(build_patch([Fixed(name, repo / name, OLD, NEW)]))
+    git(repo, "apply", "--check", str(patch_file))
+    git(repo, "apply", str(patch_file))
+    assert (repo / name).read_bytes() == NEW
+    ours = patch_file.read_bytes().split(b"\n")[0]
+    assert ours.startswith(b'diff --git "a/')
+    # git writes \a for BEL where we write the octal \007; git reads both.
+    made = git(repo, "diff", "--no-color").stdout.split(b"\n")[0]
+    assert ours == made.replace(b"\\a", b"\\007")
+
+
+def test_control_character_escapes_are_octal_except_the_named_ones() -> None:
+    patch = unified_diff_bytes("a\x01\x1f\x7f\t\n\r.py", b"a\n", b"b\n")
+    assert patch.split(b"\n")[0] == (
+        b'diff --git "a/a\\001\\037\\177\\t\\n\\r.py" "b/a\\001\\037\\177\\t\\n\\r.py"'
+    )
+
+
+def test_a_write_failing_after_the_temporary_file_exists_removes_it(tmp_path: Path) -> None:
+    # Replacing a directory by a file fails in os.replace, after mkstemp and the write.
+    directory = tmp_path / "pkg"
+    directory.mkdir()
+    with pytest.raises(OSError):
+        atomic_write_bytes(directory, b"data")
+    assert [p.name for p in tmp_path.iterdir()] == ["pkg"]
+
+
+def test_cannot_write_is_reported_as_not_written_and_leaves_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(OLD)
+
+    def disk_full(source: object, destination: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(write.os, "replace", disk_full)
+    outcome = write_fixed_file(Fixed("m.py", target, OLD, NEW))
+    assert outcome == write.WriteOutcome(
+        "m.py", written=False, reason=f"cannot write: {os.strerror(errno.ENOSPC)}"
+    )
+    assert target.read_bytes() == OLD
+    assert [p.name for p in tmp_path.iterdir()] == ["m.py"]
+
+
+def test_a_new_file_write_leaves_the_umask_as_it_was(tmp_path: Path) -> None:
+    old_umask = os.umask(0o077)
+    try:
+        atomic_write_bytes(tmp_path / "new.py", b"x\n")
+        current = os.umask(0o077)
+    finally:
+        os.umask(old_umask)
+    assert current == 0o077
+    assert stat.S_IMODE((tmp_path / "new.py").stat().st_mode) == 0o600
+
+
+def test_a_stat_error_other_than_not_found_is_left_to_the_atomic_write(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.py"
+    loop.symlink_to(tmp_path / "other.py")
+    (tmp_path / "other.py").symlink_to(loop)
+    assert not writes_in_place(loop)
+    with pytest.raises(OSError) as raised:
+        atomic_write_bytes(loop, b"x\n")
+    assert raised.value.errno == errno.ELOOP
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.py", "other.py"]
+
+
+@needs_git
+def test_uncommitted_files_sees_both_names_of_a_rename_and_one_character_names(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path, {"old_name.py": b"a\n", "b": b"b\n", "clean.py": b"c\n"})
+    git(repo, "mv", "old_name.py", "new_name.py")
+    (repo / "b").write_bytes(b"changed\n")
+    (repo / "c").write_bytes(b"untracked\n")
+    given = [repo / "new_name.py", repo / "old_name.py", repo / "b", repo / "c", repo / "clean.py"]
+    assert uncommitted_files(given) == given[:4]
+
+
+def test_porcelain_entries_of_renames_and_copies_carry_their_source() -> None:
+    output = b"R  new.py\0old.py\0C  copy.py\0orig.py\0 M a\0?? b.py\0"
+    assert write._porcelain_paths(output) == {
+        "new.py",
+        "old.py",
+        "copy.py",
+        "orig.py",
+        "a",
+        "b.py",
+    }
+
+
+@needs_git
+def test_a_failing_git_status_raises_with_the_detail_git_gave(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"m.py": b"x\n"})
+    (repo / ".git" / "index").write_bytes(b"garbage\n")
+    with pytest.raises(GitCheckError) as raised:
+        uncommitted_files([repo / "m.py"])
+    message = str(raised.value)
+    assert message.startswith(
+        f"cannot check {repo.resolve()} for uncommitted changes: git failed ("
+    )
+    assert "index file smaller than expected" in message
+    assert message.endswith("or pass --allow-dirty")
