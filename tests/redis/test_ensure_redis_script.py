@@ -36,4 +36,4 @@ def test_fails_clearly_without_redis_server_and_without_apt_get(tmp_path: Path) 
     (tmp_path / "id").symlink_to(id_binary)
     completed = run_script([tmp_path])
     assert completed.returncode == 1
-    assert "redis-server is not on PATH and apt-get is unavailable" in completed.stderr
+    assert "redis-server not on PATH and apt-get is unavailable" in completed.stderr
