@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import CtxmigrateError, FileError
+from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
 
 # Skipped by the directory walk outside a git checkout (inside one,
 # .gitignore decides).
@@ -49,9 +50,6 @@ SKIPPED_DIRECTORIES = frozenset(
         ".ruff_cache",
     }
 )
-# The class names counted by CTX104 whatever the configuration says.
-CENSUS_CLASS_NAMES = ("UserExecutionContext", "WebSocketContext")
-
 _CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 from ctxmigrate.codemods.cache import AnalysisCache, digest
 from ctxmigrate.codemods.config import Config, legacy_short_names
 from ctxmigrate.codemods.discovery import (
-    CENSUS_CLASS_NAMES,
     Discovery,
     GitGrep,
     SourceFile,
@@ -48,7 +47,9 @@ from ctxmigrate.codemods.discovery import (
     select_candidates,
     text_problem,
 )
-from ctxmigrate.codemods.model import AuditReport, ConfigError, FileError, Finding, Rule
+from ctxmigrate.codemods.model import AuditReport, FileError, Finding, Rule
+from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
+from ctxmigrate.codemods.selection import check_rule_selection, normalized_selection, rule_selected
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -95,7 +96,8 @@ class FileAnalysis:
     abspath: Path
     source: bytes
     module: cst.Module
-    references: list[Reference]
+    # Each reference with the codemod that judged it (one pair per selected rule).
+    references: list[tuple[Codemod, Reference]]
     findings: list[Finding]
     # Names other modules reach through this one, with why (apply keeps their imports).
     reached_from_outside: Mapping[str, str] = field(default_factory=dict)
@@ -124,29 +126,6 @@ def default_codemods() -> tuple[Codemod, ...]:
     from ctxmigrate.codemods import CODEMODS
 
     return CODEMODS
-
-
-def rule_selected(rule: Rule, config: Config) -> bool:
-    names = {rule.id, rule.name}
-    if config.select and not names & set(config.select):
-        return False
-    return not names & set(config.ignore)
-
-
-def check_rule_selection(config: Config) -> None:
-    """ConfigError when ``select`` and ``ignore`` leave no rule at all: a run
-    that checks nothing must not pass as a clean one."""
-    if not config.select and not config.ignore:
-        return
-    from ctxmigrate.codemods import RULES
-
-    if any(rule_selected(rule, config) for rule in RULES):
-        return
-    selected = ", ".join(config.select) if config.select else "every rule"
-    ignored = ", ".join(config.ignore) or "nothing"
-    raise ConfigError(
-        f"no rule selected: select ({selected}) minus ignore ({ignored}) leaves nothing to check"
-    )
 
 
 # --- parsing ------------------------------------------------------------------------
@@ -214,7 +193,6 @@ def summarize_source(source: bytes, module_file: ModuleFile) -> ModuleSummary:
 def _census_with_cst(module: cst.Module) -> list[Any]:
     import libcst as cst
 
-    from ctxmigrate.codemods.discovery import CENSUS_CLASS_NAMES
     from ctxmigrate.codemods.positions import node_spans
     from ctxmigrate.codemods.resolve import ClassSite, iter_nodes, suppressed_rules
 
@@ -357,7 +335,7 @@ def analyze_source(
 
     Raises SourceError when the file cannot be parsed.
     """
-    from ctxmigrate.codemods.audit_rules import RELATED_LINE, audit_sites
+    from ctxmigrate.codemods.audit_sites import RELATED_LINE, audit_sites
     from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
     from ctxmigrate.codemods.positions import node_spans
     from ctxmigrate.codemods.resolve import (
@@ -373,11 +351,14 @@ def analyze_source(
     module = parse_module(source)
     finder = ReferenceFinder(module_file.module, module_file.is_package, index, config)
     finder.find(module)
-    sites = [site for site in audit_sites(finder) if rule_selected(site.rule, config)]
+    from ctxmigrate.codemods.rules import REGISTERED_RULES
+
+    audit_rules = [rule for rule in REGISTERED_RULES if rule_selected(rule, config)]
+    sites = audit_sites(finder, audit_rules)
     nodes: list[cst.CSTNode] = [ref.node for ref in finder.references]
     nodes.extend(site.node for site in sites)
     nodes.extend(site.related for site in sites if site.related is not None)
-    references: list[Reference] = []
+    references: list[tuple[Codemod, Reference]] = []
     findings: list[Finding] = []
     if not nodes:
         return FileAnalysis(module_file.display, module_file.abspath, source, module, [], [])
@@ -402,14 +383,17 @@ def analyze_source(
         return suppressed_on(line) | suppressed_on(end_line)
 
     active = codemods if codemods is not None else default_codemods()
-    by_kind = {codemod.target_kind: codemod for codemod in active}
+    # Every selected codemod judges every reference to its target: two rules
+    # for one target both report.
+    judging = [codemod for codemod in active if rule_selected(codemod.rule, config)]
     for raw in finder.references:
         span = spans[id(raw.node)]
-        kind_codemod = by_kind.get(raw.target.kind)
-        required = kind_codemod.required_import(config) if kind_codemod is not None else None
         callee = raw.callee if raw.callee is not None else raw.node
-        references.append(
-            Reference(
+        for codemod in judging:
+            if codemod.rule.target != raw.target.spec:
+                continue
+            required = codemod.required_import(config)
+            ref = Reference(
                 target=raw.target,
                 usage=raw.usage,
                 node=raw.node,
@@ -425,11 +409,8 @@ def analyze_source(
                 new_name_clash=None if required is None else new_name_clash(*required, raw.scope),
                 receivers=method_receivers(raw.scope),
             )
-        )
-    for ref in references:
-        codemod = by_kind.get(ref.target.kind)
-        if codemod is None or not rule_selected(codemod.rule, config):
-            continue
+            references.append((codemod, ref))
+    for codemod, ref in references:
         decision = codemod.classify(ref, config)
         findings.append(
             Finding(
@@ -451,7 +432,7 @@ def analyze_source(
         message = site.message
         if site.related is not None:
             message = message.replace(RELATED_LINE, str(spans[id(site.related)].line))
-        if is_suppressed(suppressed_at(span.line, span.end_line), site.rule.id):
+        if is_suppressed(suppressed_at(span.line, span.end_line), site.rule):
             category, message = "keep", suppression_reason(site.rule.id)
         elif module_file.in_test and site.keep_in_tests:
             category, message = "keep", f"test code: {message}"
@@ -537,10 +518,12 @@ def analyze_sources(
     a file does not parse.
     """
     index, module_files = build_memory_index(sources, config)
-    from ctxmigrate.codemods.audit_rules import DUPLICATE_CONTEXT_CLASS, census_findings
+    from ctxmigrate.codemods.rules.duplicate_context_class import RULE as CENSUS_RULE
+    from ctxmigrate.codemods.rules.duplicate_context_class import census_findings
 
+    config = normalized_selection(config)
     census: list[Finding] = []
-    if rule_selected(DUPLICATE_CONTEXT_CLASS, config):
+    if rule_selected(CENSUS_RULE, config):
         primary = [
             index.summaries[module_file.module]
             for module_file in module_files.values()
@@ -793,7 +776,8 @@ def run(
     does not exist. Per-file problems are reported in ``report.errors``; the
     rest of the tree is still analysed.
     """
-    check_rule_selection(config)
+    config = normalized_selection(config, _known_rules(codemods))
+    check_rule_selection(config, _known_rules(codemods))
     legacy_names = legacy_short_names(config)
     # Started before discovery: git searches while ls-files output is processed.
     first_greps = {
@@ -870,9 +854,10 @@ def run(
         if outcome.fix is not None:
             fixes.append(outcome.fix)
 
-    from ctxmigrate.codemods.audit_rules import DUPLICATE_CONTEXT_CLASS, census_findings
+    from ctxmigrate.codemods.rules.duplicate_context_class import RULE as CENSUS_RULE
+    from ctxmigrate.codemods.rules.duplicate_context_class import census_findings
 
-    if rule_selected(DUPLICATE_CONTEXT_CLASS, config):
+    if rule_selected(CENSUS_RULE, config):
         displays = {
             summary.module: module_files[c.file.path].display
             for summary, c in zip(summaries, parsed, strict=True)
@@ -882,6 +867,14 @@ def run(
     report.errors.sort(key=lambda error: error.path)
     fixes.sort(key=lambda result: result.path)
     return RunResult(report, fixes, git_unavailable=discovery.git_refused)
+
+
+def _known_rules(codemods: Sequence[Codemod] | None) -> tuple[Rule, ...]:
+    """The registered rules, and the rules of codemods given to a run."""
+    from ctxmigrate.codemods.rules import REGISTERED_RULES
+
+    given = tuple(codemod.rule for codemod in codemods or ())
+    return tuple(dict.fromkeys((*REGISTERED_RULES, *given)))
 
 
 def _mentions(

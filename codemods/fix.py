@@ -149,14 +149,13 @@ def _plan(
     analysis: FileAnalysis, codemods: Sequence[Codemod], accept: frozenset[AcceptKey] | None
 ) -> tuple[list[_Site], list[Finding]]:
     """Pair each ``rewrite`` finding with its reference; everything else is skipped."""
-    codemod_by_kind = {codemod.target_kind: codemod for codemod in codemods}
     findings_by_site = {(f.line, f.column, f.rule): f for f in analysis.findings}
     sites: list[_Site] = []
     planned: set[tuple[int, int, str]] = set()
     declined: set[tuple[int, int, str]] = set()
-    for ref in analysis.references:
-        codemod = codemod_by_kind.get(ref.target.kind)
-        if codemod is None:
+    applying = {codemod.rule.id for codemod in codemods}
+    for codemod, ref in analysis.references:
+        if codemod.rule.id not in applying:
             continue
         key = (ref.span.line, ref.span.column, codemod.rule.id)
         finding = findings_by_site.get(key)
@@ -269,11 +268,11 @@ def _schedule_old_import_removal(
     module reaches the name through this one (``reached_from_outside``: a
     re-export, a star import, a ``mock.patch`` target in a test file).
     """
-    # CTX003 passes the callee as ``factory=``, so the name it was called by stays in use.
+    # A rule that passes the callee on (CTX003's ``factory=``) keeps its name in use.
     bound_names = {
         site.ref.callee_code.split(".", 1)[0]
         for site in sites
-        if site.codemod.target_kind != "manager_factory"
+        if not site.codemod.rule.keeps_callee
     }
     # A name the rewritten module still spells (a review site, an annotation)
     # keeps its import: no need for RemoveImportsVisitor's scope analysis,

@@ -32,17 +32,14 @@ from typing import Any, Literal
 
 import libcst as cst
 
-from ctxmigrate.codemods.config import (
-    DEFAULT_FACTORY_NAME,
-    DEFAULT_MANAGER_FACTORY_NAME,
-    DEFAULT_WEBSOCKET_CONTEXT_NAME,
-    Config,
-)
-from ctxmigrate.codemods.discovery import CENSUS_CLASS_NAMES
-from ctxmigrate.codemods.sites import ScopeKind, Target, TargetKind, Usage
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.rules import legacy_targets
+from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
+from ctxmigrate.codemods.sites import ScopeKind, Target, Usage
 
 BindingKind = Literal["import", "module", "alias", "def", "class", "other"]
-WEBSOCKET_FACTORY_METHOD = "create_for_user"
+# Class methods through which a legacy class's calls go (``WebSocketContext.create_for_user``).
+FACTORY_METHODS = frozenset(t.method for t in legacy_targets() if t.method is not None)
 SUMMARY_VERSION = 2
 
 
@@ -349,7 +346,7 @@ def _ast_statement(builder: _SummaryBuilder, statement: ast.stmt) -> None:
         for item in statement.body:
             if (
                 isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
-                and item.name == WEBSOCKET_FACTORY_METHOD
+                and item.name in FACTORY_METHODS
             ):
                 method_params = _ast_params(item.args)
                 method_async = isinstance(item, ast.AsyncFunctionDef)
@@ -581,12 +578,9 @@ def discover_targets(config: Config, summaries: Mapping[str, ModuleSummary]) -> 
     """The legacy definitions: configured qualified names, else module-level definitions."""
     targets: list[Target] = []
     primary = {summary.module: summary for summary in summaries.values()}
-    kinds: tuple[tuple[TargetKind, tuple[str, ...], str, str], ...] = (
-        ("factory", config.factories, DEFAULT_FACTORY_NAME, "def"),
-        ("websocket_context", config.websocket_contexts, DEFAULT_WEBSOCKET_CONTEXT_NAME, "class"),
-        ("manager_factory", config.manager_factories, DEFAULT_MANAGER_FACTORY_NAME, "def"),
-    )
-    for kind, configured, default_name, definition in kinds:
+    for spec in legacy_targets():
+        configured = config.legacy_names(spec)
+        default_name, definition = spec.default_name, spec.definition
         if configured:
             for qualname in configured:
                 module, _, name = qualname.rpartition(".")
@@ -596,13 +590,13 @@ def discover_targets(config: Config, summaries: Mapping[str, ModuleSummary]) -> 
                     for binding in summary.bindings.get(name, ()):
                         if binding.kind == definition:
                             params, is_async = binding.params, binding.is_async
-                targets.append(Target(kind, qualname, params, is_async))
+                targets.append(Target(spec, qualname, params, is_async))
             continue
         for module in sorted(primary):
             for binding in primary[module].bindings.get(default_name, ()):
                 if binding.kind == definition:
                     targets.append(
-                        Target(kind, f"{module}.{default_name}", binding.params, binding.is_async)
+                        Target(spec, f"{module}.{default_name}", binding.params, binding.is_async)
                     )
                     break
     return tuple(targets)
@@ -921,7 +915,7 @@ class ScopeWalker:
             for statement in node.body.body:
                 if (
                     isinstance(statement, cst.FunctionDef)
-                    and statement.name.value == WEBSOCKET_FACTORY_METHOD
+                    and statement.name.value in FACTORY_METHODS
                 ):
                     method_params = _cst_params(statement.params)
                     method_async = statement.asynchronous is not None
@@ -1403,10 +1397,10 @@ class ReferenceFinder(ScopeWalker):
             self._make_strings_inert(first)
         if (
             last in known
-            or last == WEBSOCKET_FACTORY_METHOD
+            or last in FACTORY_METHODS
             or last == "getattr"
             or (first is not None and self._last_name(first) in known)
-            or (first is not None and self._last_name(first) == WEBSOCKET_FACTORY_METHOD)
+            or (first is not None and self._last_name(first) in FACTORY_METHODS)
             or any(arg.keyword is not None and arg.keyword.value == "factory" for arg in node.args)
         ):
             self._note("call", node)
@@ -1434,7 +1428,7 @@ class ReferenceFinder(ScopeWalker):
     def visit_Attribute(self, node: cst.Attribute) -> Visit:
         self.not_loads.add(id(node.attr))
         attribute = node.attr.value
-        if attribute in self.known or attribute == WEBSOCKET_FACTORY_METHOD:
+        if attribute in self.known or attribute in FACTORY_METHODS:
             self._note("attribute", node)
         return [(node.value, self.scope)]
 
@@ -1489,17 +1483,17 @@ class ReferenceFinder(ScopeWalker):
             return None
         lookup = self.lookup(node)
         target = lookup.target()
-        if target is None or target.kind == "websocket_context":
+        if target is None or target.spec.method is not None:
             return None
         return target, lookup
 
     def _websocket_method_target(self, node: cst.BaseExpression) -> tuple[Target, Lookup] | None:
         """The WebSocketContext target of ``X.create_for_user``."""
-        if not (isinstance(node, cst.Attribute) and node.attr.value == WEBSOCKET_FACTORY_METHOD):
+        if not (isinstance(node, cst.Attribute) and node.attr.value in FACTORY_METHODS):
             return None
         lookup = self.lookup(node.value)
         target = lookup.target()
-        if target is None or target.kind != "websocket_context":
+        if target is None or target.spec.method != node.attr.value:
             return None
         return target, lookup
 
@@ -1534,7 +1528,7 @@ class ReferenceFinder(ScopeWalker):
 
     def _target_named(self, name: str) -> Target | None:
         for target in self.index.targets:
-            if target.qualname.rpartition(".")[2] == name and target.kind != "websocket_context":
+            if target.qualname.rpartition(".")[2] == name and target.spec.method is None:
                 return target
         return None
 
@@ -1583,13 +1577,13 @@ class ReferenceFinder(ScopeWalker):
             return
         owner = self.lookup(node.args[0].value)
         target: Target | None = None
-        if attribute == WEBSOCKET_FACTORY_METHOD:
+        if attribute in FACTORY_METHODS:
             owner_target = owner.target()
-            if owner_target is not None and owner_target.kind == "websocket_context":
+            if owner_target is not None and owner_target.spec.method == attribute:
                 target = owner_target
         elif attribute in self.known:
             found = Lookup(self.index.attribute_chain(owner.symbols, [attribute])).target()
-            if found is not None and found.kind != "websocket_context":
+            if found is not None and found.spec.method is None:
                 target = found
         if target is not None:
             self._add(target, "getattr", node, None, None, None, order)

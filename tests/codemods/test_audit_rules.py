@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from ctxmigrate.codemods.audit_rules import AUDIT_RULES
+from ctxmigrate.codemods import AUDIT_RULES
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import analyze_sources
 from ctxmigrate.codemods.model import Finding
