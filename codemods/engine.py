@@ -50,6 +50,13 @@ from ctxmigrate.codemods.discovery import (
 from ctxmigrate.codemods.model import AuditReport, FileError, Finding, Rule
 from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
 from ctxmigrate.codemods.selection import check_rule_selection, normalized_selection, rule_selected
+from ctxmigrate.codemods.site_hints import (
+    HintNames,
+    SiteHints,
+    hint_names,
+    needs_analysis,
+    site_hints,
+)
 
 if TYPE_CHECKING:
     import libcst as cst
@@ -168,8 +175,14 @@ def _decoded(source: bytes) -> str:
     return source.decode(encoding)
 
 
-def summarize_source(source: bytes, module_file: ModuleFile) -> ModuleSummary:
-    """The module summary: from ``ast`` when it can parse the file, else from LibCST."""
+def summarize_source(
+    source: bytes, module_file: ModuleFile, names: HintNames | None = None
+) -> tuple[ModuleSummary, SiteHints | None]:
+    """The module summary: from ``ast`` when it can parse the file, else from LibCST.
+
+    With ``names``, also the site hints of the ``ast`` tree (None when ``ast``
+    could not read the file: it is then always analysed).
+    """
     from ctxmigrate.codemods.resolve import ScopeWalker, summarize_ast, summarize_cst
 
     try:
@@ -182,12 +195,15 @@ def summarize_source(source: bytes, module_file: ModuleFile) -> ModuleSummary:
     except ValueError:
         tree, python_error = None, None
     if tree is not None:
-        return summarize_ast(tree, module_file.module, module_file.is_package, _decoded(source))
+        module, is_package = module_file.module, module_file.is_package
+        summary = summarize_ast(tree, module, is_package, _decoded(source))
+        hints = None if names is None else site_hints(tree, module, is_package, names)
+        return summary, hints
     # Syntax newer than the running interpreter: LibCST reads it.
-    module = parse_module(source, python_error)
+    cst_module = parse_module(source, python_error)
     walker = ScopeWalker(module_file.module, module_file.is_package)
-    walker.walk(module)
-    return summarize_cst(walker, _census_with_cst(module))
+    walker.walk(cst_module)
+    return summarize_cst(walker, _census_with_cst(cst_module)), None
 
 
 def _census_with_cst(module: cst.Module) -> list[Any]:
@@ -577,7 +593,7 @@ def build_memory_index(
     _, known = select_candidates(texts, legacy_short_names(config))
     from ctxmigrate.codemods.external_uses import dotted_mentions
 
-    summaries = [summarize_source(sources[key], m) for key, m in module_files.items()]
+    summaries = [summarize_source(sources[key], m)[0] for key, m in module_files.items()]
     mentions = {m.module: dotted_mentions(sources[key], known) for key, m in module_files.items()}
     index = build_index(
         summaries, list(module_files.values()), aliases, {}, known, config, mentions
@@ -813,14 +829,17 @@ def run(
     codemods = default_codemods() if codemods is None else codemods
     module_files = {source.path: _module_file(source) for source in discovery.files}
     summaries: list[ModuleSummary] = []
+    hints: list[SiteHints | None] = []
     parsed: list[SourceText] = []
+    names = hint_names(known, config)
     for candidate, summary_or_error in zip(
-        candidates, _summaries(candidates, module_files, cache, jobs), strict=True
+        candidates, _summaries(candidates, module_files, cache, jobs, names), strict=True
     ):
         if isinstance(summary_or_error, FileError):
             report.errors.append(summary_or_error)
         else:
-            summaries.append(summary_or_error)
+            summaries.append(summary_or_error[0])
+            hints.append(summary_or_error[1])
             parsed.append(candidate)
     candidate_paths = {candidate.file.path for candidate in candidates}
     read_data = {source.file.path: source.data for source in sources}
@@ -844,7 +863,18 @@ def run(
         _mentions(parsed, module_files, known) if fix else None,
     )
     selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
-    outcomes = _analyze_all(parsed, config, index, selected, fix, accept, jobs, progress, cache)
+    # Only files that can hold a site are parsed with LibCST (see site_hints).
+    from ctxmigrate.codemods.rules.non_defining_import import RULE as IMPORT_RULE
+
+    import_rule = rule_selected(IMPORT_RULE, config)
+    analysed = [
+        candidate
+        for candidate, candidate_hints in zip(parsed, hints, strict=True)
+        if needs_analysis(
+            candidate_hints, module_files[candidate.file.path].module, index, import_rule
+        )
+    ]
+    outcomes = _analyze_all(analysed, config, index, selected, fix, accept, jobs, progress, cache)
 
     fixes: list[FixResult] = []
     for outcome in outcomes:
@@ -892,14 +922,15 @@ def _summaries(
     module_files: Mapping[Path, ModuleFile],
     cache: AnalysisCache,
     jobs: int | None,
-) -> list[ModuleSummary | FileError]:
+    names: HintNames,
+) -> list[tuple[ModuleSummary, SiteHints | None] | FileError]:
     """The module summary (or the error) of each candidate, from the cache or computed.
 
     Computed in worker processes when there are enough of them, like the analysis.
     """
     from ctxmigrate.codemods.resolve import SUMMARY_VERSION, ModuleSummary
 
-    results: dict[int, ModuleSummary | FileError] = {}
+    results: dict[int, tuple[ModuleSummary, SiteHints | None] | FileError] = {}
     keys: dict[int, str] = {}
     missing: list[int] = []
     for position, candidate in enumerate(candidates):
@@ -909,6 +940,7 @@ def _summaries(
             str(SUMMARY_VERSION),
             module_file.module,
             str(module_file.is_package),
+            names.key(),
             candidate.data,
         )
         cached = cache.summary(keys[position])
@@ -916,12 +948,18 @@ def _summaries(
             if cached is not None and "error" in cached:
                 results[position] = FileError(module_file.display, cached["error"])
             elif cached is not None:
-                results[position] = ModuleSummary.from_json(cached["summary"])
+                hints = cached["hints"]
+                results[position] = (
+                    ModuleSummary.from_json(cached["summary"]),
+                    None if hints is None else SiteHints.from_json(hints),
+                )
             else:
                 missing.append(position)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             missing.append(position)  # a corrupt entry is a miss
-    jobs_input = [(candidates[p].data, module_files[candidates[p].file.path]) for p in missing]
+    jobs_input = [
+        (candidates[p].data, module_files[candidates[p].file.path], names) for p in missing
+    ]
     workers = _worker_count(len(missing), jobs)
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -935,16 +973,22 @@ def _summaries(
         if cacheable and isinstance(result, FileError):
             cache.store_summary(keys[position], {"error": result.message})
         elif cacheable and not isinstance(result, FileError):
-            cache.store_summary(keys[position], {"summary": result.to_json()})
+            summary, hints = result
+            cache.store_summary(
+                keys[position],
+                {"summary": summary.to_json(), "hints": None if hints is None else hints.to_json()},
+            )
     return [results[position] for position in range(len(candidates))]
 
 
-def _summarize_job(item: tuple[bytes, ModuleFile]) -> tuple[ModuleSummary | FileError, bool]:
-    """(summary or error, whether the outcome may be cached)."""
-    data, module_file = item
+def _summarize_job(
+    item: tuple[bytes, ModuleFile, HintNames],
+) -> tuple[tuple[ModuleSummary, SiteHints | None] | FileError, bool]:
+    """(summary and hints, or the error; whether the outcome may be cached)."""
+    data, module_file, names = item
     try:
         with deep_recursion():
-            return summarize_source(data, module_file), True
+            return summarize_source(data, module_file, names), True
     except SourceError as error:
         return FileError(module_file.display, str(error)), True
     except RecursionError:

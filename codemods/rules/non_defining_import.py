@@ -13,7 +13,7 @@ from ctxmigrate.codemods.audit_sites import AuditSite
 from ctxmigrate.codemods.rules.base import Example, RuleDefinition
 
 if TYPE_CHECKING:
-    from ctxmigrate.codemods.resolve import ModuleSummary, ReferenceFinder
+    from ctxmigrate.codemods.resolve import ModuleSummary, ProjectIndex, ReferenceFinder
 
 _DEPS = {
     "app/__init__.py": "",
@@ -52,21 +52,19 @@ def find_sites(finder: ReferenceFinder) -> Iterator[AuditSite]:
             if not isinstance(alias.name, cst.Name) or alias.name.value not in finder.known:
                 continue
             name = alias.name.value
-            message = _non_defining_import_message(
-                index_summary=summary, source=source, name=name, finder=finder
-            )
+            message = non_defining_import_message(index, summary, source, name)
             if message is None:
                 continue
             symbol, text = message
             yield AuditSite(RULE, alias.name, symbol, scope.report_function, text)
 
 
-def _non_defining_import_message(
-    *, index_summary: ModuleSummary | None, source: str, name: str, finder: ReferenceFinder
+def non_defining_import_message(
+    index: ProjectIndex, index_summary: ModuleSummary | None, source: str, name: str
 ) -> tuple[str, str] | None:
+    """(symbol, message) when importing ``name`` from ``source`` is a CTX103 site."""
     from ctxmigrate.codemods.sites import Target
 
-    index = finder.index
     target = next((s for s in index.export(source, name) if isinstance(s, Target)), None)
     if target is None:
         if name not in index.legacy_names or f"{source}.{name}" in index.modules:
