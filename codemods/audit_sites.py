@@ -16,7 +16,7 @@ from ctxmigrate.codemods.model import Rule
 if TYPE_CHECKING:
     import libcst as cst
 
-    from ctxmigrate.codemods.resolve import ReferenceFinder
+    from ctxmigrate.codemods.analysis.references import ReferenceFinder
     from ctxmigrate.codemods.rules.base import RuleDefinition
 
 RELATED_LINE = "{related_line}"

@@ -61,8 +61,9 @@ from ctxmigrate.codemods.site_hints import (
 if TYPE_CHECKING:
     import libcst as cst
 
+    from ctxmigrate.codemods.analysis.project_index import ProjectIndex
+    from ctxmigrate.codemods.analysis.summaries import ModuleSummary
     from ctxmigrate.codemods.fix import FixResult
-    from ctxmigrate.codemods.resolve import ModuleSummary, ProjectIndex
     from ctxmigrate.codemods.sites import Codemod, Reference
 
 AcceptKey = tuple[str, int, int, str]
@@ -183,7 +184,8 @@ def summarize_source(
     With ``names``, also the site hints of the ``ast`` tree (None when ``ast``
     could not read the file: it is then always analysed).
     """
-    from ctxmigrate.codemods.resolve import ScopeWalker, summarize_ast, summarize_cst
+    from ctxmigrate.codemods.analysis.scopes import ScopeWalker, summarize_cst
+    from ctxmigrate.codemods.analysis.summaries import summarize_ast
 
     try:
         with warnings.catch_warnings():
@@ -209,8 +211,9 @@ def summarize_source(
 def _census_with_cst(module: cst.Module) -> list[Any]:
     import libcst as cst
 
+    from ctxmigrate.codemods.analysis.scopes import iter_nodes
+    from ctxmigrate.codemods.analysis.summaries import ClassSite, suppressed_rules
     from ctxmigrate.codemods.positions import node_spans
-    from ctxmigrate.codemods.resolve import ClassSite, iter_nodes, suppressed_rules
 
     classes = [
         node
@@ -249,7 +252,7 @@ def _non_candidate_star_imports(
     Only those can pass a legacy name on, so only those are scanned (a regex
     over every file of a large tree would cost as much as the pre-filter).
     """
-    from ctxmigrate.codemods.resolve import absolute_module
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
 
     stars: dict[str, tuple[str, ...]] = {}
     pending = [star for summary in summaries for star in summary.star_imports]
@@ -286,8 +289,8 @@ def build_index(
 ) -> ProjectIndex:
     """The cross-module index; ``mentions`` (module -> dotted paths it names) is
     only needed when fixing, to keep imports other modules reach."""
+    from ctxmigrate.codemods.analysis.project_index import ProjectIndex, discover_targets
     from ctxmigrate.codemods.external_uses import external_uses
-    from ctxmigrate.codemods.resolve import ProjectIndex, discover_targets
 
     by_name: dict[str, ModuleSummary] = {}
     for summary in summaries:
@@ -351,16 +354,12 @@ def analyze_source(
 
     Raises SourceError when the file cannot be parsed.
     """
+    from ctxmigrate.codemods.analysis.lookup import method_receivers, new_name_clash
+    from ctxmigrate.codemods.analysis.references import ReferenceFinder
+    from ctxmigrate.codemods.analysis.summaries import SUPPRESSION, suppressed_rules
     from ctxmigrate.codemods.audit_sites import RELATED_LINE, audit_sites
     from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
     from ctxmigrate.codemods.positions import node_spans
-    from ctxmigrate.codemods.resolve import (
-        SUPPRESSION,
-        ReferenceFinder,
-        method_receivers,
-        new_name_clash,
-        suppressed_rules,
-    )
     from ctxmigrate.codemods.sites import Reference, Scope
 
     module_file = index.files.get(str(path.absolute())) or _module_file_on_disk(path, config)
@@ -484,7 +483,7 @@ def _strings_quoting_suppressions(module: cst.Module) -> list[cst.CSTNode]:
     """String literals whose text contains ``ctxmigrate:`` (they suppress nothing)."""
     import libcst as cst
 
-    from ctxmigrate.codemods.resolve import iter_nodes
+    from ctxmigrate.codemods.analysis.scopes import iter_nodes
 
     return [
         node
@@ -928,7 +927,7 @@ def _summaries(
 
     Computed in worker processes when there are enough of them, like the analysis.
     """
-    from ctxmigrate.codemods.resolve import SUMMARY_VERSION, ModuleSummary
+    from ctxmigrate.codemods.analysis.summaries import SUMMARY_VERSION, ModuleSummary
 
     results: dict[int, tuple[ModuleSummary, SiteHints | None] | FileError] = {}
     keys: dict[int, str] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from ctxmigrate.codemods.resolve import ModuleSummary
+from ctxmigrate.codemods.analysis.summaries import ModuleSummary
 
 
 def dotted_mentions(source: bytes, names: Iterable[str]) -> frozenset[str]:

@@ -27,10 +27,10 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.helpers import get_absolute_module_from_package_for_import
 
+from ctxmigrate.codemods.analysis.scopes import iter_nodes
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import Finding
 from ctxmigrate.codemods.positions import node_spans
-from ctxmigrate.codemods.resolve import iter_nodes
 from ctxmigrate.codemods.sites import Codemod, Reference
 
 if TYPE_CHECKING:

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ctxmigrate.codemods.analysis.project_index import ProjectIndex
     from ctxmigrate.codemods.config import Config
-    from ctxmigrate.codemods.resolve import ProjectIndex
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class SiteHints:
 
 
 def site_hints(tree: ast.Module, module: str, is_package: bool, names: HintNames) -> SiteHints:
-    from ctxmigrate.codemods.resolve import absolute_module
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
 
     functions, methods, known = names.functions, names.methods, names.known
     # A string naming a function or a factory method may be a site; one naming

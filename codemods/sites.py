@@ -1,6 +1,6 @@
 """What resolution hands to the codemods: resolved references to legacy targets.
 
-Contract between the resolver (``resolve.py`` / ``engine.py``), which decides
+Contract between the resolver (``analysis/``), which decides
 *what a name refers to*, and the per-rule codemods (``reuse_session.py``, ...),
 which decide *whether and how a site is rewritten*. Audit and apply both go
 through ``Codemod.classify``, so every ``rewrite`` finding is exactly what

@@ -18,8 +18,8 @@ from ctxmigrate.codemods.model import Category, Rule
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ctxmigrate.codemods.analysis.references import ReferenceFinder
     from ctxmigrate.codemods.audit_sites import AuditSite
-    from ctxmigrate.codemods.resolve import ReferenceFinder
     from ctxmigrate.codemods.sites import Codemod
 
 

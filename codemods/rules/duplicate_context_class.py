@@ -16,7 +16,7 @@ from ctxmigrate.codemods.model import Category, Finding
 from ctxmigrate.codemods.rules.base import Example, RuleDefinition
 
 if TYPE_CHECKING:
-    from ctxmigrate.codemods.resolve import ModuleSummary
+    from ctxmigrate.codemods.analysis.summaries import ModuleSummary
 
 # The class names the census counts (the pre-filter searches for them too).
 CENSUS_CLASS_NAMES = ("UserExecutionContext", "WebSocketContext")

@@ -17,7 +17,7 @@ from ctxmigrate.codemods.rules.base import Example, RuleDefinition
 if TYPE_CHECKING:
     import libcst as cst
 
-    from ctxmigrate.codemods.resolve import RawReference, ReferenceFinder
+    from ctxmigrate.codemods.analysis.references import RawReference, ReferenceFinder
 
 # Callees that mint a new identifier on every call.
 FRESH_ID_CALLEE = re.compile(
@@ -60,7 +60,7 @@ def _fresh_id_generator(node: cst.CSTNode) -> str | None:
     """The spelled callee of a fresh-id call inside ``node``, if any."""
     import libcst as cst
 
-    from ctxmigrate.codemods.resolve import cst_dotted, iter_nodes
+    from ctxmigrate.codemods.analysis.scopes import cst_dotted, iter_nodes
 
     for child in iter_nodes(node):
         if isinstance(child, cst.Call):
@@ -110,7 +110,7 @@ def _fresh_id_message(parameter: str, generator: str, callee: str) -> str:
 def find_sites(finder: ReferenceFinder) -> Iterator[AuditSite]:
     import libcst as cst
 
-    from ctxmigrate.codemods.resolve import cst_dotted
+    from ctxmigrate.codemods.analysis.scopes import cst_dotted
 
     reported: set[int] = set()
     for ref in finder.references:

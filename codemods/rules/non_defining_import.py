@@ -13,7 +13,9 @@ from ctxmigrate.codemods.audit_sites import AuditSite
 from ctxmigrate.codemods.rules.base import Example, RuleDefinition
 
 if TYPE_CHECKING:
-    from ctxmigrate.codemods.resolve import ModuleSummary, ProjectIndex, ReferenceFinder
+    from ctxmigrate.codemods.analysis.project_index import ProjectIndex
+    from ctxmigrate.codemods.analysis.references import ReferenceFinder
+    from ctxmigrate.codemods.analysis.summaries import ModuleSummary
 
 _DEPS = {
     "app/__init__.py": "",
@@ -39,7 +41,8 @@ INVALID = (
 def find_sites(finder: ReferenceFinder) -> Iterator[AuditSite]:
     import libcst as cst
 
-    from ctxmigrate.codemods.resolve import absolute_module, cst_dotted
+    from ctxmigrate.codemods.analysis.scopes import cst_dotted
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
 
     index = finder.index
     for node, scope in finder.imports_from:

@@ -15,7 +15,7 @@ from ctxmigrate.codemods.audit_sites import AuditSite
 from ctxmigrate.codemods.rules.base import Example, RuleDefinition
 
 if TYPE_CHECKING:
-    from ctxmigrate.codemods.resolve import ReferenceFinder
+    from ctxmigrate.codemods.analysis.references import ReferenceFinder
 
 _DOTTED_PATH = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
@@ -41,7 +41,7 @@ INVALID = (
 
 
 def find_sites(finder: ReferenceFinder) -> Iterator[AuditSite]:
-    from ctxmigrate.codemods.resolve import ModuleSymbol
+    from ctxmigrate.codemods.analysis.project_index import ModuleSymbol
     from ctxmigrate.codemods.sites import Target
 
     index = finder.index

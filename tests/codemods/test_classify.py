@@ -125,8 +125,8 @@ def test_websocket_value_use_names_the_method() -> None:
 
 def test_every_rule_can_be_suppressed_by_its_name() -> None:
     from ctxmigrate.codemods import RULES
+    from ctxmigrate.codemods.analysis.summaries import suppressed_rules
     from ctxmigrate.codemods.classify import is_suppressed
-    from ctxmigrate.codemods.resolve import suppressed_rules
 
     for rule in RULES:
         assert is_suppressed(suppressed_rules(f"# ctxmigrate: ignore[{rule.name}]"), rule)
@@ -148,7 +148,7 @@ def test_every_rule_can_be_suppressed_by_its_name() -> None:
     ],
 )
 def test_suppression_comment_names_the_rule_by_id_or_name_in_any_case(comment: str) -> None:
-    from ctxmigrate.codemods.resolve import suppressed_rules
+    from ctxmigrate.codemods.analysis.summaries import suppressed_rules
 
     decision = judge(reference(suppressed=suppressed_rules(comment)))
     assert decision is not None and decision.category == "keep"
