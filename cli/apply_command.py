@@ -33,7 +33,7 @@ from ctxmigrate.cli.terminal import (
 )
 from ctxmigrate.codemods import engine
 from ctxmigrate.codemods.model import CtxmigrateError, Finding
-from ctxmigrate.codemods.write import build_patch, uncommitted_files, write_fixed_files
+from ctxmigrate.codemods.rewrite.writing import build_patch, uncommitted_files, write_fixed_files
 
 PROMPT_CHOICES = {"y": "yes", "n": "no", "a": "all", "q": "quit"}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ctxmigrate.codemods.model import CtxmigrateError, Finding
-from ctxmigrate.codemods.write import atomic_write_bytes, source_encoding
+from ctxmigrate.codemods.rewrite.writing import atomic_write_bytes, source_encoding
 
 DECISIONS_FILE = ".ctxmigrate-decisions.json"
 DECISIONS_VERSION = 1

@@ -16,9 +16,9 @@ from rich.console import Console
 
 from ctxmigrate.cli.render_apply import ApplySummary, render_summary
 from ctxmigrate.codemods import engine
-from ctxmigrate.codemods.fix import FixResult
 from ctxmigrate.codemods.model import FileError, Finding
-from ctxmigrate.codemods.write import WriteOutcome
+from ctxmigrate.codemods.rewrite.planning import FixResult
+from ctxmigrate.codemods.rewrite.writing import WriteOutcome
 from tests.cli.conftest import (
     FIRST_REWRITE_LINE,
     HANDLER,

@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 from ctxmigrate.codemods import AUDIT_RULES
+from ctxmigrate.codemods.analysis.memory import analyze_sources
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.engine import analyze_sources
 from ctxmigrate.codemods.model import Finding
 
 DEPS = """\

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods import engine
+from ctxmigrate.codemods.analysis import file_analysis
 from ctxmigrate.codemods.cache import CACHE_DIRECTORY
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import RunResult, default_codemods, run
@@ -137,7 +138,7 @@ def test_cache_hit_gives_the_same_report_without_parsing(
     def no_parse(*args: object, **kwargs: object) -> object:
         raise AssertionError("a cached file was parsed again")
 
-    monkeypatch.setattr(engine, "parse_module", no_parse)
+    monkeypatch.setattr(file_analysis, "parse_module", no_parse)
     monkeypatch.setattr(engine, "summarize_source", no_parse)
     second = audit(tree, jobs=1)
     assert second.report.to_json() == first.report.to_json()

@@ -9,7 +9,7 @@ import libcst as cst
 import pytest
 
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
+from ctxmigrate.codemods.rewrite.planning import FixResult, fix_sources
 from ctxmigrate.codemods.rules.adapt_websocket_context import AdaptWebSocketContextCodemod
 from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
 from ctxmigrate.codemods.rules.reuse_websocket_manager import ReuseWebSocketManagerCodemod

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
+from ctxmigrate.codemods.rewrite.planning import FixResult, fix_sources
 from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
 
 from .support import LEGACY_FACTORY_MODULE, InlineCases

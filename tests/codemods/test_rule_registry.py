@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods import CODEMODS
+from ctxmigrate.codemods.analysis.memory import analyze_sources
 from ctxmigrate.codemods.classify import classify_context
 from ctxmigrate.codemods.config import Config, config_from_mapping, legacy_short_names
-from ctxmigrate.codemods.engine import analyze_sources, run
-from ctxmigrate.codemods.fix import fix_sources
+from ctxmigrate.codemods.engine import run
 from ctxmigrate.codemods.model import ConfigError, Finding
+from ctxmigrate.codemods.rewrite.planning import fix_sources
 from ctxmigrate.codemods.rules import REGISTERED_RULES
 from ctxmigrate.codemods.rules.base import Example, RuleDefinition
 from ctxmigrate.codemods.rules.reuse_session import FACTORY

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods import engine
+from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis
+from ctxmigrate.codemods.analysis.memory import analyze_sources
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.engine import analyze_sources, run
+from ctxmigrate.codemods.engine import run
 
 LEGACY = {
     "app/__init__.py": "",
@@ -117,7 +119,7 @@ def analysed_paths(
     seen: set[str] = set()
     analyse = engine.analyze_source
 
-    def recording(path: Path, *args: object, **kwargs: object) -> engine.FileAnalysis:
+    def recording(path: Path, *args: object, **kwargs: object) -> FileAnalysis:
         seen.add(path.relative_to(tree).as_posix())
         return analyse(path, *args, **kwargs)  # type: ignore[arg-type]
 

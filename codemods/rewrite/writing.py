@@ -26,7 +26,7 @@ NO_NEWLINE_MARKER = b"\\ No newline at end of file\n"
 
 
 class FixedFile(Protocol):
-    """What a write needs from a ``FixResult`` (``codemods/fix.py``)."""
+    """What a write needs from a ``FixResult`` (``rewrite/planning.py``)."""
 
     @property
     def path(self) -> str: ...
