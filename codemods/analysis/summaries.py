@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -294,96 +294,149 @@ def _ast_block(builder: SummaryBuilder, statements: Iterable[ast.stmt]) -> None:
 
 
 def _ast_statement(builder: SummaryBuilder, statement: ast.stmt) -> None:
-    if isinstance(statement, ast.Import):
-        for alias in statement.names:
-            if alias.asname:
-                builder.bind(alias.asname, Binding("module", alias.name))
-            else:
-                head = alias.name.split(".", 1)[0]
-                builder.bind(head, Binding("module", head))
-    elif isinstance(statement, ast.ImportFrom):
-        source = absolute_module(
-            builder.module, builder.is_package, statement.level, statement.module
-        )
-        for alias in statement.names:
-            if alias.name == "*":
-                if source is not None:
-                    builder.star_imports.append(source)
-                continue
-            bound = alias.asname or alias.name
-            if source is None:
-                builder.bind(bound, Binding("other"))
-            else:
-                builder.bind(bound, Binding("import", source, alias.name))
-    elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-        builder.bind(
-            statement.name,
-            Binding(
-                "def",
-                params=_ast_params(statement.args),
-                is_async=isinstance(statement, ast.AsyncFunctionDef),
-            ),
-        )
-    elif isinstance(statement, ast.ClassDef):
-        method_params, method_async = None, False
-        for item in statement.body:
-            if (
-                isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
-                and item.name in FACTORY_METHODS
-            ):
-                method_params = _ast_params(item.args)
-                method_async = isinstance(item, ast.AsyncFunctionDef)
-        builder.bind(statement.name, Binding("class", params=method_params, is_async=method_async))
-    elif isinstance(statement, ast.Assign):
-        for target in statement.targets:
-            if isinstance(target, ast.Name) and target.id == "__all__":
-                builder.all_names = _ast_string_list(statement.value)
-            dotted = _ast_dotted(statement.value)
-            if isinstance(target, ast.Name) and dotted is not None and len(statement.targets) == 1:
-                builder.bind(target.id, Binding("alias", name=dotted))
-            else:
-                for name in _ast_target_names(target):
-                    builder.bind(name, Binding("other"))
-    elif isinstance(statement, ast.AnnAssign):
-        if isinstance(statement.target, ast.Name):
-            dotted = None if statement.value is None else _ast_dotted(statement.value)
-            if dotted is not None:
-                builder.bind(statement.target.id, Binding("alias", name=dotted))
-            elif statement.value is not None:
-                builder.bind(statement.target.id, Binding("other"))
-    elif isinstance(statement, ast.AugAssign):
-        if isinstance(statement.target, ast.Name):
-            if statement.target.id == "__all__" and builder.all_names is not None:
-                extra = _ast_string_list(statement.value)
-                builder.all_names = None if extra is None else [*builder.all_names, *extra]
-            else:
-                builder.bind(statement.target.id, Binding("other"))
-    elif isinstance(statement, ast.For | ast.AsyncFor):
-        for name in _ast_target_names(statement.target):
-            builder.bind(name, Binding("other"))
-        _ast_block(builder, statement.body)
-        _ast_block(builder, statement.orelse)
-    elif isinstance(statement, ast.While | ast.If):
-        _ast_block(builder, statement.body)
-        _ast_block(builder, statement.orelse)
-    elif isinstance(statement, ast.With | ast.AsyncWith):
-        for with_item in statement.items:
-            if with_item.optional_vars is not None:
-                for name in _ast_target_names(with_item.optional_vars):
-                    builder.bind(name, Binding("other"))
-        _ast_block(builder, statement.body)
-    elif isinstance(statement, ast.Try | ast.TryStar):
-        _ast_block(builder, statement.body)
-        for handler in statement.handlers:
-            if handler.name:
-                builder.bind(handler.name, Binding("other"))
-            _ast_block(builder, handler.body)
-        _ast_block(builder, statement.orelse)
-        _ast_block(builder, statement.finalbody)
-    elif isinstance(statement, ast.Match):
-        for case in statement.cases:
-            _ast_block(builder, case.body)
-    elif isinstance(statement, ast.Delete):
-        for target in statement.targets:
+    handler = _STATEMENT_HANDLERS.get(type(statement))
+    if handler is not None:
+        handler(builder, statement)
+
+
+def _bind_import(builder: SummaryBuilder, statement: ast.Import) -> None:
+    for alias in statement.names:
+        if alias.asname:
+            builder.bind(alias.asname, Binding("module", alias.name))
+        else:
+            head = alias.name.split(".", 1)[0]
+            builder.bind(head, Binding("module", head))
+
+
+def _bind_import_from(builder: SummaryBuilder, statement: ast.ImportFrom) -> None:
+    source = absolute_module(builder.module, builder.is_package, statement.level, statement.module)
+    for alias in statement.names:
+        if alias.name == "*":
+            if source is not None:
+                builder.star_imports.append(source)
+            continue
+        bound = alias.asname or alias.name
+        if source is None:
+            builder.bind(bound, Binding("other"))
+        else:
+            builder.bind(bound, Binding("import", source, alias.name))
+
+
+def _bind_function(
+    builder: SummaryBuilder, statement: ast.FunctionDef | ast.AsyncFunctionDef
+) -> None:
+    builder.bind(
+        statement.name,
+        Binding(
+            "def",
+            params=_ast_params(statement.args),
+            is_async=isinstance(statement, ast.AsyncFunctionDef),
+        ),
+    )
+
+
+def _bind_class(builder: SummaryBuilder, statement: ast.ClassDef) -> None:
+    method_params, method_async = None, False
+    for item in statement.body:
+        if (
+            isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+            and item.name in FACTORY_METHODS
+        ):
+            method_params = _ast_params(item.args)
+            method_async = isinstance(item, ast.AsyncFunctionDef)
+    builder.bind(statement.name, Binding("class", params=method_params, is_async=method_async))
+
+
+def _bind_assign(builder: SummaryBuilder, statement: ast.Assign) -> None:
+    for target in statement.targets:
+        if isinstance(target, ast.Name) and target.id == "__all__":
+            builder.all_names = _ast_string_list(statement.value)
+        dotted = _ast_dotted(statement.value)
+        if isinstance(target, ast.Name) and dotted is not None and len(statement.targets) == 1:
+            builder.bind(target.id, Binding("alias", name=dotted))
+        else:
             for name in _ast_target_names(target):
                 builder.bind(name, Binding("other"))
+
+
+def _bind_ann_assign(builder: SummaryBuilder, statement: ast.AnnAssign) -> None:
+    if isinstance(statement.target, ast.Name):
+        dotted = None if statement.value is None else _ast_dotted(statement.value)
+        if dotted is not None:
+            builder.bind(statement.target.id, Binding("alias", name=dotted))
+        elif statement.value is not None:
+            builder.bind(statement.target.id, Binding("other"))
+
+
+def _bind_aug_assign(builder: SummaryBuilder, statement: ast.AugAssign) -> None:
+    if isinstance(statement.target, ast.Name):
+        if statement.target.id == "__all__" and builder.all_names is not None:
+            extra = _ast_string_list(statement.value)
+            builder.all_names = None if extra is None else [*builder.all_names, *extra]
+        else:
+            builder.bind(statement.target.id, Binding("other"))
+
+
+def _walk_for(builder: SummaryBuilder, statement: ast.For | ast.AsyncFor) -> None:
+    for name in _ast_target_names(statement.target):
+        builder.bind(name, Binding("other"))
+    _ast_block(builder, statement.body)
+    _ast_block(builder, statement.orelse)
+
+
+def _walk_branches(builder: SummaryBuilder, statement: ast.While | ast.If) -> None:
+    _ast_block(builder, statement.body)
+    _ast_block(builder, statement.orelse)
+
+
+def _walk_with(builder: SummaryBuilder, statement: ast.With | ast.AsyncWith) -> None:
+    for with_item in statement.items:
+        if with_item.optional_vars is not None:
+            for name in _ast_target_names(with_item.optional_vars):
+                builder.bind(name, Binding("other"))
+    _ast_block(builder, statement.body)
+
+
+def _walk_try(builder: SummaryBuilder, statement: ast.Try | ast.TryStar) -> None:
+    _ast_block(builder, statement.body)
+    for handler in statement.handlers:
+        if handler.name:
+            builder.bind(handler.name, Binding("other"))
+        _ast_block(builder, handler.body)
+    _ast_block(builder, statement.orelse)
+    _ast_block(builder, statement.finalbody)
+
+
+def _walk_match(builder: SummaryBuilder, statement: ast.Match) -> None:
+    for case in statement.cases:
+        _ast_block(builder, case.body)
+
+
+def _bind_delete(builder: SummaryBuilder, statement: ast.Delete) -> None:
+    for target in statement.targets:
+        for name in _ast_target_names(target):
+            builder.bind(name, Binding("other"))
+
+
+# What each module-level statement binds (and which blocks it opens); other
+# statements bind nothing at module level.
+_STATEMENT_HANDLERS: dict[type[ast.stmt], Callable[[SummaryBuilder, Any], None]] = {
+    ast.Import: _bind_import,
+    ast.ImportFrom: _bind_import_from,
+    ast.FunctionDef: _bind_function,
+    ast.AsyncFunctionDef: _bind_function,
+    ast.ClassDef: _bind_class,
+    ast.Assign: _bind_assign,
+    ast.AnnAssign: _bind_ann_assign,
+    ast.AugAssign: _bind_aug_assign,
+    ast.For: _walk_for,
+    ast.AsyncFor: _walk_for,
+    ast.While: _walk_branches,
+    ast.If: _walk_branches,
+    ast.With: _walk_with,
+    ast.AsyncWith: _walk_with,
+    ast.Try: _walk_try,
+    ast.TryStar: _walk_try,
+    ast.Match: _walk_match,
+    ast.Delete: _bind_delete,
+}
