@@ -76,9 +76,13 @@ class Discovery:
     errors: list[FileError]
     # The given directories that are git checkouts (their files were listed by git).
     git_directories: list[Path] = field(default_factory=list)
-    # A given path lies in a checkout git refused to read (dubious ownership):
-    # .gitignore was not applied and uncommitted changes cannot be checked.
-    git_refused: bool = False
+    # The checkouts git refused to read (dubious ownership), one error each (also
+    # in ``errors``): .gitignore was not applied and uncommitted changes cannot be checked.
+    git_refusals: list[FileError] = field(default_factory=list)
+
+    @property
+    def git_refused(self) -> bool:
+        return bool(self.git_refusals)
 
 
 class _Found(NamedTuple):
@@ -121,7 +125,7 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     found: list[_Found] = []
     git_directories: list[Path] = []
     errors: list[FileError] = []
-    refused = False
+    refusals: list[FileError] = []
     explicit_directories: set[str] = set()
     for given in paths:
         if not given.exists() and not given.is_symlink():
@@ -131,8 +135,8 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
         if given.is_dir():
             listed, refusal = _list_git_files(given, linked)
             if refusal is not None:
-                refused = True
-                errors.append(FileError(display_path(given, cwd), refusal))
+                refusals.append(FileError(display_path(given, cwd), refusal))
+                errors.append(refusals[-1])
             if listed is None:
                 found.extend(_walk(given, errors, cwd, linked))
             else:
@@ -144,8 +148,8 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
             found.append(_Found(absolute, os.path.realpath(absolute), linked))
             explicit_directories.add(os.path.dirname(absolute))
     for directory, refusal in _refused_checkouts(explicit_directories):
-        refused = True
-        errors.append(FileError(display_path(Path(directory), cwd), refusal))
+        refusals.append(FileError(display_path(Path(directory), cwd), refusal))
+        errors.append(refusals[-1])
     # One record per real file: the one reached without a symlink, then by
     # path; for the same path, the one git lists (git grep may search it).
     chosen: dict[str, _Found] = {}
@@ -180,7 +184,10 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     # Several errors for one directory (given twice) are one.
     unique_errors = list({(error.path, error.message): error for error in errors}.values())
     return Discovery(
-        files=files, errors=unique_errors, git_directories=git_directories, git_refused=refused
+        files=files,
+        errors=unique_errors,
+        git_directories=git_directories,
+        git_refusals=list(dict.fromkeys(refusals)),
     )
 
 

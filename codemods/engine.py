@@ -81,11 +81,15 @@ POOL_MIN_FILES_PER_WORKER_SPAWN = 16
 class RunResult:
     report: AuditReport
     fixes: list[FixResult] = field(default_factory=list)
-    # A path lies in a git checkout that git refused to read (dubious
-    # ownership, ``safe.directory``): .gitignore was not applied (an error in
-    # ``report.errors`` says so) and uncommitted changes cannot be checked, so
+    # The git checkouts git refused to read (dubious ownership,
+    # ``safe.directory``), one error each (also in ``report.errors``):
+    # .gitignore was not applied and uncommitted changes cannot be checked, so
     # ``apply --write`` must not treat the files as "outside any checkout".
-    git_unavailable: bool = False
+    git_refusals: list[FileError] = field(default_factory=list)
+
+    @property
+    def git_unavailable(self) -> bool:
+        return bool(self.git_refusals)
 
 
 @dataclass
@@ -229,7 +233,7 @@ def run(
     report.errors.extend(prefilter.read_errors)
     if not candidates:
         report.errors.sort(key=lambda error: error.path)
-        return RunResult(report, git_unavailable=discovery.git_refused)
+        return RunResult(report, git_refusals=discovery.git_refusals)
     order = {source.path: position for position, source in enumerate(discovery.files)}
     candidates.sort(key=lambda candidate: order[candidate.file.path])
     sources = prefilter.sources
@@ -305,7 +309,7 @@ def run(
     report.findings.sort(key=Finding.sort_key)
     report.errors.sort(key=lambda error: error.path)
     fixes.sort(key=lambda result: result.path)
-    return RunResult(report, fixes, git_unavailable=discovery.git_refused)
+    return RunResult(report, fixes, git_refusals=discovery.git_refusals)
 
 
 def _known_rules(codemods: Sequence[Codemod] | None) -> tuple[Rule, ...]:

@@ -513,8 +513,9 @@ def test_write_refuses_when_git_refused_the_checkout_unless_allow_dirty(
 
     def refused_by_git(*args: Any, **kwargs: Any) -> engine.RunResult:
         result = real_run(*args, **kwargs)
-        result.git_unavailable = True
-        result.report.errors.append(FileError(".", "git refused this checkout (dubious ...)"))
+        refusal = FileError(".", "git refused this checkout (dubious ...)")
+        result.git_refusals.append(refusal)
+        result.report.errors.append(refusal)
         return result
 
     monkeypatch.setattr(engine, "run", refused_by_git)
