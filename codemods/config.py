@@ -14,7 +14,6 @@ directory (see ``default_root``).
 from __future__ import annotations
 
 import os
-import subprocess
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -163,14 +162,10 @@ def _inside(path: Path, directory: Path) -> bool:
 
 
 def _git_toplevel(directory: Path) -> Path | None:
-    try:
-        completed = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=directory,
-            capture_output=True,
-            check=False,
-        )
-    except OSError:  # no git binary
+    from ctxmigrate.codemods.git import run_git
+
+    completed = run_git(["rev-parse", "--show-toplevel"], directory)
+    if completed is None:  # no git binary
         return None
     output = completed.stdout.rstrip(b"\n")
     if completed.returncode != 0 or not output:

@@ -18,7 +18,6 @@ import codecs
 import os
 import re
 import stat
-import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.git import enclosing_checkout, git_refusal, run_git
 from ctxmigrate.codemods.model import CtxmigrateError, FileError
 from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
 
@@ -227,14 +227,8 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
     dropped); their real path is the directory's plus the listed name. A
     symlink is resolved (they are few).
     """
-    try:
-        completed = subprocess.run(
-            ["git", "ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"],
-            cwd=directory,
-            capture_output=True,
-            check=False,
-        )
-    except OSError:  # no git binary
+    completed = run_git(["ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"], directory)
+    if completed is None:  # no git binary
         return None, None
     if completed.returncode != 0:
         return None, git_refusal(completed.stderr, str(directory))
@@ -262,36 +256,6 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
     return listed, None
 
 
-def _enclosing_checkout(directory: str) -> str | None:
-    """The nearest directory at or above ``directory`` holding a ``.git``."""
-    current = os.path.abspath(directory)
-    while True:
-        if os.path.lexists(os.path.join(current, ".git")):
-            return current
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
-
-
-def git_refusal(stderr: bytes, directory: str) -> str | None:
-    """The error message when git refused a checkout above ``directory``
-    (``safe.directory``: a repository owned by another user), else None."""
-    text = os.fsdecode(stderr)
-    if "dubious ownership" not in text and "unsafe repository" not in text:
-        return None
-    checkout = _enclosing_checkout(directory)
-    if checkout is None:
-        return None
-    suggested = re.search(r"safe\.directory[ \t]+(\S[^\n]*)", text)
-    target = suggested.group(1).strip() if suggested is not None else checkout
-    return (
-        "git refused this checkout (dubious ownership: the repository belongs to "
-        "another user): .gitignore not applied and uncommitted changes cannot be "
-        f"checked; run `git config --global --add safe.directory {target}`"
-    )
-
-
 def _refused_checkouts(directories: Iterable[str]) -> list[tuple[str, str]]:
     """Checkouts holding explicitly given files that git refuses: (top, message).
 
@@ -300,16 +264,13 @@ def _refused_checkouts(directories: Iterable[str]) -> list[tuple[str, str]]:
     """
     tops: dict[str, None] = {}
     for directory in sorted(directories):
-        top = _enclosing_checkout(directory)
+        top = enclosing_checkout(directory)
         if top is not None:
             tops.setdefault(top)
     refused = []
     for top in tops:
-        try:
-            completed = subprocess.run(
-                ["git", "rev-parse", "--git-dir"], cwd=top, capture_output=True, check=False
-            )
-        except OSError:
+        completed = run_git(["rev-parse", "--git-dir"], top)
+        if completed is None:
             return []
         if completed.returncode != 0:
             message = git_refusal(completed.stderr, top)
@@ -323,14 +284,8 @@ def _explain_empty_listing(directory: Path, cwd: Path | None) -> list[FileError]
     in it is ignored, or it holds nested repositories (their files belong to
     them). An error each, so an empty directory does not pass silently."""
     problems: list[FileError] = []
-    try:
-        ignored = subprocess.run(
-            ["git", "ls-files", "-o", "-i", "--exclude-standard", "-z", "--", "*.py"],
-            cwd=directory,
-            capture_output=True,
-            check=False,
-        )
-    except OSError:
+    ignored = run_git(["ls-files", "-o", "-i", "--exclude-standard", "-z", "--", "*.py"], directory)
+    if ignored is None:
         return problems
     count = sum(1 for raw in ignored.stdout.split(b"\0") if raw)
     if ignored.returncode == 0 and count:
@@ -354,46 +309,6 @@ def _explain_empty_listing(directory: Path, cwd: Path | None) -> list[FileError]
             continue
         directories[:] = sorted(d for d in directories if d not in SKIPPED_DIRECTORIES)
     return problems
-
-
-class GitGrep:
-    """``git grep -l`` for fixed strings in the ``.py`` files of one checkout, started at once.
-
-    It searches the same files ``git ls-files -co --exclude-standard`` lists
-    (tracked, plus untracked but not ignored), as bytes, as the pre-filter's
-    substring test does, in git's parallel C code: the whole 62 MB synthetic
-    monorepo in ~0.05 s, against ~0.25 s to read and search it in Python.
-    ``result()`` is None when git failed; the caller then reads the files.
-    """
-
-    def __init__(self, directory: Path, needles: Iterable[str]) -> None:
-        self.base = os.path.abspath(directory)
-        # grep.fullName would print paths from the top of the checkout, not from here.
-        command = ["git", "-c", "grep.fullName=false", "grep", "-l", "-z", "-F", "--untracked"]
-        for needle in sorted(set(needles)):
-            command += ["-e", needle]
-        command += ["--", "*.py"]
-        self._process: subprocess.Popen[bytes] | None
-        try:
-            self._process = subprocess.Popen(
-                command,
-                cwd=directory,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError:  # no git binary
-            self._process = None
-
-    def result(self) -> set[str] | None:
-        """Absolute paths of the files holding at least one needle (call once)."""
-        if self._process is None:
-            return None
-        output, _ = self._process.communicate()
-        # 1 is "no file matched"; anything else is trouble (unreadable file, odd config).
-        if self._process.returncode not in (0, 1):
-            return None
-        return {os.path.join(self.base, os.fsdecode(raw)) for raw in output.split(b"\0") if raw}
 
 
 def _walk(directory: Path, errors: list[FileError], cwd: Path | None, linked: bool) -> list[_Found]:

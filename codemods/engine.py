@@ -43,12 +43,12 @@ from ctxmigrate.codemods.analysis.prefilter import TextPrefilter
 from ctxmigrate.codemods.cache import AnalysisCache, digest
 from ctxmigrate.codemods.config import Config, legacy_short_names
 from ctxmigrate.codemods.discovery import (
-    GitGrep,
     SourceFile,
     SourceText,
     discover,
     select_candidates,
 )
+from ctxmigrate.codemods.git import GitGrep
 from ctxmigrate.codemods.model import AuditReport, FileError, Finding, Rule
 from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
 from ctxmigrate.codemods.selection import check_rule_selection, normalized_selection, rule_selected

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.discovery import (
     Discovery,
-    GitGrep,
     SourceFile,
     SourceText,
     read_sources,
 )
+from ctxmigrate.codemods.git import GitGrep
 from ctxmigrate.codemods.model import FileError
 
 if TYPE_CHECKING:
