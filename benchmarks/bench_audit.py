@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         "--mentions", type=int, default=0, help="modules that only name the context types"
     )
     parser.add_argument("--no-visitor", action="store_true", help="skip the LibCST baseline")
+    parser.add_argument("--repeats", type=int, help="audits per measurement (best of; 3)")
     args = parser.parse_args(argv)
     files = args.files or (400 if args.quick else DEFAULT_FILES)
     suffix = f"-m{args.mentions}" if args.mentions else ""
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         mean_lines=DEFAULT_MEAN_LINES,
         sample=args.sample or (8 if args.quick else 300),
-        audit_repeats=2 if args.quick else 3,
+        audit_repeats=args.repeats or (2 if args.quick else 3),
         mentions=args.mentions,
         visitor=not args.no_visitor,
     )
