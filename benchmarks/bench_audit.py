@@ -190,7 +190,7 @@ def benchmark(settings: Settings) -> int:
     print(
         f"tree: {tree} ({manifest['python_files']} Python files, {manifest['lines']:,} lines, "
         f"{total_bytes / 1e6:.1f} MB; git grep matches {len(grep_hits)} files; "
-        f"{manifest.get('mentions', 0)} files only name the context types)"
+        f"{manifest.get('mention_files', 0)} files only name the context types)"
     )
     cold_goal = "<= 30x" if settings.mentions else "<= 10x"
     rows = [
