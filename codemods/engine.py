@@ -9,13 +9,14 @@ The CLI calls ``run`` only. The pipeline, cheapest step first:
    files git grep selects are read, elsewhere every file is (errors for
    unreadable, binary, undecodable or huge files);
 3. a module summary per candidate (``ast``, cached by content hash) builds the
-   project index, and the legacy targets are discovered from it;
-4. each candidate is parsed with LibCST, resolved and classified (in worker
-   processes when there are enough candidates to pay for them); with
-   ``fix=True`` the same worker applies the codemods;
+   project index, and the legacy targets are discovered from it; the same
+   ``ast`` tree gives the site hints (``site_hints.py``);
+4. each candidate that can hold a site is parsed with LibCST, resolved and
+   classified (in worker processes when there are enough of them to pay for
+   them); with ``fix=True`` the same worker applies the codemods;
 5. the CTX104 class census is computed over all summaries.
 
-LibCST is imported only when there is a candidate file.
+LibCST is imported only when a file must be parsed (not on a warm-cache run).
 """
 
 from __future__ import annotations
