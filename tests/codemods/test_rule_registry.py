@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from ctxmigrate.codemods.model import ConfigError, Finding
 from ctxmigrate.codemods.rewrite.planning import fix_sources
 from ctxmigrate.codemods.rules import REGISTERED_RULES
 from ctxmigrate.codemods.rules.base import Example, RuleDefinition
+from ctxmigrate.codemods.rules.catalogue import rules_markdown
 from ctxmigrate.codemods.rules.reuse_session import FACTORY
 from ctxmigrate.codemods.rules.reuse_session import RULE as REUSE_SESSION
 from ctxmigrate.codemods.sites import Codemod, Decision, Reference
@@ -208,3 +210,15 @@ def test_configuration_names_become_ids() -> None:
         {"select": "reuse-session, ctx101", "ignore": ["STRING-REFERENCE"]}, ROOT, "x.yaml"
     )
     assert (config.select, config.ignore) == (("CTX001", "CTX101"), ("CTX102",))
+
+
+# -- the examples in the docs ------------------------------------------------------------
+
+RULES_PAGE = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+
+
+def test_the_rules_page_shows_the_registered_rules_and_their_examples() -> None:
+    expected = rules_markdown(REGISTERED_RULES)
+    if os.environ.get("CTXMIGRATE_REGENERATE_DOCS") == "1":
+        RULES_PAGE.write_text(expected, encoding="utf-8")
+    assert RULES_PAGE.read_text(encoding="utf-8") == expected
