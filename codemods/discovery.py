@@ -546,17 +546,41 @@ def learned_aliases(data: bytes, names: Iterable[str]) -> set[str]:
     """Names a module binds a legacy name to: ``import x as alias``, ``alias = x``.
 
     Text, not syntax: an over-approximation is harmless (a few more files get
-    parsed), a miss would hide a re-exported name.
+    parsed), a miss would hide a re-exported name. Only the places where a
+    name occurs are matched (``bytes.find`` runs at memory speed; a regex over
+    the whole file cost most of a cold audit on a tree of 5,000 candidates).
     """
-    alternatives = "|".join(re.escape(name) for name in sorted(set(names))).encode()
+    imported, assigned = _alias_patterns(frozenset(names))
+    found: set[str] = set()
+    lines: set[int] = set()
+    for name in set(names):
+        needle = name.encode()
+        start = data.find(needle)
+        while start != -1:
+            # ``\b`` before the name looks at the byte before ``start``.
+            match = imported.match(data, start)
+            if match is not None:
+                found.add(match.group(1).decode())
+            line_start = data.rfind(b"\n", 0, start) + 1
+            if line_start not in lines:
+                lines.add(line_start)
+                line_end = data.find(b"\n", start)
+                line = assigned.fullmatch(data, line_start, len(data) if line_end < 0 else line_end)
+                if line is not None:
+                    found.add(line.group(1).decode())
+            start = data.find(needle, start + 1)
+    return found
+
+
+@lru_cache(maxsize=32)
+def _alias_patterns(names: frozenset[str]) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """(``name as alias`` at a name, ``alias = [module.]name`` as a whole line)."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names)).encode()
     imported = re.compile(rb"\b(?:" + alternatives + rb")\s+as\s+(\w+)")
     assigned = re.compile(
-        rb"^[ \t]*(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:[\w.]+\.)?(?:" + alternatives + rb")[ \t]*$",
-        re.MULTILINE,
+        rb"[ \t]*(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:[\w.]+\.)?(?:" + alternatives + rb")[ \t]*"
     )
-    found = {match.group(1).decode() for match in imported.finditer(data)}
-    found |= {match.group(1).decode() for match in assigned.finditer(data)}
-    return found
+    return imported, assigned
 
 
 def select_candidates(

@@ -267,3 +267,13 @@ def test_a_finding_of_the_wrong_shape_in_the_cache_is_a_miss(tree: Path) -> None
         cache._store("outcome", "ab" * 32, {"findings": [broken], "error": None})
         assert cache.outcome("ab" * 32) is None, broken
     assert (cache.hits, cache.misses) == (1, 3)
+
+
+def test_cached_bindings_of_the_wrong_shape_are_misses(tree: Path) -> None:
+    first = audit(tree, jobs=1).report.to_json()
+    for entry in (tree / CACHE_DIRECTORY / "summary").rglob("*.json"):
+        value = json.loads(entry.read_text())
+        if "summary" in value:
+            value["summary"]["bindings"] = {"create_user_execution_context": [["def"]]}
+            entry.write_text(json.dumps(value))
+    assert audit(tree, jobs=1).report.to_json() == first
