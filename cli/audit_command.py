@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from ctxmigrate import __version__
+from ctxmigrate.cli.baseline_options import apply_baseline_options, baseline_options
 from ctxmigrate.cli.run_options import engine_options, paths_argument, prepare_run
 from ctxmigrate.cli.terminal import (
     file_console,
@@ -21,7 +22,10 @@ from ctxmigrate.cli.terminal import (
     write_text_output,
 )
 from ctxmigrate.codemods import engine
-from ctxmigrate.codemods.model import AuditReport, Category
+from ctxmigrate.codemods.model import AuditReport, Category, Rule
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FailOn = Literal["rewrite", "review", "never"]
 FAILING_CATEGORIES: dict[FailOn, frozenset[Category]] = {
@@ -63,6 +67,7 @@ def exceeds_threshold(report: AuditReport, fail_on: FailOn) -> bool:
     show_default=True,
     help="Exit 1 when there are findings of this category or a more actionable one.",
 )
+@baseline_options
 @engine_options
 @click.pass_context
 def audit_command(
@@ -71,6 +76,10 @@ def audit_command(
     output_format: str,
     output: Path | None,
     fail_on: FailOn,
+    baseline_file: Path | None,
+    write_baseline: Path | None,
+    update_baseline: bool,
+    no_baseline: bool,
     config_file: Path | None,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
@@ -90,11 +99,26 @@ def audit_command(
             use_cache=not no_cache,
         )
     report = result.report
+    baseline = apply_baseline_options(
+        report,
+        setup.config,
+        setup.paths,
+        baseline_file,
+        write_baseline,
+        update_baseline,
+        no_baseline,
+    )
+    if baseline is not None:
+        # Known findings are hidden everywhere below and do not count for --fail-on.
+        report = baseline.report
     if is_stdout(output):
         output = None
     # Each renderer is imported only for its format (the table one needs rich).
     if output_format == "json":
-        write_text_output(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", output)
+        document = report.to_json()
+        if baseline is not None:
+            document["summary"]["baseline"] = baseline.summary()
+        write_text_output(json.dumps(document, indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "sarif":
         from ctxmigrate.cli.render_sarif import sarif_log
 
@@ -105,7 +129,12 @@ def audit_command(
 
         write_text_output(github_annotations(report, setup.rules_by_id), output)
     else:
-        from ctxmigrate.cli.render_table import render_table
+        from ctxmigrate.cli.render_table import render_table as render_report
+
+        def render_table(report: AuditReport, rules: dict[str, Rule], console: Console) -> None:
+            render_report(report, rules, console)
+            for line in baseline.lines() if baseline is not None else ():
+                console.print(line, markup=False)
 
         if output is None:
             console = stdout_console()

@@ -1,0 +1,139 @@
+"""``audit --baseline / --write-baseline / --update-baseline``: options and the
+step between the engine's report and the renderers (codemods/baseline.py does
+the matching)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ctxmigrate.cli.terminal import write_text_output
+from ctxmigrate.codemods.baseline import (
+    BaselineMatch,
+    baseline_from_findings,
+    key_findings,
+    load_baseline,
+    match_baseline,
+    scope_of,
+)
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.discovery import display_path
+from ctxmigrate.codemods.model import AuditReport, ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def baseline_options(command: F) -> F:
+    options = [
+        click.option(
+            "--baseline",
+            "baseline_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Hide the findings this baseline knows (default: 'baseline' in the config).",
+        ),
+        click.option(
+            "--write-baseline",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="Record every current finding in FILE (JSON), then report against it.",
+        ),
+        click.option(
+            "--update-baseline",
+            is_flag=True,
+            help="Drop fixed entries from the baseline (never adds new sites).",
+        ),
+        click.option(
+            "--no-baseline", is_flag=True, help="Ignore the configured baseline: report everything."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass
+class BaselineOutcome:
+    file: Path
+    match: BaselineMatch
+    report: AuditReport  # only the new findings
+    written: bool = False
+    updated: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "file": display_path(self.file),
+            "known": len(self.match.known),
+            "new": len(self.match.new),
+            "fixed": self.match.fixed_count,
+        }
+
+    def lines(self) -> list[str]:
+        """What the table adds under its summary line."""
+        name = display_path(self.file)
+        known = len(self.match.known)
+        if self.written:
+            return [f"wrote baseline {name}: {known} known finding{'s' if known != 1 else ''}"]
+        lines = [
+            f"{known} known finding{'s' if known != 1 else ''} hidden by baseline {name}; "
+            f"{len(self.match.new)} new"
+        ]
+        fixed = self.match.fixed_count
+        if fixed and self.updated:
+            lines.append(f"{fixed} fixed site{'s' if fixed != 1 else ''} dropped from {name}")
+        elif fixed:
+            lines.append(
+                f"{fixed} baseline site{'s' if fixed != 1 else ''} no longer found (stale): "
+                "run with --update-baseline to shrink it"
+            )
+        return lines
+
+
+def configured_baseline(
+    config: Config, baseline_file: Path | None, no_baseline: bool
+) -> Path | None:
+    if no_baseline:
+        return None
+    if baseline_file is not None:
+        return baseline_file
+    if config.baseline is not None:
+        return config.root / config.baseline
+    return None
+
+
+def apply_baseline_options(
+    report: AuditReport,
+    config: Config,
+    run_paths: Sequence[Path],
+    baseline_file: Path | None,
+    write_baseline: Path | None,
+    update_baseline: bool,
+    no_baseline: bool,
+) -> BaselineOutcome | None:
+    """Write, read, match and ratchet the baseline; None without one."""
+    if write_baseline is not None and (baseline_file is not None or update_baseline):
+        raise ConfigError("--write-baseline cannot be combined with --baseline/--update-baseline")
+    if no_baseline and (baseline_file is not None or update_baseline):
+        raise ConfigError("--no-baseline cannot be combined with --baseline/--update-baseline")
+    path = write_baseline or configured_baseline(config, baseline_file, no_baseline)
+    if path is None:
+        if update_baseline:
+            raise ConfigError("--update-baseline needs a baseline (--baseline FILE or config)")
+        return None
+    keyed = key_findings(report.findings, config.root)
+    written = updated = False
+    if write_baseline is not None:
+        baseline = baseline_from_findings(keyed)
+        write_text_output(baseline.to_text(), write_baseline)
+        written = True
+    else:
+        baseline = load_baseline(path)
+    match = match_baseline(baseline, keyed, scope_of(baseline, run_paths, config.root))
+    if update_baseline and match.fixed:
+        write_text_output(match.remaining.to_text(), path)
+        updated = True
+    filtered = AuditReport(list(match.new), list(report.errors), report.files_scanned)
+    return BaselineOutcome(path, match, filtered, written, updated)
