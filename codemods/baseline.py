@@ -127,8 +127,9 @@ class BaselineMatch:
 
 
 def normalized_code(text: str) -> str:
-    """The tokens of ``text`` joined by one space, comments and line breaks
-    dropped; whitespace inside string literals is kept (it is a real change)."""
+    """The tokens of ``text`` joined by one space, comments, line breaks and a
+    trailing comma before the final ``)`` dropped; whitespace inside string
+    literals is kept (it is a real change)."""
     try:
         tokens = [
             token.string
@@ -138,6 +139,10 @@ def normalized_code(text: str) -> str:
     except (tokenize.TokenError, SyntaxError, IndentationError):
         # A region that is not whole tokens (it never should be): whitespace runs.
         return _WHITESPACE.sub(" ", text).strip()
+    if tokens[-2:] == [",", ")"]:
+        # A magic trailing comma after the call's last argument (formatters add
+        # it when they split the call over lines) changes nothing.
+        del tokens[-2]
     return " ".join(tokens)
 
 
