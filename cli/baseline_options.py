@@ -4,6 +4,7 @@ the matching)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from ctxmigrate.codemods.baseline import (
     scope_of,
 )
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.discovery import display_path
 from ctxmigrate.codemods.model import AuditReport, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,7 +65,7 @@ class BaselineOutcome:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "file": display_path(self.file),
+            "file": baseline_display(self.file),
             "known": len(self.match.known),
             "new": len(self.match.new),
             "fixed": self.match.fixed_count,
@@ -73,7 +73,7 @@ class BaselineOutcome:
 
     def lines(self) -> list[str]:
         """What the table adds under its summary line."""
-        name = display_path(self.file)
+        name = baseline_display(self.file)
         known = len(self.match.known)
         if self.written:
             return [f"wrote baseline {name}: {known} known finding{'s' if known != 1 else ''}"]
@@ -92,6 +92,12 @@ class BaselineOutcome:
         return lines
 
 
+def baseline_display(path: Path) -> str:
+    """The baseline's path for messages and JSON, as given on the command line
+    (a configured one is made relative to the current directory)."""
+    return path.as_posix()
+
+
 def configured_baseline(
     config: Config, baseline_file: Path | None, no_baseline: bool
 ) -> Path | None:
@@ -100,7 +106,9 @@ def configured_baseline(
     if baseline_file is not None:
         return baseline_file
     if config.baseline is not None:
-        return config.root / config.baseline
+        # Relative to the current directory: the JSON summary never shows an
+        # absolute path the user did not type.
+        return Path(os.path.relpath(config.root / config.baseline))
     return None
 
 
