@@ -98,7 +98,7 @@ def _extract(toplevel: Path, commit: str, pathspecs: Sequence[str], tree: Path) 
         return
     with tempfile.TemporaryFile() as archive:
         completed = subprocess.run(
-            ["git", "archive", "--format=tar", commit, "--", *present],
+            ["git", "archive", "--format=tar", commit, "--", *(spec or "." for spec in present)],
             cwd=toplevel,
             stdout=archive,
             stderr=subprocess.PIPE,
