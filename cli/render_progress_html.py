@@ -51,7 +51,7 @@ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2;
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .rewrite { color: #1a7f37; font-weight: bold; }
 .review { color: #9a6700; font-weight: bold; }
-.new { background: #cf222e; color: #fff; border-radius: 8px; padding: 0 6px; font-size: 11px; }
+.new { background: #bf3989; color: #fff; border-radius: 8px; padding: 0 6px; font-size: 11px; }
 details { margin: 6px 0; }
 summary { cursor: pointer; font-weight: bold; }
 code, a.loc { font-family: "DejaVu Sans Mono", ui-monospace, monospace; font-size: 13px; }
