@@ -47,6 +47,7 @@ section, figure { background: #fff; border: 1px solid #d0d7de; border-radius: 6p
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2;
          vertical-align: top; overflow-wrap: anywhere; }
+th { white-space: nowrap; }
 #burndown { width: 100%; height: auto; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .rewrite { color: #1a7f37; font-weight: bold; }
