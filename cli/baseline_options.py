@@ -112,6 +112,13 @@ def configured_baseline(
     return None
 
 
+def covers_root(run_paths: Sequence[Path], root: Path) -> bool:
+    resolved = root.resolve()
+    return any(
+        path.resolve() == resolved or path.resolve() in resolved.parents for path in run_paths
+    )
+
+
 def apply_baseline_options(
     report: AuditReport,
     config: Config,
@@ -131,6 +138,15 @@ def apply_baseline_options(
         if update_baseline:
             raise ConfigError("--update-baseline needs a baseline (--baseline FILE or config)")
         return None
+    if (update_baseline or write_baseline is not None) and not covers_root(run_paths, config.root):
+        # A partial run cannot tell a fixed site from one whose legacy
+        # definition lives in a file it did not scan: the ratchet would drop
+        # sites that are still there.
+        option = "--update-baseline" if update_baseline else "--write-baseline"
+        raise ConfigError(
+            f"{option} needs a run over the whole project (its root {config.root}); "
+            "omit PATHS or pass the root"
+        )
     keyed = key_findings(report.findings, config.root)
     written = updated = False
     if write_baseline is not None:

@@ -260,9 +260,25 @@ def test_partial_run_neither_fixes_nor_drops_entries_of_files_it_did_not_scan(
     # pre-commit passes only the staged files.
     _, document = audit_json(run_cli, "--baseline", str(baseline), "pkg/deps.py")
     assert document["summary"]["baseline"]["fixed"] == 0
-    result = run_cli("audit", "--baseline", str(baseline), "--update-baseline", "pkg/deps.py")
-    assert result.exit_code == 0
     assert baseline.read_text() == text
+
+
+@pytest.mark.parametrize("option", [("--update-baseline",), ("--write-baseline", "b.json")])
+def test_ratchet_and_write_refuse_a_partial_run(
+    legacy_tree: LegacyTree, run_cli: RunCli, option: tuple[str, ...]
+) -> None:
+    # Scanning pkg/handler.py alone, the legacy definition in pkg/deps.py is
+    # unknown: every site would look fixed and the ratchet would drop them.
+    baseline = write_baseline(run_cli)
+    text = baseline.read_text()
+    args = ("--baseline", str(baseline)) if option[0] == "--update-baseline" else ()
+    result = run_cli("audit", *args, *option, "pkg/handler.py")
+    assert result.exit_code == 2
+    assert f"{option[0]} needs a run over the whole project" in result.stderr
+    assert baseline.read_text() == text
+    assert not Path("b.json").exists()
+    # The root itself, given explicitly, is the whole project.
+    assert run_cli("audit", *args, *option, ".").exit_code == 0
 
 
 def test_a_deleted_file_counts_as_fixed(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
