@@ -47,7 +47,7 @@ GIT = [
     "-c",
     "commit.gpgsign=false",
 ]
-HISTORY = 20
+DEFAULT_HISTORY = 20
 LEGACY_CALL = re.compile(rf"\b{FACTORY}\(")
 
 
@@ -118,12 +118,12 @@ def make_history(tree: Path, commits: int) -> list[int]:
     return removed
 
 
-def benchmark(out: Path, files: int, seed: int, repeats: int) -> int:
+def benchmark(out: Path, files: int, seed: int, repeats: int, history_length: int) -> int:
     if out.exists():
         shutil.rmtree(out)
     print(f"generating {out} ...", flush=True)
     generate_monorepo(out, files, seed, DEFAULT_MEAN_LINES)
-    removed = make_history(out, HISTORY - 1)
+    removed = make_history(out, history_length - 1)
     cache = out / ".ctxmigrate_cache"
 
     baseline = out / "ctxmigrate-baseline.json"
@@ -146,7 +146,7 @@ def benchmark(out: Path, files: int, seed: int, repeats: int) -> int:
     cold_plain, cold_baseline = best_pair("--no-cache")
 
     shutil.rmtree(cache, ignore_errors=True)
-    progress_args = ("progress", "--format", "json", "--history", str(HISTORY), ".")
+    progress_args = ("progress", "--format", "json", "--history", str(history_length), ".")
     history_cold = timed(lambda: ctxmigrate(out, *progress_args))
     report: dict[str, Any] = {}
 
@@ -163,13 +163,13 @@ def benchmark(out: Path, files: int, seed: int, repeats: int) -> int:
     # Not every rewritten call was a legacy site (look-alike methods share the
     # name), so the drops are checked for direction, not equality.
     consistent = (
-        len(history) == HISTORY
+        len(history) == history_length
         and remaining[-1] == report["remaining"]
         and all(drop >= 0 for drop in drops)
         and remaining[0] > remaining[-1]
     )
 
-    print(f"tree: {out} ({files} Python files, {HISTORY} commits)")
+    print(f"tree: {out} ({files} Python files, {history_length} commits)")
     rows = [
         (f"audit, warm cache, no baseline (best of {repeats})", f"{warm_plain:.3f} s"),
         (f"audit, warm cache, --baseline (best of {repeats})", f"{warm_baseline:.3f} s"),
@@ -185,9 +185,9 @@ def benchmark(out: Path, files: int, seed: int, repeats: int) -> int:
             "ratio with / without baseline, cold",
             f"{cold_baseline / cold_plain:.3f}x (goal: < 1.05x)",
         ),
-        (f"progress --history {HISTORY}, cold caches", f"{history_cold:.2f} s"),
+        (f"progress --history {history_length}, cold caches", f"{history_cold:.2f} s"),
         (
-            f"progress --history {HISTORY}, history cached (best of {repeats})",
+            f"progress --history {history_length}, history cached (best of {repeats})",
             f"{history_cached:.3f} s",
         ),
         (f"audit alone, warm cache (best of {repeats})", f"{audit_alone:.3f} s"),
@@ -210,11 +210,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="scratch directory (re-created)")
     parser.add_argument("--files", type=int, help=f"Python files (default {DEFAULT_FILES})")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="a 400-file tree: seconds")
+    parser.add_argument("--history", type=int, help=f"commits (default {DEFAULT_HISTORY})")
+    parser.add_argument("--quick", action="store_true", help="a 400-file tree, 5 commits: seconds")
     args = parser.parse_args(argv)
     files = args.files or (400 if args.quick else DEFAULT_FILES)
     default_out = Path(tempfile.gettempdir(), f"ctxmigrate-progress-{files}-{args.seed}")
-    raise SystemExit(benchmark(args.out or default_out, files, args.seed, 2 if args.quick else 5))
+    history = args.history or (5 if args.quick else DEFAULT_HISTORY)
+    repeats = 2 if args.quick else 5
+    raise SystemExit(benchmark(args.out or default_out, files, args.seed, repeats, history))
 
 
 if __name__ == "__main__":
