@@ -8,6 +8,11 @@ Only the counts are kept, cached per commit under
 immutable), the paths audited, the configuration and the ctxmigrate version,
 so a second run reads N small JSON files instead of auditing.
 
+Consecutive commits share most files, so after the first extraction the tree
+is moved from one commit to the next by writing only the files ``git diff``
+names (their blobs read with one ``git cat-file --batch``); symlinks and
+submodules fall back to a full extraction.
+
 The commits are the first-parent chain of HEAD (the branch's own history, one
 point per merge), oldest first in the result.
 """
@@ -113,6 +118,74 @@ def _extract(toplevel: Path, commit: str, pathspecs: Sequence[str], tree: Path) 
             members.extractall(tree, filter="data")
 
 
+def _update(
+    toplevel: Path, previous: str, commit: str, pathspecs: Sequence[str], tree: Path
+) -> bool:
+    """Turn ``tree`` (holding ``previous``) into ``commit`` by writing only the
+    files that differ. False when that is not simple (symlinks, submodules,
+    odd names): the caller extracts the whole commit instead."""
+    specs = [spec or "." for spec in pathspecs]
+    completed = _git(
+        ["diff", "--raw", "-z", "--no-renames", "--no-abbrev", previous, commit, "--", *specs],
+        toplevel,
+    )
+    if completed.returncode != 0:
+        return False
+    fields = completed.stdout.split(b"\0")
+    changes: list[tuple[str, str]] = []  # (status, path)
+    for header, raw_path in zip(fields[0::2], fields[1::2], strict=False):
+        if not header:
+            break
+        old_mode, new_mode, _, _, status = header.decode().lstrip(":").split(" ")
+        path = os.fsdecode(raw_path)
+        if {old_mode, new_mode} & {"120000", "160000"} or "\n" in path:
+            return False
+        changes.append((status, path))
+    wanted = [path for status, path in changes if status != "D"]
+    contents = _blobs(toplevel, commit, wanted)
+    if contents is None:
+        return False
+    for status, path in changes:
+        target = tree / path
+        if status == "D":
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(contents[path])
+    return True
+
+
+def _blobs(toplevel: Path, commit: str, paths: Sequence[str]) -> dict[str, bytes] | None:
+    """The content of ``paths`` at ``commit``, in one ``git cat-file --batch``."""
+    if not paths:
+        return {}
+    request = "".join(f"{commit}:{path}\n" for path in paths).encode()
+    try:
+        completed = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=toplevel,
+            input=request,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    if completed.returncode != 0:
+        return None
+    output = completed.stdout
+    contents: dict[str, bytes] = {}
+    position = 0
+    for path in paths:
+        end = output.index(b"\n", position)
+        header = output[position:end].split(b" ")
+        if len(header) != 3 or header[1] != b"blob":
+            return None
+        size = int(header[2])
+        contents[path] = output[end + 1 : end + 1 + size]
+        position = end + 1 + size + 1
+    return contents
+
+
 def _exists_at(toplevel: Path, commit: str, spec: str) -> bool:
     if spec in ("", "."):
         return True
@@ -181,13 +254,19 @@ def audit_history(
         tree = Path(scratch) / "tree"
         tree.mkdir()
         tree_root = tree / root_inside if root_inside != "." else tree
+        extracted: str | None = None  # the commit ``tree`` holds
         for commit in commits:
             key = digest(commit.id, root_inside, *pathspecs, config_key)
             cache_file = _cache_file(config.root, key)
             counts = _load_counts(cache_file) if use_cache else None
             cached = counts is not None
             if counts is None:
-                _extract(toplevel, commit.id, pathspecs, tree)
+                # Consecutive commits share most files: write only the changes.
+                if extracted is None or not _update(
+                    toplevel, extracted, commit.id, pathspecs, tree
+                ):
+                    _extract(toplevel, commit.id, pathspecs, tree)
+                extracted = commit.id
                 tree_root.mkdir(parents=True, exist_ok=True)
                 targets = [tree / spec if spec else tree for spec in pathspecs]
                 existing = [target for target in targets if target.exists()]

@@ -208,3 +208,22 @@ def test_history_outside_a_git_checkout_is_a_clear_error(
     result = run_cli("progress", "--history", "3")
     assert result.exit_code == 2
     assert "--history needs a git checkout" in result.stderr
+
+
+def test_history_follows_deleted_added_and_renamed_files(
+    legacy_tree: LegacyTree, run_cli: RunCli
+) -> None:
+    # After the first commit, the tree moves commit to commit by writing only
+    # the changed files: every kind of change must land.
+    legacy_tree.commit_all()  # 3 sites
+    handler_text = legacy_tree.handler.read_text()
+    legacy_tree.handler.unlink()
+    add_service_site(legacy_tree)
+    legacy_tree.commit_all()  # handler deleted, svc/worker.py added: 1 site
+    legacy_tree.git("mv", "svc", "services")
+    (legacy_tree.root / "pkg" / "again.py").write_text(handler_text)
+    legacy_tree.commit_all()  # svc renamed to services, handler back under a new name: 4
+    legacy_tree.git("rm", "-q", "pkg/deps.py")
+    legacy_tree.commit_all()  # the legacy definition gone: nothing is legacy any more
+    history = progress_json(run_cli, "--history", "4", "--no-cache")["history"]
+    assert [point["remaining"] for point in history] == [3, 1, 4, 0]
