@@ -227,3 +227,17 @@ def test_history_follows_deleted_added_and_renamed_files(
     legacy_tree.commit_all()  # the legacy definition gone: nothing is legacy any more
     history = progress_json(run_cli, "--history", "4", "--no-cache")["history"]
     assert [point["remaining"] for point in history] == [3, 1, 4, 0]
+
+
+def test_table_lists_the_history_oldest_first(legacy_tree: LegacyTree, run_cli: RunCli) -> None:
+    commits = commit_three_stages(legacy_tree)
+    result = run_cli("progress", "--history", "3")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith(f"66.7% done since {commits[0][:12]}")
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1]]
+    history = [row for row in rows if row[0] in {c[:12] for c in commits}]
+    assert [(row[0], row[2]) for row in history] == [
+        (commits[0][:12], "3"),
+        (commits[1][:12], "2"),
+        (commits[2][:12], "1"),
+    ]
