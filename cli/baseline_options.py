@@ -4,6 +4,7 @@ the matching)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -159,5 +160,6 @@ def apply_baseline_options(
     if update_baseline and match.fixed:
         write_text_output(match.remaining.to_text(), path)
         updated = True
-    filtered = AuditReport(list(match.new), list(report.errors), report.files_scanned)
+    # replace(): whatever else the report carries (errors, counts) stays as is.
+    filtered = dataclasses.replace(report, findings=list(match.new))
     return BaselineOutcome(path, match, filtered, written, updated)

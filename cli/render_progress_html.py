@@ -27,6 +27,12 @@ CHART_WIDTH = 760
 CHART_HEIGHT = 260
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 48, 16, 16, 56
 
+# Widths of the site tables' columns: paths and messages get the room.
+SITE_COLUMNS = (
+    '<colgroup><col style="width:27%"><col style="width:15%"><col style="width:8%">'
+    '<col style="width:18%"><col style="width:32%"></colgroup>'
+)
+
 STYLE = """
 :root { color-scheme: light; }
 body { font: 14px/1.45 "DejaVu Sans", system-ui, sans-serif; margin: 0; color: #1f2328;
@@ -48,6 +54,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2;
          vertical-align: top; overflow-wrap: anywhere; }
 th { white-space: nowrap; }
+table.sites { table-layout: fixed; }
 #burndown { width: 100%; height: auto; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .rewrite { color: #1a7f37; font-weight: bold; }
@@ -225,7 +232,8 @@ def progress_html(
         rows = _site_rows(sites, progress, rules_by_id, project_root, output, link_base)
         directories.append(
             f'<details open data-directory="{escape(directory)}"><summary>{escape(directory)} '
-            f"({len(sites)})</summary><table><thead><tr><th>site</th><th>rule</th>"
+            f'({len(sites)})</summary><table class="sites">{SITE_COLUMNS}'
+            "<thead><tr><th>site</th><th>rule</th>"
             f"<th>category</th><th>function</th><th>message</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></details>"
         )
