@@ -241,3 +241,23 @@ def test_table_lists_the_history_oldest_first(legacy_tree: LegacyTree, run_cli: 
         (commits[1][:12], "2"),
         (commits[2][:12], "1"),
     ]
+
+
+def test_history_of_a_project_in_a_subdirectory_of_the_checkout(
+    legacy_tree: LegacyTree, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = legacy_tree.root / "backend"
+    backend.mkdir()
+    (legacy_tree.root / "pkg").rename(backend / "pkg")
+    # The project root (its configuration) is backend/, the git top level is above.
+    (backend / "pyproject.toml").write_text('[tool.ctxmigrate]\ntests = ["tests/"]\n')
+    (legacy_tree.root / "README").write_text("monorepo\n")
+    legacy_tree.commit_all()
+    handler = backend / "pkg" / "handler.py"
+    before, _, after = handler.read_text().rpartition(SYNC_CALL)
+    handler.write_text(before + "    return None\n" + after)
+    legacy_tree.commit_all()
+    monkeypatch.chdir(backend)
+    document = progress_json(run_cli, "--history", "2")
+    assert [point["remaining"] for point in document["history"]] == [3, 2]
+    assert document["by_directory"] == {"pkg": {"rewrite": 2, "review": 0}}
