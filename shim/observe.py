@@ -366,6 +366,7 @@ def write_observations(
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from a collector
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
