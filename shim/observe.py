@@ -52,6 +52,7 @@ import socket
 import sys
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -107,6 +108,8 @@ class LegacyObserver:
         # (api, user_id, thread_id) -> the call sites that built for it.
         self._conversations: OrderedDict[tuple[str, Any, Any], list[_SiteKey]] = OrderedDict()
         self._conversations_forgotten = 0
+        self._live: dict[str, _LiveCount] = {}
+        self._untrackable: set[type] = set()
         self._started = datetime.now(UTC)
         self._process_id = uuid.uuid4().hex
 
@@ -152,6 +155,32 @@ class LegacyObserver:
         if site not in builders:
             builders.append(site)
             counts[_CONVERSATIONS] += 1
+
+    def track(self, api: str, obj: object) -> None:
+        """Count ``obj`` (a result of ``api``) as live until it is garbage collected.
+
+        Objects that do not support weak references are not counted.
+        """
+        kind = type(obj)
+        if kind in self._untrackable:
+            return
+        counter = self._live.get(api)
+        if counter is None:
+            counter = self._live.setdefault(api, _LiveCount())
+        try:
+            ref = weakref.ref(obj)
+        except TypeError:  # no weak references to this type: remembered, not retried
+            self._untrackable.add(kind)
+            return
+        refs = counter.refs
+        refs.append(ref)
+        if len(refs) > counter.limit:
+            counter.prune()
+
+    def live_objects(self) -> dict[str, int]:
+        """``{api: n}``: results of each observed API still alive (built outside the
+        session layer), for leak detection."""
+        return {api: counter.prune() for api, counter in list(self._live.items())}
 
     def _copy_sites(self) -> list[tuple[_SiteKey, list[int]]]:
         # list() of a dict view runs in C without a thread switch: a consistent copy.
@@ -215,6 +244,29 @@ def _report(
     }
 
 
+class _LiveCount:
+    """Live results of one API, as weak references without callbacks (a callback
+    per object costs more than the rest of a call); dead ones are pruned when the
+    list has doubled since the last pruning, so memory follows the live objects."""
+
+    __slots__ = ("limit", "refs")
+
+    def __init__(self) -> None:
+        self.refs: list[weakref.ref[Any]] = []
+        self.limit = _PRUNE_AT_LEAST
+
+    def prune(self) -> int:
+        # A plain weak reference is shared by every caller: the same live object
+        # returned twice is one object.
+        alive = list({id(ref): ref for ref in self.refs if ref() is not None}.values())
+        self.refs = alive
+        self.limit = max(_PRUNE_AT_LEAST, 2 * len(alive))
+        return len(alive)
+
+
+_PRUNE_AT_LEAST = 1024
+
+
 _observer = LegacyObserver()
 
 
@@ -232,6 +284,9 @@ def _reset_after_fork() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
+
+# Decorators the app may stack on top (``@deprecated``): their frames are not the caller.
+_WRAPPER_MODULES = frozenset({"typing_extensions", "ctxmigrate.shim.deprecation"})
 
 _ABSENT = sys.maxsize  # an argument position no call reaches
 
@@ -307,6 +362,13 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
 
         async def observed_coroutine(*args: Any, **kwargs: Any) -> Any:
             frame = getframe(1)
+            module = frame.f_globals.get("__name__", "")
+            while module in _WRAPPER_MODULES and frame.f_back is not None:
+                frame = frame.f_back
+                module = frame.f_globals.get("__name__", "")
+            if module.startswith("ctxmigrate.shim."):
+                # The session layer building a session's context: not a legacy call.
+                return await function(*args, **kwargs)
             code = frame.f_code
             if by_name:
                 count = len(args)
@@ -314,16 +376,26 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
                 thread = args[thread_at] if thread_at < count else kwargs.get("thread_id")
             else:
                 user, thread = _from_first_argument(args, kwargs)
-            (chosen or _observer).record(
+            observer_now = chosen or _observer
+            observer_now.record(
                 name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread
             )
-            return await function(*args, **kwargs)
+            result = await function(*args, **kwargs)
+            observer_now.track(name, result)
+            return result
 
         wrapper: Any = observed_coroutine
     else:
 
         def observed(*args: Any, **kwargs: Any) -> Any:
             frame = getframe(1)
+            module = frame.f_globals.get("__name__", "")
+            while module in _WRAPPER_MODULES and frame.f_back is not None:
+                frame = frame.f_back
+                module = frame.f_globals.get("__name__", "")
+            if module.startswith("ctxmigrate.shim."):
+                # The session layer building a session's context: not a legacy call.
+                return function(*args, **kwargs)
             code = frame.f_code
             if by_name:
                 count = len(args)
@@ -331,10 +403,13 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
                 thread = args[thread_at] if thread_at < count else kwargs.get("thread_id")
             else:
                 user, thread = _from_first_argument(args, kwargs)
-            (chosen or _observer).record(
+            observer_now = chosen or _observer
+            observer_now.record(
                 name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread
             )
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
+            observer_now.track(name, result)
+            return result
 
         wrapper = observed
     wrapper = functools.wraps(function)(wrapper)

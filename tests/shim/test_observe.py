@@ -325,3 +325,45 @@ def test_a_forked_child_starts_with_empty_counts(tmp_path: Path) -> None:
 def test_decorating_something_that_is_not_callable_is_a_clear_error() -> None:
     with pytest.raises(TypeError, match="observe_legacy decorates a function"):
         observe_legacy(42)  # type: ignore[call-overload]
+
+
+def test_the_session_layer_building_a_context_is_not_a_legacy_call() -> None:
+    from ctxmigrate.shim import UserSessionManager
+
+    async def scenario() -> None:
+        manager = UserSessionManager(factory=create_user_execution_context)
+        first = await manager.get_or_create_user_session("u", "t")
+        assert await manager.get_or_create_user_session("u", "t") is first
+        await manager.aclose()
+
+    asyncio.run(scenario())
+    assert legacy_observer().report()["call_sites"] == []
+
+
+def test_a_deprecated_wrapper_on_top_is_not_taken_for_the_caller() -> None:
+    from ctxmigrate.shim import deprecated
+
+    @deprecated("use sessions")
+    @observe_legacy(api="app.old")
+    def old(user_id: str, thread_id: str) -> Context:
+        return Context(user_id, thread_id)
+
+    with pytest.warns(DeprecationWarning):
+        old("u", "t")  # deprecated-site
+    [site] = legacy_observer().report()["call_sites"]
+    assert (site["path"], site["line"]) == (HERE, line_of("deprecated-site"))
+
+
+def test_live_results_are_counted_until_they_are_garbage() -> None:
+    kept = [create_user_execution_context("u", str(index)) for index in range(3)]
+    for index in range(5000):  # built and dropped, as legacy handlers do per message
+        create_user_execution_context("u", f"dropped-{index}")
+    api = f"{__name__}.create_user_execution_context"
+    assert legacy_observer().live_objects()[api] == 3
+    del kept
+    assert legacy_observer().live_objects()[api] == 0
+    # Results without weak references (a dict) are simply not counted.
+    create_websocket_manager(Context("u", "t"))
+    assert legacy_observer().live_objects().get(f"{__name__}.create_websocket_manager", 0) == 0
+    # Memory follows the live objects, not the calls.
+    assert len(legacy_observer()._live[api].refs) <= 1024 + 1
