@@ -36,6 +36,9 @@ from typing import Any
 from ctxmigrate.shim.configuration import current_mode, current_observer, default_manager
 from ctxmigrate.shim.deprecation import deprecated
 from ctxmigrate.shim.legacy_observer import caller_outside_shim
+from ctxmigrate.shim.observe import legacy_observer
+
+DROP_IN_API = "ctxmigrate.shim.create_user_execution_context"
 
 
 # The message is a literal on purpose: type checkers read only a literal (PEP 702).
@@ -68,4 +71,5 @@ def create_user_execution_context(
     current_observer().record(
         user_id, thread_id, caller_outside_shim(), db_session=db_session is not None
     )
+    legacy_observer().track(DROP_IN_API, context)  # live outside the session layer (leaks)
     return context
