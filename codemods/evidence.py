@@ -237,7 +237,7 @@ def attach_evidence(
             runtime_only[(display, line)] = (total + evidence, apis, functions)
     if runtime_only_enabled:
         for (display, line), (evidence, apis, functions) in sorted(runtime_only.items()):
-            finding = _runtime_only_finding(display, line, evidence, apis, functions, read_line)
+            finding = _runtime_only_finding(display, line, apis, functions, read_line)
             result.runtime_only.append(finding)
             result.by_finding[finding] = evidence
         report.findings.extend(result.runtime_only)
@@ -247,7 +247,6 @@ def attach_evidence(
 def _runtime_only_finding(
     display: str,
     line: int,
-    evidence: Evidence,
     apis: list[str],
     functions: list[str],
     read_line: Callable[[str, int], str | None],
@@ -275,9 +274,8 @@ def _runtime_only_finding(
         symbol=names,
         function=None if function == "<module>" else function,
         message=(
-            f"{names} was called from this line at run time ({evidence.calls} calls, "
-            f"{evidence.rebuilt} rebuilt) but static analysis found no legacy site here: "
-            "a dynamic use (getattr, a factory passed as a value, a plugin) to migrate by hand"
+            f"{names} is called here at run time, but static analysis sees no legacy site: "
+            f"a dynamic use (getattr, a factory passed as a value, a plugin) to migrate by hand"
             f"{where}"
         ),
     )

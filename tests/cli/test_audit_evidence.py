@@ -126,7 +126,7 @@ def test_a_call_site_seen_only_at_run_time_becomes_a_ctx105_review_finding(
     assert plugin["end_column"] == len(call_line) + 1
     assert plugin["function"] == "run"
     assert plugin["symbol"] == "pkg.deps.create_user_execution_context"
-    assert "2 calls" in plugin["message"]
+    assert "called here at run time" in plugin["message"]
     assert plugin["evidence"] == {"calls": 2, "rebuilt": 1, "conversations": 1}
     assert document["summary"]["review"] == 2  # handle_sync and the plugin
     # Ignoring the rule drops it, like any other rule.
