@@ -309,6 +309,8 @@ def _conversation_positions(function: Callable[..., Any]) -> tuple[bool, int, in
         in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
     if "thread_id" not in {parameter.name for parameter in parameters}:
+        if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+            return True, _ABSENT, _ABSENT  # ``**kwargs``: the ids are keywords, if anywhere
         return False, _ABSENT, _ABSENT
     user_at = positional.index("user_id") if "user_id" in positional else _ABSENT
     thread_at = positional.index("thread_id") if "thread_id" in positional else _ABSENT
@@ -356,9 +358,15 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
     name = api or f"{function.__module__}.{function.__qualname__}"
     by_name, user_at, thread_at = _conversation_positions(function)
     getframe = sys._getframe
-    chosen = observer
-
-    if inspect.iscoroutinefunction(function):
+    # The observer object is never replaced (reset() empties it in place), so its
+    # bound methods can be looked up once here rather than on every call.
+    target = observer if observer is not None else _observer
+    record, track = target.record, target.track
+    is_async = inspect.iscoroutinefunction(function)
+    generated = _generated_wrapper(function, name, record, track, is_async=is_async)
+    if generated is not None:
+        wrapper: Any = generated
+    elif is_async:
 
         async def observed_coroutine(*args: Any, **kwargs: Any) -> Any:
             frame = getframe(1)
@@ -376,15 +384,12 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
                 thread = args[thread_at] if thread_at < count else kwargs.get("thread_id")
             else:
                 user, thread = _from_first_argument(args, kwargs)
-            observer_now = chosen or _observer
-            observer_now.record(
-                name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread
-            )
+            record(name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread)
             result = await function(*args, **kwargs)
-            observer_now.track(name, result)
+            track(name, result)
             return result
 
-        wrapper: Any = observed_coroutine
+        wrapper = observed_coroutine
     else:
 
         def observed(*args: Any, **kwargs: Any) -> Any:
@@ -403,18 +408,129 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
                 thread = args[thread_at] if thread_at < count else kwargs.get("thread_id")
             else:
                 user, thread = _from_first_argument(args, kwargs)
-            observer_now = chosen or _observer
-            observer_now.record(
-                name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread
-            )
+            record(name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread)
             result = function(*args, **kwargs)
-            observer_now.track(name, result)
+            track(name, result)
             return result
 
         wrapper = observed
     wrapper = functools.wraps(function)(wrapper)
     wrapper.__ctxmigrate_observed__ = name
     return wrapper
+
+
+_PREFIX = "_ctxm_"
+_GENERATED = """\
+def _ctxm_make(_ctxm_function, _ctxm_getframe, _ctxm_record, _ctxm_track, _ctxm_name,
+               _ctxm_wrappers, _ctxm_defaults, _ctxm_kwdefaults):
+    {unpack_defaults}
+    {async_}def observed({parameters}):
+        _ctxm_frame = _ctxm_getframe(1)
+        _ctxm_module = _ctxm_frame.f_globals.get("__name__", "")
+        while _ctxm_module in _ctxm_wrappers and _ctxm_frame.f_back is not None:
+            _ctxm_frame = _ctxm_frame.f_back
+            _ctxm_module = _ctxm_frame.f_globals.get("__name__", "")
+        if _ctxm_module.startswith("ctxmigrate.shim."):
+            return {await_}_ctxm_function({arguments})
+        _ctxm_code = _ctxm_frame.f_code
+        {conversation}
+        _ctxm_record(_ctxm_name, _ctxm_code.co_filename, _ctxm_frame.f_lineno or 0,
+                     _ctxm_code.co_qualname, _ctxm_user, _ctxm_thread)
+        _ctxm_result = {await_}_ctxm_function({arguments})
+        _ctxm_track(_ctxm_name, _ctxm_result)
+        return _ctxm_result
+    return observed
+"""
+
+
+def _generated_wrapper(
+    function: Any,
+    name: str,
+    record: Callable[..., None],
+    track: Callable[[str, object], None],
+    *,
+    is_async: bool,
+) -> Any:
+    """A wrapper with the factory's own parameters, or ``None`` where that cannot be made.
+
+    Forwarding ``*args, **kwargs`` builds and unpacks a dict on every call, which
+    costs about as much as everything else the observer does; a wrapper with the
+    same parameters (and the very same default objects) passes them positionally
+    and reads ``user_id`` / ``thread_id`` as locals. Functions with ``*args`` or
+    ``**kwargs``, or without an inspectable signature, get the generic wrapper.
+    """
+    try:
+        signature = inspect.signature(function, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return None
+    kinds = inspect.Parameter
+    parameters = list(signature.parameters.values())
+    if any(
+        p.kind in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
+        or not p.name.isidentifier()
+        or p.name.startswith(_PREFIX)
+        for p in parameters
+    ):
+        return None
+    declared: list[str] = []
+    arguments: list[str] = []
+    defaults: list[Any] = []
+    kwdefaults: dict[str, Any] = {}
+    unpack: list[str] = []
+    seen_positional_only = False
+    star_written = False
+    for parameter in parameters:
+        if parameter.kind is kinds.POSITIONAL_ONLY:
+            seen_positional_only = True
+        elif seen_positional_only:
+            declared.append("/")
+            seen_positional_only = False
+        if parameter.kind is kinds.KEYWORD_ONLY and not star_written:
+            declared.append("*")
+            star_written = True
+        text = parameter.name
+        if parameter.default is not kinds.empty:
+            if parameter.kind is kinds.KEYWORD_ONLY:
+                kwdefaults[parameter.name] = parameter.default
+                unpack.append(f"{_PREFIX}k_{parameter.name} = _ctxm_kwdefaults[{parameter.name!r}]")
+                text += f"={_PREFIX}k_{parameter.name}"
+            else:
+                unpack.append(f"{_PREFIX}d{len(defaults)} = _ctxm_defaults[{len(defaults)}]")
+                text += f"={_PREFIX}d{len(defaults)}"
+                defaults.append(parameter.default)
+        declared.append(text)
+        arguments.append(
+            f"{parameter.name}={parameter.name}"
+            if parameter.kind is kinds.KEYWORD_ONLY
+            else parameter.name
+        )
+    if seen_positional_only:
+        declared.append("/")
+    names = [parameter.name for parameter in parameters]
+    if "thread_id" in names:
+        user = "user_id" if "user_id" in names else "None"
+        conversation = f"_ctxm_user, _ctxm_thread = {user}, thread_id"
+    elif names:
+        first = names[0]
+        conversation = (
+            f'_ctxm_user = getattr({first}, "user_id", None); '
+            f'_ctxm_thread = getattr({first}, "thread_id", None)'
+        )
+    else:
+        conversation = "_ctxm_user = _ctxm_thread = None"
+    source = _GENERATED.format(
+        unpack_defaults="; ".join(unpack) or "pass",
+        async_="async " if is_async else "",
+        await_="await " if is_async else "",
+        parameters=", ".join(declared),
+        arguments=", ".join(arguments),
+        conversation=conversation,
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<ctxmigrate observe_legacy {name}>", "exec"), namespace)
+    return namespace["_ctxm_make"](
+        function, sys._getframe, record, track, name, _WRAPPER_MODULES, defaults, kwdefaults
+    )
 
 
 def _expand(path: str | os.PathLike[str]) -> Path:

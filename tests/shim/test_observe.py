@@ -367,3 +367,31 @@ def test_live_results_are_counted_until_they_are_garbage() -> None:
     assert legacy_observer().live_objects().get(f"{__name__}.create_websocket_manager", 0) == 0
     # Memory follows the live objects, not the calls.
     assert len(legacy_observer()._live[api].refs) <= 1024 + 1
+
+
+def test_every_parameter_kind_and_default_object_is_forwarded_unchanged() -> None:
+    shared: list[str] = []
+
+    def plain(user_id, /, thread_id, run_id=None, *, state=shared, flag=False):  # type: ignore[no-untyped-def]
+        return (user_id, thread_id, run_id, state, flag)
+
+    observed = observe_legacy(plain)
+    assert inspect.signature(observed) == inspect.signature(plain)
+    assert observed("u", "t") == ("u", "t", None, shared, False)
+    assert observed("u", thread_id="t", run_id="r", flag=True) == ("u", "t", "r", shared, True)
+    assert observed("u", "t")[3] is shared  # the very same default object
+    with pytest.raises(TypeError):
+        observed(user_id="u", thread_id="t")  # positional-only stays positional-only
+    with pytest.raises(TypeError):
+        observed("u", "t", None, shared)  # keyword-only stays keyword-only
+    assert legacy_observer().report()["calls"] == 3
+
+
+def test_star_args_factories_use_the_generic_wrapper() -> None:
+    @observe_legacy
+    def variadic(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return (args, kwargs)
+
+    assert variadic("u", thread_id="t") == (("u",), {"thread_id": "t"})
+    report = legacy_observer().report()
+    assert (report["calls"], report["call_sites"][0]["conversations"]) == (1, 1)
