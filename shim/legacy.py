@@ -68,8 +68,10 @@ def create_user_execution_context(
     context = manager.create_detached_context(
         user_id, thread_id, run_id=run_id, websocket_connection_id=websocket_connection_id, **extra
     )
-    current_observer().record(
-        user_id, thread_id, caller_outside_shim(), db_session=db_session is not None
-    )
-    legacy_observer().track(DROP_IN_API, context)  # live outside the session layer (leaks)
+    site = caller_outside_shim()
+    current_observer().record(user_id, thread_id, site, db_session=db_session is not None)
+    # Also evidence for `audit --evidence` and the metrics, like an @observe_legacy factory.
+    observer = legacy_observer()
+    observer.record(DROP_IN_API, site.path, site.line, site.function, user_id, thread_id)
+    observer.track(DROP_IN_API, context)  # live outside the session layer (leak detection)
     return context

@@ -32,8 +32,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from ctxmigrate.shim.configuration import current_observer, unbound_websocket_manager_count
-from ctxmigrate.shim.legacy import DROP_IN_API
+from ctxmigrate.shim.configuration import unbound_websocket_manager_count
 from ctxmigrate.shim.manager import UserSessionManager
 from ctxmigrate.shim.metrics import SessionStats
 from ctxmigrate.shim.observe import LegacyObserver, legacy_observer
@@ -148,10 +147,8 @@ class LifecycleSnapshot:
 def lifecycle_snapshot(monitor: LeakMonitor) -> LifecycleSnapshot:
     manager = monitor.manager
     stats = manager.stats()
+    # The drop-in records into the legacy observer too (api DROP_IN_API).
     legacy = monitor.observer.api_totals()
-    drop_in = current_observer().report()
-    if drop_in["contexts_built"]:
-        legacy[DROP_IN_API] = {"calls": drop_in["contexts_built"], "rebuilt": drop_in["rebuilt"]}
     store = manager.store
     return LifecycleSnapshot(
         stats=stats,

@@ -395,3 +395,19 @@ def test_star_args_factories_use_the_generic_wrapper() -> None:
     assert variadic("u", thread_id="t") == (("u",), {"thread_id": "t"})
     report = legacy_observer().report()
     assert (report["calls"], report["call_sites"][0]["conversations"]) == (1, 1)
+
+
+def test_the_deprecated_drop_in_is_observed_too(tmp_path: Path) -> None:
+    import warnings
+
+    from ctxmigrate.shim import create_user_execution_context as drop_in
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for _ in range(2):
+            drop_in("u", "t")  # drop-in-site
+    report = read_observations(write_observations(tmp_path / "obs.json"))
+    [site] = report["call_sites"]
+    assert site["api"] == "ctxmigrate.shim.create_user_execution_context"
+    assert (site["path"], site["line"]) == (HERE, line_of("drop-in-site"))
+    assert (site["calls"], site["rebuilt"], site["conversations"]) == (2, 1, 1)
