@@ -204,8 +204,9 @@ class MeasuredSyncStore(MeasuredStore):
     """:class:`MeasuredStore` of a store that also answers without awaiting."""
 
     def __init__(self, store: SessionStore, metrics: StoreMetrics | None = None) -> None:
+        if not isinstance(store, SyncSessionStore):
+            raise TypeError(f"{type(store).__name__} has no synchronous methods to measure")
         super().__init__(store, metrics)
-        assert isinstance(store, SyncSessionStore)
         self.sync_wrapped: SyncSessionStore = store
 
     def get_or_create_now(

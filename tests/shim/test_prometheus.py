@@ -27,7 +27,7 @@ from ctxmigrate.shim import (
 )
 from ctxmigrate.shim.errors import StateConflictError
 from ctxmigrate.shim.prometheus import SessionCollector
-from ctxmigrate.shim.store_metrics import MeasuredStore, measured_store
+from ctxmigrate.shim.store_metrics import MeasuredStore, MeasuredSyncStore, measured_store
 from ctxmigrate.shim.testing import ManualClock
 
 USER_ID = "user-id-5517"
@@ -260,3 +260,28 @@ def test_importing_the_collector_imports_prometheus_client() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "True"
+
+
+def test_an_idle_manager_exposition_passes_promtool_too(promtool: str) -> None:
+    text = exposition(UserSessionManager())
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ctxmigrate_store_operation" not in text  # no measured store, no store metrics
+
+
+def test_a_store_that_raises_on_a_synchronous_call_counts_an_error() -> None:
+    class Broken(InMemorySessionStore):
+        def touch_now(self, *args: Any, **kwargs: Any) -> Any:
+            raise OSError("disk on fire")
+
+    store = measured_store(Broken())
+    manager = UserSessionManager(store=store)
+    manager.get_or_create_user_session_sync("u", "t")
+    with pytest.raises(OSError):
+        manager.get_or_create_user_session_sync("u", "t")
+    values = samples(exposition(manager))
+    assert values[("ctxmigrate_store_operation_errors_total", (("operation", "touch"),))] == 1
+    with pytest.raises(TypeError, match="no synchronous methods"):
+        MeasuredSyncStore(object())  # type: ignore[arg-type]
