@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ctxmigrate.codemods.model import AuditReport, CtxmigrateError, Finding, Rule
+from ctxmigrate.codemods.model import AuditReport, Category, CtxmigrateError, Finding, Rule
 
 RUNTIME_ONLY_SITE = Rule(
     "CTX105",
@@ -263,9 +263,22 @@ def _runtime_only_finding(
         where = ""
     names = ", ".join(unique_apis)
     function = functions[0]
+    category: Category = "review"
+    message = (
+        f"{names} is called here at run time, but static analysis sees no legacy site: "
+        f"a dynamic use (getattr, a factory passed as a value, a plugin) to migrate by hand"
+        f"{where}"
+    )
+    if text is not None and "ctxmigrate" in text:
+        # Loaded only here: the suppression rules live with the static analysis.
+        from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
+        from ctxmigrate.codemods.resolve import suppressed_rules
+
+        if is_suppressed(suppressed_rules(text), RUNTIME_ONLY_SITE.id):
+            category, message = "keep", suppression_reason(RUNTIME_ONLY_SITE.id)
     return Finding(
         rule=RUNTIME_ONLY_SITE.id,
-        category="review",
+        category=category,
         path=display,
         line=line,
         column=column,
@@ -273,11 +286,7 @@ def _runtime_only_finding(
         end_column=max(end_column, column),
         symbol=names,
         function=None if function == "<module>" else function,
-        message=(
-            f"{names} is called here at run time, but static analysis sees no legacy site: "
-            f"a dynamic use (getattr, a factory passed as a value, a plugin) to migrate by hand"
-            f"{where}"
-        ),
+        message=message,
     )
 
 

@@ -233,3 +233,18 @@ def test_a_bad_path_map_exits_2(observed: Path, run_cli: RunCli) -> None:
     result = run_cli("audit", "--evidence", str(observed), "--evidence-path-map", "no-equals")
     assert result.exit_code == 2
     assert "expected FROM=TO" in result.output
+
+
+def test_a_suppression_comment_keeps_a_runtime_only_site(
+    legacy_tree: LegacyTree, tmp_path: Path, run_cli: RunCli
+) -> None:
+    suppressed = PLUGIN.replace(
+        b"    return factory(user_id=user_id, thread_id=thread_id)\n",
+        b"    return factory(user_id=user_id, thread_id=thread_id)  # ctxmigrate: ignore[CTX105]\n",
+    )
+    (legacy_tree.root / "pkg" / "plugin.py").write_bytes(suppressed)
+    observed = run_in_production(legacy_tree, tmp_path / "srv" / "app", tmp_path / "obs.json")
+    document = audit_json(run_cli, "--evidence", str(observed))
+    [plugin] = [f for f in document["findings"] if f["rule"] == "CTX105"]
+    assert plugin["category"] == "keep"
+    assert "suppressed" in plugin["message"]
