@@ -72,6 +72,16 @@ class BaselineOutcome:
             "fixed": self.match.fixed_count,
         }
 
+    def under_table(self, renderer: Callable[..., None]) -> Callable[..., None]:
+        """``renderer`` (report, rules, console), then the baseline's lines."""
+
+        def render(report: AuditReport, rules: Any, console: Any) -> None:
+            renderer(report, rules, console)
+            for line in self.lines():
+                console.print(line, markup=False)
+
+        return render
+
     def lines(self) -> list[str]:
         """What the table adds under its summary line."""
         name = baseline_display(self.file)
