@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import click
 
 from ctxmigrate import __version__
+from ctxmigrate.cli.baseline_options import apply_baseline_options, baseline_options
+from ctxmigrate.cli.evidence_options import (
+    SortOrder,
+    attach_loaded_evidence,
+    evidence_options,
+    load_evidence_options,
+)
 from ctxmigrate.cli.run_options import engine_options, paths_argument, prepare_run
 from ctxmigrate.cli.terminal import (
     file_console,
@@ -63,7 +72,9 @@ def exceeds_threshold(report: AuditReport, fail_on: FailOn) -> bool:
     show_default=True,
     help="Exit 1 when there are findings of this category or a more actionable one.",
 )
+@baseline_options
 @engine_options
+@evidence_options
 @click.pass_context
 def audit_command(
     ctx: click.Context,
@@ -71,13 +82,21 @@ def audit_command(
     output_format: str,
     output: Path | None,
     fail_on: FailOn,
+    baseline_file: Path | None,
+    write_baseline: Path | None,
+    update_baseline: bool,
+    no_baseline: bool,
     config_file: Path | None,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
     jobs: int | None,
     no_cache: bool,
+    evidence_files: tuple[str, ...],
+    evidence_path_map: tuple[str, ...],
+    sort_order: SortOrder,
 ) -> None:
     """Find and classify every legacy site under PATHS (default: the current directory)."""
+    loaded = load_evidence_options(evidence_files, evidence_path_map, sort_order)
     setup = prepare_run(paths, config_file, select, ignore)
     with progress_bar(stderr_console, "auditing") as progress:
         result = engine.run(
@@ -90,15 +109,37 @@ def audit_command(
             use_cache=not no_cache,
         )
     report = result.report
+    # Evidence first: its runtime-only sites (CTX105) can be known to the baseline too.
+    evidence = None if loaded is None else attach_loaded_evidence(report, setup, loaded)
+    baseline = apply_baseline_options(
+        report,
+        setup.config,
+        setup.paths,
+        baseline_file,
+        write_baseline,
+        update_baseline,
+        no_baseline,
+    )
+    if baseline is not None:
+        # Known findings are hidden everywhere below and do not count for --fail-on.
+        report = baseline.report
     if is_stdout(output):
         output = None
     # Each renderer is imported only for its format (the table one needs rich).
     if output_format == "json":
-        write_text_output(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", output)
+        if evidence is None:
+            document = report.to_json()
+        else:
+            from ctxmigrate.codemods.evidence import report_json
+
+            document = report_json(report, evidence, by_evidence=sort_order == "evidence")
+        if baseline is not None:
+            document["summary"]["baseline"] = baseline.summary()
+        write_text_output(json.dumps(document, indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "sarif":
         from ctxmigrate.cli.render_sarif import sarif_log
 
-        log = sarif_log(report, setup.rules, __version__, Path.cwd())
+        log = sarif_log(report, setup.rules, __version__, Path.cwd(), evidence=evidence)
         write_text_output(json.dumps(log, indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "github":
         from ctxmigrate.cli.render_github import github_annotations
@@ -107,17 +148,27 @@ def audit_command(
     else:
         from ctxmigrate.cli.render_table import render_table
 
+        renderer: Callable[..., None] = render_table
+        if evidence is not None:
+            from ctxmigrate.cli.render_evidence import render_evidence_table
+
+            renderer = functools.partial(
+                render_evidence_table, result=evidence, by_evidence=sort_order == "evidence"
+            )
+        if baseline is not None:
+            renderer = baseline.under_table(renderer)
+
         if output is None:
             console = stdout_console()
             if console.is_terminal:
-                render_table(report, setup.rules_by_id, console)
+                renderer(report, setup.rules_by_id, console)
             else:
                 # Plain text for a pipe or a CI log: no padding at the line ends.
                 with console.capture() as captured:
-                    render_table(report, setup.rules_by_id, console)
+                    renderer(report, setup.rules_by_id, console)
                 write_text_output(strip_trailing_spaces(captured.get()), None)
         else:
             buffer = io.StringIO()
-            render_table(report, setup.rules_by_id, file_console(buffer))
+            renderer(report, setup.rules_by_id, file_console(buffer))
             write_text_output(strip_trailing_spaces(buffer.getvalue()), output)
     ctx.exit(1 if exceeds_threshold(report, fail_on) else 0)

@@ -49,12 +49,14 @@ class Config:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # The baseline file (``baseline = "FILE"``), relative to ``root``; see codemods/baseline.py.
+    baseline: str | None = None
     # Values of keys a rule declares that have no field above (kebab-case key, value).
     extra: tuple[tuple[str, Any], ...] = ()
 
     def fingerprint(self) -> str:
         """Everything that changes analysis results, for the content-hash cache."""
-        unrelated = {"root", "exclude", "select", "ignore"}
+        unrelated = {"root", "exclude", "select", "ignore", "baseline"}
         return repr(tuple(getattr(self, f.name) for f in fields(self) if f.name not in unrelated))
 
     def setting(self, key: str) -> Any:
@@ -85,6 +87,7 @@ _TUPLE_KEYS = {
     "ignore": "ignore",
 }
 _INT_KEYS = {"max-file-size": "max_file_bytes"}
+_PATH_KEYS = {"baseline": "baseline"}
 
 
 def _rule_keys() -> tuple[frozenset[str], frozenset[str]]:
@@ -100,7 +103,7 @@ def _rule_keys() -> tuple[frozenset[str], frozenset[str]]:
 
 def known_keys() -> frozenset[str]:
     legacy, targets = _rule_keys()
-    return frozenset(_TUPLE_KEYS) | frozenset(_INT_KEYS) | legacy | targets
+    return frozenset(_TUPLE_KEYS) | frozenset(_INT_KEYS) | frozenset(_PATH_KEYS) | legacy | targets
 
 
 def load_config(
@@ -239,6 +242,10 @@ def config_from_mapping(table: Mapping[str, Any], root: Path, source: Path | str
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{source}: '{key}' must be a positive integer (bytes)")
             values[key] = value
+        elif key in _PATH_KEYS:
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{source}: '{key}' must be a non-empty path (a string)")
+            values[key] = value
         else:
             known = ", ".join(sorted(known_keys()))
             raise ConfigError(f"{source}: unknown key '{key}' (known keys: {known})")
@@ -260,7 +267,12 @@ def config_from_mapping(table: Mapping[str, Any], root: Path, source: Path | str
     arguments: dict[str, Any] = {}
     extra: list[tuple[str, Any]] = []
     for key, value in values.items():
-        attribute = _TUPLE_KEYS.get(key) or _INT_KEYS.get(key) or key.replace("-", "_")
+        attribute = (
+            _TUPLE_KEYS.get(key)
+            or _INT_KEYS.get(key)
+            or _PATH_KEYS.get(key)
+            or key.replace("-", "_")
+        )
         if attribute in _FIELD_NAMES:
             arguments[attribute] = value
         else:

@@ -16,6 +16,7 @@ from ctxmigrate.codemods.rules import (
     non_defining_import,
     reuse_session,
     reuse_websocket_manager,
+    runtime_only_site,
     string_reference,
 )
 from ctxmigrate.codemods.rules.base import LegacyTarget, RuleDefinition
@@ -28,6 +29,7 @@ REGISTERED_RULES: tuple[RuleDefinition, ...] = (
     string_reference.RULE,
     non_defining_import.RULE,
     duplicate_context_class.RULE,
+    runtime_only_site.RULE,
 )
 
 

@@ -89,6 +89,9 @@ class RuleDefinition(Rule):
     find_sites: Callable[[ReferenceFinder], Iterable[AuditSite]] | None = field(
         default=None, compare=False
     )
+    # Its findings come from runtime evidence (``audit --evidence``), not from
+    # the source text: no examples to run on a source tree.
+    from_runtime_evidence: bool = False
     # Examples where the rule must not report a rewrite, and where it must report one.
     valid: tuple[Example, ...] = field(default=(), compare=False, repr=False)
     invalid: tuple[Example, ...] = field(default=(), compare=False, repr=False)

@@ -25,6 +25,8 @@ def rules_markdown(rules: Sequence[RuleDefinition]) -> str:
     for rule in rules:
         parts.append(f"\n## {rule.id} {rule.name}\n\n{rule.description}\n")
         kind = "fixed by `apply`" if rule.fixable else "audit only"
+        if rule.from_runtime_evidence:
+            kind += ", from runtime evidence (`audit --evidence`)"
         keys = ", ".join(f"`{key}`" for key in rule.config_keys())
         parts.append(f"\n{kind}" + (f"; configuration keys: {keys}" if keys else "") + ".\n")
         for example in (*rule.invalid, *rule.valid):

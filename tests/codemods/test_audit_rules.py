@@ -34,6 +34,7 @@ def test_audit_rules_catalogue() -> None:
         ("CTX102", "string-reference", False),
         ("CTX103", "import-from-non-defining-module", False),
         ("CTX104", "duplicate-context-class", False),
+        ("CTX105", "runtime-only-site", False),
     ]
 
 
