@@ -85,7 +85,7 @@ def external_uses(
             exporter = primary(owner) or _module_bound_locally(importer, owner, primary)
             if exporter is not None and exporter != importer.module:
                 note(exporter, name, f"{importer.module} names {mention}")
-    # The module's own ``__all__`` is a string in the module: fix.py checks those.
+    # The module's own ``__all__`` is a string in the module: rewrite/import_edits.py checks those.
     return uses
 
 

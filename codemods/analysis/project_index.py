@@ -46,7 +46,7 @@ class ProjectIndex:
     known_names: frozenset[str]
     # Alternative names of each primary module name (root-relative, src layout).
     module_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # engine.ModuleFile of every discovered file, by absolute path.
+    # analysis.parsing.ModuleFile of every discovered file, by absolute path.
     files: dict[str, Any] = field(default_factory=dict)
     # {module: {name: why another module needs it}} (external_uses.py): apply
     # keeps such a name's import even when this module no longer uses it.
