@@ -13,7 +13,7 @@ that ``ast`` tree is at hand, ``site_hints`` notes what could make a finding:
   (``create_for_user``): a CTX002 site; the class's own name is not enough,
   since a class is only ever a site through that method;
 - a string containing a legacy function name or factory method, or a dotted
-  path with a legacy class name (CTX102, ``getattr``);
+  path ending in a legacy class name (CTX102, ``getattr``);
 - ``from X import name`` of a legacy name: a CTX103 site when X neither
   defines nor re-exports it, which ``needs_analysis`` decides from the
   project index once it is built.
@@ -91,9 +91,29 @@ class SiteHints:
         return cls(bool(may_have_sites), tuple((str(m), str(n)) for m, n in imports))
 
 
-def site_hints(tree: ast.Module, module: str, is_package: bool, names: HintNames) -> SiteHints:
-    from ctxmigrate.codemods.analysis.summaries import absolute_module
+def site_hints(
+    tree: ast.Module, source: bytes, module: str, is_package: bool, names: HintNames
+) -> SiteHints:
+    """The hints of one module; ``source`` is the text ``tree`` was parsed from.
 
+    Walking every node of every candidate cost twice the parse, so the text
+    decides first: without a legacy function or factory-method name anywhere in
+    it, no name, attribute or string can be one, and a string can only matter as
+    a dotted path ending in a legacy class name (``"app.ws.WebSocketContext"``):
+    then only the statements are visited, for the imports.
+    """
+    functions, methods, known = names.functions, names.methods, names.known
+    classes = known - functions
+    if any(name.encode() in source for name in functions | methods) or any(
+        f".{name}{quote}".encode() in source for name in classes for quote in "\"'"
+    ):
+        return _walk_everything(tree, module, is_package, names)
+    return SiteHints(False, _imports(tree.body, module, is_package, known))
+
+
+def _walk_everything(
+    tree: ast.Module, module: str, is_package: bool, names: HintNames
+) -> SiteHints:
     functions, methods, known = names.functions, names.methods, names.known
     # A string naming a function or a factory method may be a site; one naming
     # a class only as a dotted path ("app.ws.WebSocketContext"): a bare class
@@ -116,14 +136,42 @@ def site_hints(tree: ast.Module, module: str, is_package: bool, names: HintNames
             ):
                 return SiteHints(True, ())
         elif isinstance(node, ast.ImportFrom):
-            imported = [alias.name for alias in node.names if alias.name in known]
-            if not imported:
-                continue
-            source = absolute_module(module, is_package, node.level, node.module)
-            if source is None:
-                continue
-            imports.extend((source, name) for name in imported)
+            imports.extend(_imported(node, module, is_package, known))
     return SiteHints(False, tuple(dict.fromkeys(imports)))
+
+
+def _imports(
+    statements: list[ast.stmt], module: str, is_package: bool, known: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """``from X import name`` of known names anywhere in ``statements`` (nested too)."""
+    found: list[tuple[str, str]] = []
+    pending = list(statements)
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, ast.ImportFrom):
+            found.extend(_imported(statement, module, is_package, known))
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(statement, field, None)
+            if isinstance(block, list):
+                pending.extend(block)
+        for handler in getattr(statement, "handlers", ()):
+            pending.extend(handler.body)
+        for case in getattr(statement, "cases", ()):
+            pending.extend(case.body)
+    return tuple(dict.fromkeys(sorted(found)))
+
+
+def _imported(
+    node: ast.ImportFrom, module: str, is_package: bool, known: frozenset[str]
+) -> list[tuple[str, str]]:
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
+
+    imported = [alias.name for alias in node.names if alias.name in known]
+    if not imported:
+        return []
+    source = absolute_module(module, is_package, node.level, node.module)
+    return [] if source is None else [(source, name) for name in imported]
 
 
 def needs_analysis(

@@ -116,7 +116,7 @@ def summarize_source(
     if tree is not None:
         module, is_package = module_file.module, module_file.is_package
         summary = summarize_ast(tree, module, is_package, _decoded(source))
-        hints = None if names is None else site_hints(tree, module, is_package, names)
+        hints = None if names is None else site_hints(tree, source, module, is_package, names)
         return summary, hints
     # Syntax newer than the running interpreter: LibCST reads it.
     cst_module = parse_module(source, python_error)

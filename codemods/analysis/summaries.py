@@ -23,7 +23,7 @@ from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
 BindingKind = Literal["import", "module", "alias", "def", "class", "other"]
 # Class methods through which a legacy class's calls go (``WebSocketContext.create_for_user``).
 FACTORY_METHODS = frozenset(t.method for t in legacy_targets() if t.method is not None)
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,15 @@ MENTIONS = {
 
         VIEWS: list["WebSocketContext"] = []
         """,
+    "app/documented.py": '''\
+        """Views are WebSocketContext objects; see app.ws."""
+
+        from app.ws import WebSocketContext
+
+
+        def check(value: object) -> bool:
+            return isinstance(value, (WebSocketContext, str))
+        ''',
 }
 # Files that hold a site of some rule, each found by a different hint.
 SITES = {
