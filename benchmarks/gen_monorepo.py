@@ -3,7 +3,7 @@
 
 Deterministic for a given ``--seed`` and ``--files``: the same bytes every run,
 so benchmark figures from two machines describe the same tree. The shape
-follows the codebase DESIGN.md describes: thousands of ordinary modules in
+follows a real websocket_core backend (a 5,600-file codebase we studied): thousands of ordinary modules in
 packages of varying depth (classes, async handlers, dataclasses, docstrings,
 comments), and a few dozen *candidate* files that mention the legacy names,
 most of which must not be rewritten (same-name methods, a same-name function
@@ -17,6 +17,13 @@ findings of each rule and category it planted, so the benchmark can check the
 audit's answer, not just its speed.
 
     python benchmarks/gen_monorepo.py --out /tmp/monorepo --files 5200 --seed 7
+
+``--mentions N`` makes the tree look like a real one half-way through a
+migration: N ordinary modules also *name* the context types (imports,
+annotations, ``isinstance`` checks) without calling any legacy factory, so
+they are text candidates with no finding. The planted findings do not change.
+
+    python benchmarks/gen_monorepo.py --out /tmp/mentions --files 25000 --mentions 5000
 """
 
 from __future__ import annotations
@@ -331,11 +338,18 @@ class ModuleSlot:
 
 
 class MonorepoGenerator:
-    def __init__(self, out: Path, files: int, seed: int, mean_lines: int) -> None:
+    def __init__(
+        self, out: Path, files: int, seed: int, mean_lines: int, mentions: int = 0
+    ) -> None:
         self.out = out
         self.files = files
         self.seed = seed
         self.mean_lines = mean_lines
+        self.mentions = mentions
+        self.mentioned = 0
+        # Its own generator: a tree without mentions is byte for byte the one
+        # earlier versions generated.
+        self.mention_rng = random.Random(seed + 1)
         self.rng = random.Random(seed)
         self.writer = ModuleWriter(self.rng)
         self.planted = Planted()
@@ -411,8 +425,47 @@ class MonorepoGenerator:
         sibling_imports = sorted(
             f"from {other.module} import {camel(self.writer.noun())}Error" for other in neighbours
         )
+        mention = self.mention_block()
+        if mention is not None:
+            sibling_imports = [*mention.imports, *sibling_imports]
         lines = self.writer.header(slot.module, sibling_imports)
+        if mention is not None:
+            lines += mention.body
         self.write(slot.path, "\n".join(self.writer.fill(lines, self.target_lines())) + "\n")
+
+    def mention_block(self) -> CandidateCode | None:
+        """Names the context types without calling a factory, in about mentions/files modules."""
+        if self.mentioned >= self.mentions:
+            return None
+        remaining = max(1, self.files - self.python_files)
+        if self.mention_rng.random() >= (self.mentions - self.mentioned) / remaining:
+            return None
+        self.mentioned += 1
+        noun = self.mention_rng.choice(NOUNS)
+        return CandidateCode(
+            imports=[
+                f"from {CONTEXT_MODULE} import {WEBSOCKET_CONTEXT}",
+                f"from {DEPENDENCIES_MODULE} import UserExecutionContext",
+            ],
+            body=[
+                "",
+                "",
+                f"def describe_{noun}_context(context: UserExecutionContext) -> str:",
+                '    """The ids a log line needs; the context comes from the session."""',
+                '    return f"{context.user_id}/{context.thread_id}"',
+                "",
+                "",
+                f"def is_{noun}_websocket_view(value: object) -> bool:",
+                f"    return isinstance(value, {WEBSOCKET_CONTEXT})",
+                "",
+                "",
+                f"async def handle_{noun}_with_context(",
+                f"    context: UserExecutionContext, websocket: {WEBSOCKET_CONTEXT} | None = None",
+                ") -> dict[str, Any]:",
+                f'    """Serve a {noun} request with the conversation\'s context; never builds one."""',
+                '    return {"user": context.user_id, "connected": websocket is not None}',
+            ],
+        )  # fmt: skip
 
     def write_filler_test(self, slot: ModuleSlot) -> None:
         test_path = Path("tests", *slot.package_parts[1:], f"test_{slot.path.stem}.py")
@@ -732,6 +785,8 @@ class MonorepoGenerator:
             "seed": self.seed,
             "files": self.files,
             "mean_lines": self.mean_lines,
+            "mentions": self.mentions,
+            "mention_files": self.mentioned,
             "python_files": len(python_files),
             "lines": sum(self.written[path].count("\n") for path in python_files),
             "bytes": sum(len(self.written[path].encode()) for path in python_files),
@@ -762,10 +817,14 @@ def commit_tree(out: Path) -> None:
 
 
 def generate_monorepo(
-    out: Path, files: int = DEFAULT_FILES, seed: int = 7, mean_lines: int = DEFAULT_MEAN_LINES
+    out: Path,
+    files: int = DEFAULT_FILES,
+    seed: int = 7,
+    mean_lines: int = DEFAULT_MEAN_LINES,
+    mentions: int = 0,
 ) -> dict[str, object]:
     """Write the tree to ``out`` (replacing it) and return its manifest."""
-    generator = MonorepoGenerator(out, files, seed, mean_lines)
+    generator = MonorepoGenerator(out, files, seed, mean_lines, mentions)
     generator.generate()
     return generator.save()
 
@@ -867,8 +926,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=DEFAULT_FILES, help="number of .py files")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--mean-lines", type=int, default=DEFAULT_MEAN_LINES)
+    parser.add_argument(
+        "--mentions", type=int, default=0, help="modules that only name the context types"
+    )
     args = parser.parse_args(argv)
-    manifest = generate_monorepo(args.out, args.files, args.seed, args.mean_lines)
+    manifest = generate_monorepo(args.out, args.files, args.seed, args.mean_lines, args.mentions)
     print(
         f"{args.out}: {manifest['python_files']} Python files, {manifest['lines']} lines, "
         f"{manifest['bytes']} bytes"

@@ -17,7 +17,6 @@ from ctxmigrate.cli.review_decisions import (
     FindingKey,
     SiteKey,
     decode_source,
-    finding_key,
     site_keys,
     site_text,
 )
@@ -32,8 +31,14 @@ from ctxmigrate.cli.terminal import (
     write_bytes_output,
 )
 from ctxmigrate.codemods import engine
-from ctxmigrate.codemods.model import CtxmigrateError, Finding
-from ctxmigrate.codemods.write import build_patch, uncommitted_files, write_fixed_files
+from ctxmigrate.codemods.model import Finding
+from ctxmigrate.codemods.rewrite.apply_plan import (
+    ReviewedState,
+    check_write_allowed,
+    finding_key,
+    plan_apply,
+)
+from ctxmigrate.codemods.rewrite.writing import build_patch, write_fixed_files
 
 PROMPT_CHOICES = {"y": "yes", "n": "no", "a": "all", "q": "quit"}
 
@@ -104,47 +109,17 @@ def apply_command(
             progress=progress,
             use_cache=not no_cache,
         )
-    stale = review.stale_paths(result) if review is not None else set()
-    fixes = [fix for fix in result.fixes if fix.path not in stale]
-    changed = [fix for fix in fixes if fix.fixed is not None]
+    plan = plan_apply(result, review.state if review is not None else None)
+    if write:
+        check_write_allowed(plan, allow_dirty=allow_dirty)
 
-    if write and not allow_dirty and changed and result.git_unavailable:
-        # Discovery's errors say which checkout and how to fix git.
-        refusals = "".join(
-            f"\n  {display_path(error.path)}: {error.message}"
-            for error in result.report.errors
-            if "git refused" in error.message
-        )
-        raise CtxmigrateError(
-            "refusing to write: git refused to read the checkout, so uncommitted changes "
-            "cannot be checked (fix git, e.g. git config --global --add safe.directory "
-            f"<checkout>, or pass --allow-dirty){refusals}"
-        )
-    if write and not allow_dirty:
-        dirty = set(uncommitted_files([fix.abspath for fix in changed]))
-        if dirty:
-            listed = "\n".join(
-                f"  {display_path(fix.path)}" for fix in changed if fix.abspath in dirty
-            )
-            raise CtxmigrateError(
-                "refusing to write files with uncommitted changes (commit or stash them "
-                f"first, or pass --allow-dirty):\n{listed}"
-            )
-
+    changed = plan.changed
     if patch is not None:
         write_bytes_output(build_patch(changed), patch)
     elif not write:
-        show_diffs(fixes, stdout_console())
+        show_diffs(plan.fixes, stdout_console())
 
     outcomes = write_fixed_files(changed, setup.config.root) if write else None
-    applied = {finding_key(f) for fix in changed for f in fix.applied}
-    failed_paths = {fix.path for fix in fixes if fix.error is not None}
-    not_applied = [
-        f for f in result.report.findings if finding_key(f) not in applied and f.path not in stale
-    ]
-    not_approved = [
-        f for f in not_applied if f.category == "rewrite" and f.path not in failed_paths
-    ]
     if store is not None and review is not None and outcomes is not None:
         # Written sites are gone from the code; their answers would only go stale.
         # Only approvals are ever dropped: a "no" stays a "no".
@@ -157,23 +132,17 @@ def apply_command(
             if (key := review.keys.get(finding_key(f))) is not None and store.answer(key) == "yes"
         )
     summary = ApplySummary(
-        fixes=fixes,
-        skipped=[f for f in not_applied if f.category != "rewrite"],
+        fixes=plan.fixes,
+        skipped=[f for f in plan.not_applied() if f.category != "rewrite"],
         file_errors=result.report.errors,
         written=outcomes,
-        not_approved=len(not_approved) if interactive else 0,
+        not_approved=len(plan.not_approved()) if interactive else 0,
         decisions_file=str(store.path) if store is not None else None,
         patch_file=str(patch) if patch is not None and not is_stdout(patch) else None,
-        stale=sorted(stale),
+        stale=sorted(plan.stale),
     )
     render_summary(summary, err)
-    # A file that could not be analysed may hide sites: never a clean run.
-    unanalysed = bool(result.report.errors)
-    if write:
-        failed = bool(summary.refused_writes or summary.failed_fixes or stale or unanalysed)
-    else:
-        failed = bool(changed or summary.failed_fixes or stale or unanalysed)
-    ctx.exit(1 if failed else 0)
+    ctx.exit(1 if plan.failed(outcomes) else 0)
 
 
 @dataclass
@@ -188,25 +157,9 @@ class Review:
     sites: dict[str, frozenset[FindingKey]] = field(default_factory=dict)
     ended_by_eof: bool = False
 
-    def stale_paths(self, result: engine.RunResult) -> set[str]:
-        """Files whose fix must not be used: approvals are positions, valid only
-        in the bytes that were reviewed. A file edited meanwhile (or whose
-        rewrite sites moved) is left out whole, so a declined site is never
-        written in place of an approved one."""
-        found: dict[str, set[FindingKey]] = {}
-        for finding in result.report.findings:
-            if finding.category == "rewrite":
-                found.setdefault(finding.path, set()).add(finding_key(finding))
-        return {
-            fix.path
-            for fix in result.fixes
-            if fix.fixed is not None
-            and (
-                fix.path not in self.reviewed
-                or self.reviewed[fix.path] != fix.original
-                or self.sites.get(fix.path) != frozenset(found.get(fix.path, ()))
-            )
-        }
+    @property
+    def state(self) -> ReviewedState:
+        return ReviewedState(self.reviewed, self.sites)
 
 
 def review_sites(

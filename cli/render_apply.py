@@ -15,9 +15,9 @@ from rich.text import Text
 
 from ctxmigrate.cli.render_table import CATEGORY_STYLES
 from ctxmigrate.cli.terminal import display_path, uses_color, write_stdout_bytes
-from ctxmigrate.codemods.fix import FixResult
 from ctxmigrate.codemods.model import FileError, Finding
-from ctxmigrate.codemods.write import WriteOutcome, build_patch, patch_paths, unified_diff
+from ctxmigrate.codemods.rewrite.planning import FixResult
+from ctxmigrate.codemods.rewrite.writing import WriteOutcome, build_patch, patch_paths, unified_diff
 
 DIFF_LINE_STYLES = (
     ("diff --git", "bold"),

@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ctxmigrate.codemods.model import CtxmigrateError, Finding
-from ctxmigrate.codemods.write import atomic_write_bytes, source_encoding
+from ctxmigrate.codemods.rewrite.apply_plan import finding_key
+from ctxmigrate.codemods.rewrite.planning import AcceptKey
+from ctxmigrate.codemods.rewrite.writing import atomic_write_bytes, source_encoding
 
 DECISIONS_FILE = ".ctxmigrate-decisions.json"
 DECISIONS_VERSION = 1
 
 Answer = Literal["yes", "no"]
 # (path, line, column, rule): how the engine's ``accept`` names a finding.
-FindingKey = tuple[str, int, int, str]
+FindingKey = AcceptKey
 
 # Python's own line breaks (LibCST positions count lines the same way).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -41,10 +43,6 @@ class SiteKey:
     function: str
     site_sha256: str
     occurrence: int
-
-
-def finding_key(finding: Finding) -> FindingKey:
-    return (finding.path, finding.line, finding.column, finding.rule)
 
 
 def site_text(source: str, finding: Finding) -> str:

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import click
 
 from ctxmigrate.cli.rule_catalogue import all_rules, registered_codemods
-from ctxmigrate.cli.rule_selection import apply_rule_selection
 from ctxmigrate.codemods.config import Config, load_config
 from ctxmigrate.codemods.model import Rule
+from ctxmigrate.codemods.selection import apply_rule_selection
 from ctxmigrate.codemods.sites import Codemod
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ctxmigrate.codemods.model import CtxmigrateError
-from ctxmigrate.codemods.write import atomic_write_bytes
+from ctxmigrate.codemods.rewrite.writing import atomic_write_bytes
 
 if TYPE_CHECKING:
     # rich costs ~0.05 s to import; a JSON report to a pipe never needs it.

@@ -1,10 +1,11 @@
 """The analysis and the LibCST transformations behind ``ctxmigrate audit`` and ``apply``.
 
-The registry is explicit and ordered: ``CODEMODS`` (one per fixable rule, in the
-order ``ctxmigrate list`` shows them and a file's rewrites are planned) and
-``RULES`` (the fixable rules, then the audit-only ones). It is built on first
-access (PEP 562) because the codemods import libcst, and a run whose text
-pre-filter rules out every file should not pay for importing it.
+The registry is ``rules.REGISTERED_RULES`` (one file per rule in ``rules/``):
+``RULES`` is that tuple (the fixable rules, then the audit-only ones),
+``CODEMODS`` one codemod per fixable rule in the same order (the order
+``ctxmigrate list`` shows them and a file's rewrites are planned). They are
+built on first access (PEP 562) so that importing a submodule such as
+``ctxmigrate.codemods.model`` does not load the rules.
 """
 
 from __future__ import annotations
@@ -23,21 +24,13 @@ __all__ = ["AUDIT_RULES", "CODEMODS", "RULES"]
 
 
 def _registry() -> dict[str, Any]:
-    from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
-    from ctxmigrate.codemods.audit_rules import AUDIT_RULES
-    from ctxmigrate.codemods.evidence import RUNTIME_ONLY_SITE
-    from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
-    from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
+    from ctxmigrate.codemods.rules import REGISTERED_RULES
 
-    codemods: tuple[Codemod, ...] = (
-        ReuseSessionCodemod(),
-        AdaptWebSocketContextCodemod(),
-        ReuseWebSocketManagerCodemod(),
-    )
+    codemods = tuple(rule.codemod() for rule in REGISTERED_RULES if rule.codemod is not None)
     return {
         "CODEMODS": codemods,
-        "AUDIT_RULES": (*AUDIT_RULES, RUNTIME_ONLY_SITE),
-        "RULES": (*(codemod.rule for codemod in codemods), *AUDIT_RULES, RUNTIME_ONLY_SITE),
+        "AUDIT_RULES": tuple(rule for rule in REGISTERED_RULES if not rule.fixable),
+        "RULES": REGISTERED_RULES,
     }
 
 

@@ -90,12 +90,16 @@ class AnalysisCache:
             self.misses += 1
 
     def summary(self, key: str) -> dict[str, Any] | None:
-        """``{"error": message}`` or ``{"summary": {...}}``; anything else is a miss."""
+        """``{"error": message}`` or ``{"summary": {...}, "hints": [...] | None}``
+        (the module summary and its site hints); anything else is a miss."""
         value = self._load("summary", key)
-        if (
-            isinstance(value, dict)
-            and len(value) == 1
-            and (isinstance(value.get("error"), str) or isinstance(value.get("summary"), dict))
+        if isinstance(value, dict) and (
+            (len(value) == 1 and isinstance(value.get("error"), str))
+            or (
+                value.keys() == {"summary", "hints"}
+                and isinstance(value["summary"], dict)
+                and (value["hints"] is None or isinstance(value["hints"], list))
+            )
         ):
             return value
         self._reject(value)

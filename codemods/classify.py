@@ -9,22 +9,13 @@ anything that makes the resolution uncertain or the use dynamic, then whether
 
 from __future__ import annotations
 
-import functools
+from typing import TYPE_CHECKING
 
-from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.sites import Decision, Reference, TargetKind
+from ctxmigrate.codemods.model import Rule
+from ctxmigrate.codemods.sites import Decision, Reference
 
-RULE_BY_KIND: dict[TargetKind, str] = {
-    "factory": "CTX001",
-    "websocket_context": "CTX002",
-    "manager_factory": "CTX003",
-}
-
-_TEST_REASONS: dict[TargetKind, str] = {
-    "factory": "test code builds a fresh isolated context on purpose",
-    "websocket_context": "test code builds a fresh isolated websocket context on purpose",
-    "manager_factory": "test code builds its own websocket manager on purpose",
-}
+if TYPE_CHECKING:
+    from ctxmigrate.codemods.rules.base import RuleDefinition
 
 _SCOPE_REASONS = {
     "sync": "sync function: await is impossible",
@@ -34,37 +25,32 @@ _SCOPE_REASONS = {
 }
 
 
-def is_suppressed(suppressed: frozenset[str], rule_id: str) -> bool:
+def is_suppressed(suppressed: frozenset[str], rule: Rule) -> bool:
     """``suppressed`` holds what a comment named, normalised by ``suppressed_rules``.
 
     A comment may name a rule by id or by name, as --select does
     (``# ctxmigrate: ignore[reuse-session]``).
     """
-    return "*" in suppressed or rule_id in suppressed or _rule_names().get(rule_id) in suppressed
-
-
-@functools.cache
-def _rule_names() -> dict[str, str]:
-    # The registry imports the codemods, which import this module: look it up late.
-    from ctxmigrate.codemods import RULES
-
-    return {rule.id: rule.name for rule in RULES}
+    return "*" in suppressed or rule.id in suppressed or rule.name.lower() in suppressed
 
 
 def suppression_reason(rule_id: str) -> str:
     return f"suppressed by a '# ctxmigrate: ignore' comment ({rule_id})"
 
 
-def classify_context(ref: Reference, config: Config) -> Decision | None:
-    """keep/review decided by where and how the target is used; None allows a rewrite."""
-    rule_id = RULE_BY_KIND[ref.target.kind]
-    if is_suppressed(ref.suppressed, rule_id):
-        return Decision("keep", suppression_reason(rule_id))
+def classify_context(ref: Reference, rule: RuleDefinition) -> Decision | None:
+    """keep/review decided by where and how the target is used; None allows a rewrite.
+
+    ``rule`` is the rule judging the site: its id is what a suppression comment
+    must name, its ``test_reason`` and ``awaits_new_call`` decide the rest.
+    """
+    if is_suppressed(ref.suppressed, rule):
+        return Decision("keep", suppression_reason(rule.id))
     if ref.in_test:
-        return Decision("keep", _TEST_REASONS[ref.target.kind])
+        return Decision("keep", rule.test_reason or "test code")
     name = ref.target.qualname.rpartition(".")[2]
-    if ref.target.kind == "websocket_context":
-        name = f"{name}.create_for_user"
+    if ref.target.spec.method is not None:
+        name = f"{name}.{ref.target.spec.method}"
     if ref.usage == "star":
         return Decision(
             "review",
@@ -83,7 +69,7 @@ def classify_context(ref: Reference, config: Config) -> Decision | None:
         return Decision("review", f"dynamic use: getattr(...) looks {name} up by name")
     if ref.usage == "partial":
         return Decision("review", f"dynamic use: functools.partial binds {name} for a later call")
-    # The manager factory stays a sync call after its rewrite: await is never needed.
-    if ref.target.kind != "manager_factory" and ref.scope.kind in _SCOPE_REASONS:
+    # A rewrite that stays a sync call (CTX003) never needs await.
+    if rule.awaits_new_call and ref.scope.kind in _SCOPE_REASONS:
         return Decision("review", _SCOPE_REASONS[ref.scope.kind])
     return None

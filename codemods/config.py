@@ -14,25 +14,22 @@ directory (see ``default_root``).
 from __future__ import annotations
 
 import os
-import subprocess
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxmigrate.codemods.model import ConfigError
+
+if TYPE_CHECKING:
+    from ctxmigrate.codemods.rules.base import LegacyTarget, RuleDefinition
 
 DEFAULT_TEST_PATTERNS = ("tests/", "test_*.py", "*_test.py", "conftest.py")
 # Generated files beyond this size are skipped with an error instead of parsed:
 # LibCST needs about a second per megabyte and minified or generated code is
 # never a hand-written legacy site.
 DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
-
-# The names discovered in the scanned tree when no qualified name is configured.
-DEFAULT_FACTORY_NAME = "create_user_execution_context"
-DEFAULT_WEBSOCKET_CONTEXT_NAME = "WebSocketContext"
-DEFAULT_MANAGER_FACTORY_NAME = "create_websocket_manager"
 
 
 @dataclass(frozen=True)
@@ -54,41 +51,59 @@ class Config:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     # The baseline file (``baseline = "FILE"``), relative to ``root``; see codemods/baseline.py.
     baseline: str | None = None
+    # Values of keys a rule declares that have no field above (kebab-case key, value).
+    extra: tuple[tuple[str, Any], ...] = ()
 
     def fingerprint(self) -> str:
         """Everything that changes analysis results, for the content-hash cache."""
-        fields = (
-            self.factories,
-            self.websocket_contexts,
-            self.manager_factories,
-            self.session_target,
-            self.websocket_target,
-            self.manager_target,
-            self.test_patterns,
-            self.max_file_bytes,
-        )
-        return repr(fields)
+        unrelated = {"root", "exclude", "select", "ignore", "baseline"}
+        return repr(tuple(getattr(self, f.name) for f in fields(self) if f.name not in unrelated))
+
+    def setting(self, key: str) -> Any:
+        """The value of a rule-declared key: its field, else ``extra``, else None."""
+        attribute = key.replace("-", "_")
+        if attribute in _FIELD_NAMES:
+            return getattr(self, attribute)
+        return dict(self.extra).get(key)
+
+    def legacy_names(self, target: LegacyTarget) -> tuple[str, ...]:
+        """The configured qualified names of ``target``'s definitions (empty: discover)."""
+        return tuple(self.setting(target.config_key) or ())
+
+    def new_target(self, rule: RuleDefinition) -> str:
+        """The dotted callee (or ``self.`` expression) ``rule``'s rewrite calls."""
+        assert rule.new_target_key is not None, f"{rule.id} declares no new target"
+        value = self.setting(rule.new_target_key) or rule.new_target_default
+        assert isinstance(value, str), f"{rule.id}: no value for '{rule.new_target_key}'"
+        return value
 
 
+_FIELD_NAMES = frozenset(f.name for f in fields(Config))
+# Keys of the engine itself; the rules declare the others (see ``_rule_keys``).
 _TUPLE_KEYS = {
-    "factories": "factories",
-    "websocket-contexts": "websocket_contexts",
-    "manager-factories": "manager_factories",
     "tests": "test_patterns",
     "exclude": "exclude",
     "select": "select",
     "ignore": "ignore",
 }
-_STRING_KEYS = {
-    "session-target": "session_target",
-    "websocket-target": "websocket_target",
-    "manager-target": "manager_target",
-}
 _INT_KEYS = {"max-file-size": "max_file_bytes"}
 _PATH_KEYS = {"baseline": "baseline"}
-KNOWN_KEYS = (
-    frozenset(_TUPLE_KEYS) | frozenset(_STRING_KEYS) | frozenset(_INT_KEYS) | frozenset(_PATH_KEYS)
-)
+
+
+def _rule_keys() -> tuple[frozenset[str], frozenset[str]]:
+    """(keys listing legacy definitions, keys naming a new target), from the registry."""
+    from ctxmigrate.codemods.rules import REGISTERED_RULES, legacy_targets
+
+    legacy = frozenset(target.config_key for target in legacy_targets())
+    targets = frozenset(
+        rule.new_target_key for rule in REGISTERED_RULES if rule.new_target_key is not None
+    )
+    return legacy, targets
+
+
+def known_keys() -> frozenset[str]:
+    legacy, targets = _rule_keys()
+    return frozenset(_TUPLE_KEYS) | frozenset(_INT_KEYS) | frozenset(_PATH_KEYS) | legacy | targets
 
 
 def load_config(
@@ -150,14 +165,10 @@ def _inside(path: Path, directory: Path) -> bool:
 
 
 def _git_toplevel(directory: Path) -> Path | None:
-    try:
-        completed = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=directory,
-            capture_output=True,
-            check=False,
-        )
-    except OSError:  # no git binary
+    from ctxmigrate.codemods.git import run_git
+
+    completed = run_git(["rev-parse", "--show-toplevel"], directory)
+    if completed is None:  # no git binary
         return None
     output = completed.stdout.rstrip(b"\n")
     if completed.returncode != 0 or not output:
@@ -214,42 +225,67 @@ def _kind(value: object) -> str:
 
 
 def config_from_mapping(table: Mapping[str, Any], root: Path, source: Path | str) -> Config:
-    """Validate a settings mapping (kebab-case keys) into a Config rooted at ``root``."""
+    """Validate a settings mapping (kebab-case keys) into a Config rooted at ``root``.
+
+    ``select`` and ``ignore`` become rule ids; an unknown rule name is an error.
+    """
+    legacy_keys, target_keys = _rule_keys()
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in _TUPLE_KEYS:
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                raise ConfigError(f"{source}: '{key}' must be a list of strings")
-            values[_TUPLE_KEYS[key]] = tuple(value)
-        elif key in _STRING_KEYS:
+        if key in _TUPLE_KEYS or key in legacy_keys:
+            values[key] = _string_tuple(value, key, source)
+        elif key in target_keys:
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{source}: '{key}' must be a non-empty string")
-            values[_STRING_KEYS[key]] = value.strip()
+            values[key] = value.strip()
         elif key in _INT_KEYS:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{source}: '{key}' must be a positive integer (bytes)")
-            values[_INT_KEYS[key]] = value
+            values[key] = value
         elif key in _PATH_KEYS:
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{source}: '{key}' must be a non-empty path (a string)")
-            values[_PATH_KEYS[key]] = value
+            values[key] = value
         else:
-            known = ", ".join(sorted(KNOWN_KEYS))
+            known = ", ".join(sorted(known_keys()))
             raise ConfigError(f"{source}: unknown key '{key}' (known keys: {known})")
-    for key in ("factories", "websocket-contexts", "manager-factories"):
-        for qualname in values.get(_TUPLE_KEYS[key], ()):
+    for key in sorted(legacy_keys & values.keys()):
+        for qualname in values[key]:
             if not _is_dotted_name(qualname) or "." not in qualname:
                 raise ConfigError(
                     f"{source}: '{key}' entry {qualname!r} must be a qualified name "
                     "such as 'pkg.module.name'"
                 )
-    for key in _STRING_KEYS:
-        target = values.get(_STRING_KEYS[key])
-        if target is not None and not _is_dotted_name(target):
-            raise ConfigError(f"{source}: '{key}' must be a dotted name, got {target!r}")
-    return Config(root=root, **values)
+    for key in sorted(target_keys & values.keys()):
+        if not _is_dotted_name(values[key]):
+            raise ConfigError(f"{source}: '{key}' must be a dotted name, got {values[key]!r}")
+    from ctxmigrate.codemods.selection import parse_rule_names
+
+    for key in ("select", "ignore"):
+        if key in values:
+            values[key] = parse_rule_names(values[key], None, f"{source}: '{key}'")
+    arguments: dict[str, Any] = {}
+    extra: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        attribute = (
+            _TUPLE_KEYS.get(key)
+            or _INT_KEYS.get(key)
+            or _PATH_KEYS.get(key)
+            or key.replace("-", "_")
+        )
+        if attribute in _FIELD_NAMES:
+            arguments[attribute] = value
+        else:
+            extra.append((key, value))
+    return Config(root=root, extra=tuple(extra), **arguments)
+
+
+def _string_tuple(value: object, key: str, source: Path | str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{source}: '{key}' must be a list of strings")
+    return tuple(value)
 
 
 def _is_dotted_name(text: str) -> bool:
@@ -258,14 +294,13 @@ def _is_dotted_name(text: str) -> bool:
 
 def legacy_short_names(config: Config) -> frozenset[str]:
     """The names the pre-filter starts from (before any alias is learned)."""
+    from ctxmigrate.codemods.rules import legacy_targets
+
     names: set[str] = set()
-    for configured, default in (
-        (config.factories, DEFAULT_FACTORY_NAME),
-        (config.websocket_contexts, DEFAULT_WEBSOCKET_CONTEXT_NAME),
-        (config.manager_factories, DEFAULT_MANAGER_FACTORY_NAME),
-    ):
+    for target in legacy_targets():
+        configured = config.legacy_names(target)
         if configured:
             names.update(qualname.rpartition(".")[2] for qualname in configured)
         else:
-            names.add(default)
+            names.add(target.default_name)
     return frozenset(names)

@@ -37,15 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ctxmigrate.codemods.model import AuditReport, Category, CtxmigrateError, Finding, Rule
+from ctxmigrate.codemods.model import AuditReport, Category, CtxmigrateError, Finding
+from ctxmigrate.codemods.rules.runtime_only_site import RULE as RUNTIME_ONLY_SITE_RULE
 
-RUNTIME_ONLY_SITE = Rule(
-    "CTX105",
-    "runtime-only-site",
-    "A call site of a legacy factory seen at run time (audit --evidence) where static "
-    "analysis found no legacy site: dynamic use to review.",
-    fixable=False,
-)
+RUNTIME_ONLY_SITE = RUNTIME_ONLY_SITE_RULE
 
 
 class EvidenceError(CtxmigrateError):
@@ -271,10 +266,10 @@ def _runtime_only_finding(
     )
     if text is not None and "ctxmigrate" in text:
         # Loaded only here: the suppression rules live with the static analysis.
+        from ctxmigrate.codemods.analysis.summaries import suppressed_rules
         from ctxmigrate.codemods.classify import is_suppressed, suppression_reason
-        from ctxmigrate.codemods.resolve import suppressed_rules
 
-        if is_suppressed(suppressed_rules(text), RUNTIME_ONLY_SITE.id):
+        if is_suppressed(suppressed_rules(text), RUNTIME_ONLY_SITE):
             category, message = "keep", suppression_reason(RUNTIME_ONLY_SITE.id)
     return Finding(
         rule=RUNTIME_ONLY_SITE.id,
@@ -352,7 +347,7 @@ def collect_evidence(
 ) -> EvidenceResult:
     """Map the observations onto the files under ``paths`` and attach them to ``report``."""
     from ctxmigrate.codemods.discovery import discover
-    from ctxmigrate.codemods.engine import rule_selected
+    from ctxmigrate.codemods.selection import rule_selected
 
     sources = discover(paths, config).files
     absolute = {source.display: source.path for source in sources}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from ctxmigrate.codemods.resolve import ModuleSummary
+from ctxmigrate.codemods.analysis.summaries import ModuleSummary
 
 
 def dotted_mentions(source: bytes, names: Iterable[str]) -> frozenset[str]:
@@ -85,7 +85,7 @@ def external_uses(
             exporter = primary(owner) or _module_bound_locally(importer, owner, primary)
             if exporter is not None and exporter != importer.module:
                 note(exporter, name, f"{importer.module} names {mention}")
-    # The module's own ``__all__`` is a string in the module: fix.py checks those.
+    # The module's own ``__all__`` is a string in the module: rewrite/import_edits.py checks those.
     return uses
 
 

@@ -13,47 +13,45 @@ the new call is built.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
-import libcst as cst
-
-from ctxmigrate.codemods.arguments import (
-    GENERATOR_EXPRESSION_REASON,
-    ArgumentMapping,
-    call_signature,
-    callee_label,
-    code_for,
-    expression_target_problem,
-    map_arguments,
-    target_import,
-)
 from ctxmigrate.codemods.classify import classify_context
-from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.model import Rule
-from ctxmigrate.codemods.sites import Decision, Reference, TargetKind
+from ctxmigrate.codemods.sites import Decision, Reference
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from ctxmigrate.codemods.arguments import ArgumentMapping
+    from ctxmigrate.codemods.config import Config
+    from ctxmigrate.codemods.rules.base import LegacyTarget, RuleDefinition
+
+# The helpers below build LibCST nodes; they are imported when a site is judged,
+# so that the registry (read by configuration loading) stays free of libcst.
 
 
 class LegacyCallCodemod(ABC):
     """A codemod that replaces one legacy call with a call of a configured target.
 
-    Subclasses set ``rule`` and ``target_kind`` (the ``Codemod`` protocol) and
-    the class attributes below, and implement the abstract methods.
+    Subclasses set ``rule`` (whose ``target``, ``new_target_key`` and
+    ``awaits_new_call`` this class reads) and the class attributes below, and
+    implement the abstract methods.
     """
 
-    rule: Rule
-    target_kind: TargetKind
-    # The legacy callee's parameters when its definition is not in the scanned tree.
-    legacy_signature: tuple[str, ...]
-    # Whether the new call is awaited: ``await`` inside a generator expression
-    # would turn it into an async generator, so such a site needs review.
-    awaits_new_call: bool
+    rule: RuleDefinition
     # Why a site whose node is not the accepted call shape cannot be rewritten.
     not_a_legacy_call_reason: str
     # The call shape ``rewrite`` accepts, for its error when misused.
     rewritable_calls: str = "calls"
 
-    @abstractmethod
+    @property
+    def target(self) -> LegacyTarget:
+        assert self.rule.target is not None, f"{self.rule.id} declares no legacy target"
+        return self.rule.target
+
     def configured_target(self, config: Config) -> str:
         """The dotted target (or ``self.``/``cls.`` expression) the call becomes."""
+        assert self.rule.new_target_key is not None
+        return config.new_target(self.rule)
 
     @abstractmethod
     def rewrite_reason(self, callee: str) -> str:
@@ -82,15 +80,22 @@ class LegacyCallCodemod(ABC):
         return ref.call
 
     def classify(self, ref: Reference, config: Config) -> Decision:
-        context_decision = classify_context(ref, config)
+        from ctxmigrate.codemods.arguments import (
+            GENERATOR_EXPRESSION_REASON,
+            callee_label,
+            code_for,
+            expression_target_problem,
+        )
+
+        context_decision = classify_context(ref, self.rule)
         if context_decision is not None:
             return context_decision
-        if self.awaits_new_call and ref.in_generator_expression:
+        if self.rule.awaits_new_call and ref.in_generator_expression:
             return Decision("review", GENERATOR_EXPRESSION_REASON)
         target = self.configured_target(config)
         if ref.new_name_clash is not None:
             return Decision("review", ref.new_name_clash)
-        if ref.awaited and not self.awaits_new_call:
+        if ref.awaited and not self.rule.awaits_new_call:
             return Decision(
                 "review",
                 f"awaited: {ref.callee_code} is async here, and "
@@ -107,10 +112,14 @@ class LegacyCallCodemod(ABC):
         return Decision("rewrite", self.rewrite_reason(callee_label(target)), fix=fix)
 
     def rewrite(self, ref: Reference, config: Config) -> cst.BaseExpression:
+        import libcst as cst
+
+        from ctxmigrate.codemods.arguments import call_signature, map_arguments
+
         call = self.legacy_call(ref)
         if call is None:
             raise ValueError(f"{self.rule.id} rewrites {self.rewritable_calls} only")
-        mapping = map_arguments(call, call_signature(ref.target.params, self.legacy_signature))
+        mapping = map_arguments(call, call_signature(ref.target.params, self.target.signature))
         if mapping.problem is not None:
             raise ValueError(mapping.problem)
         new = self.new_call(call, mapping, config)
@@ -121,13 +130,17 @@ class LegacyCallCodemod(ABC):
         return new
 
     def required_import(self, config: Config) -> tuple[str, str] | None:
+        from ctxmigrate.codemods.arguments import target_import
+
         return target_import(self.configured_target(config))
 
     def _argument_problem(self, ref: Reference) -> str | None:
+        from ctxmigrate.codemods.arguments import call_signature, map_arguments
+
         call = self.legacy_call(ref)
         if call is None:
             return self.not_a_legacy_call_reason
-        signature = call_signature(ref.target.params, self.legacy_signature)
+        signature = call_signature(ref.target.params, self.target.signature)
         mapping = map_arguments(call, signature)
         if mapping.problem is not None:
             return mapping.problem

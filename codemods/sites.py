@@ -1,6 +1,6 @@
 """What resolution hands to the codemods: resolved references to legacy targets.
 
-Contract between the resolver (``resolve.py`` / ``engine.py``), which decides
+Contract between the resolver (``analysis/``), which decides
 *what a name refers to*, and the per-rule codemods (``reuse_session.py``, ...),
 which decide *whether and how a site is rewritten*. Audit and apply both go
 through ``Codemod.classify``, so every ``rewrite`` finding is exactly what
@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from ctxmigrate.codemods.model import Category, Rule
+from ctxmigrate.codemods.model import Category
 
 if TYPE_CHECKING:
     import libcst as cst
 
     from ctxmigrate.codemods.config import Config
+    from ctxmigrate.codemods.rules.base import LegacyTarget, RuleDefinition
 
-TargetKind = Literal["factory", "websocket_context", "manager_factory"]
 ScopeKind = Literal["async", "sync", "lambda", "module", "class"]
 # call:    the target is called directly: f(...), mod.f(...), WebSocketContext.create_for_user(...)
 # value:   the target is used as a value (passed, assigned, returned, decorated with)
@@ -31,9 +31,9 @@ Usage = Literal["call", "value", "getattr", "partial", "star"]
 
 @dataclass(frozen=True)
 class Target:
-    """A legacy definition: its kind, its qualified name and its parameters."""
+    """A legacy definition: what a rule declares about it, its qualified name, its parameters."""
 
-    kind: TargetKind
+    spec: LegacyTarget
     qualname: str
     # Parameter names in order, for mapping positional arguments to keywords;
     # None when the definition is not in the scanned tree (configured only).
@@ -41,6 +41,10 @@ class Target:
     # Defined with ``async def`` in the scanned tree: a call that is not
     # awaited makes a coroutine, not a context or a manager.
     is_async: bool = False
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
 
 
 @dataclass(frozen=True)
@@ -115,10 +119,9 @@ class Decision:
 
 
 class Codemod(Protocol):
-    """One transformation (one file in ``codemods/``)."""
+    """One transformation (one rule file in ``codemods/rules/``)."""
 
-    rule: Rule
-    target_kind: TargetKind
+    rule: RuleDefinition
 
     def classify(self, ref: Reference, config: Config) -> Decision: ...
 

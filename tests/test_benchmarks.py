@@ -110,6 +110,66 @@ def test_bench_audit_quick_reports_the_ratios_and_a_correct_audit(tmp_path: Path
         assert label in completed.stdout, completed.stdout
 
 
+def test_mentions_name_the_context_types_in_filler_modules_and_plant_nothing(
+    tmp_path: Path,
+) -> None:
+    plain = generate(tmp_path / "plain", files=300, seed=3)
+    mentions = [*size(300, 3), "--mentions", "60"]
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "gen_monorepo.py"),
+            "--out",
+            str(tmp_path / "m"),
+            *mentions,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    manifest = json.loads((tmp_path / "m" / "bench-manifest.json").read_text())
+
+    assert manifest["planted"] == plain["planted"]
+    assert manifest["mentions"] == 60
+    naming = [
+        path
+        for path in (tmp_path / "m").rglob("*.py")
+        if "isinstance(value, WebSocketContext)" in path.read_text()
+    ]
+    assert len(naming) == manifest["mention_files"]
+    assert 40 <= len(naming) <= 60
+    for path in naming:
+        ast.parse(path.read_bytes(), filename=str(path))
+
+
+def test_bench_audit_on_a_tree_of_mentions_finds_the_planted_sites(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_audit.py"),
+            "--files",
+            "400",
+            "--mentions",
+            "150",
+            "--no-visitor",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "files only name the context types" in completed.stdout
+    assert "(goal: <= 30x)" in completed.stdout
+    assert "findings match the planted sites: yes" in completed.stdout
+    assert "LibCST QualifiedNameProvider" not in completed.stdout
+
+
 def test_bench_progress_quick_reports_the_ratios_and_a_consistent_burndown(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import ctxmigrate
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -22,6 +24,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (built,) = out.glob("ctxmigrate-*.whl")
     return built
+
+
+def test_the_wheel_version_is_the_package_version(wheel: Path) -> None:
+    # One version string: pyproject reads ctxmigrate.__version__.
+    assert wheel.name.startswith(f"ctxmigrate-{ctxmigrate.__version__}-")
 
 
 def test_wheel_installs_only_the_ctxmigrate_package(wheel: Path) -> None:

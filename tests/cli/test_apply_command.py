@@ -16,9 +16,9 @@ from rich.console import Console
 
 from ctxmigrate.cli.render_apply import ApplySummary, render_summary
 from ctxmigrate.codemods import engine
-from ctxmigrate.codemods.fix import FixResult
 from ctxmigrate.codemods.model import FileError, Finding
-from ctxmigrate.codemods.write import WriteOutcome
+from ctxmigrate.codemods.rewrite.planning import FixResult
+from ctxmigrate.codemods.rewrite.writing import WriteOutcome
 from tests.cli.conftest import (
     FIRST_REWRITE_LINE,
     HANDLER,
@@ -513,8 +513,9 @@ def test_write_refuses_when_git_refused_the_checkout_unless_allow_dirty(
 
     def refused_by_git(*args: Any, **kwargs: Any) -> engine.RunResult:
         result = real_run(*args, **kwargs)
-        result.git_unavailable = True
-        result.report.errors.append(FileError(".", "git refused this checkout (dubious ...)"))
+        refusal = FileError(".", "git refused this checkout (dubious ...)")
+        result.git_refusals.append(refusal)
+        result.report.errors.append(refusal)
         return result
 
     monkeypatch.setattr(engine, "run", refused_by_git)

@@ -70,3 +70,13 @@ def test_json_audit_with_candidates_loads_libcst_but_not_its_codemods_nor_rich(
 
 def test_the_table_output_loads_rich(tree: Path) -> None:
     assert "rich" in loaded_packages(tree, "audit", "--no-cache")
+
+
+def test_a_warm_cache_audit_parses_nothing_and_loads_no_libcst(tree: Path) -> None:
+    (tree / "pkg" / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
+    (tree / "pkg" / "handler.py").write_text(LEGACY_CALLER)
+    audit = ("audit", "--format", "json", "--fail-on", "never")
+
+    assert loaded_packages(tree, *audit) == ["libcst"]
+    # Summaries, site hints and findings all come from the cache.
+    assert loaded_packages(tree, *audit) == []

@@ -11,11 +11,11 @@ import pytest
 from ctxmigrate.cli.review_decisions import (
     DecisionStore,
     SiteKey,
-    finding_key,
     site_keys,
     site_text,
 )
 from ctxmigrate.codemods.model import CtxmigrateError, Finding
+from ctxmigrate.codemods.rewrite.apply_plan import finding_key
 
 SITE = Finding(
     rule="CTX001",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ctxmigrate.cli.rule_selection import apply_rule_selection, parse_rule_names
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import ConfigError
+from ctxmigrate.codemods.selection import apply_rule_selection, parse_rule_names
 from tests.cli.report_samples import RULES
 
 

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
-from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
-from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
+from ctxmigrate.codemods.rewrite.planning import FixResult, fix_sources
+from ctxmigrate.codemods.rules.adapt_websocket_context import AdaptWebSocketContextCodemod
+from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
+from ctxmigrate.codemods.rules.reuse_websocket_manager import ReuseWebSocketManagerCodemod
 from ctxmigrate.codemods.sites import Codemod
 
 # -- the legacy application ------------------------------------------------------

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
+from ctxmigrate.codemods.rewrite.planning import FixResult, fix_sources
+from ctxmigrate.codemods.rules.adapt_websocket_context import AdaptWebSocketContextCodemod
 
 from .support import LEGACY_WEBSOCKET_MODULE, InlineCases
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ctxmigrate.codemods.engine import analyze_sources
-from ctxmigrate.codemods.fix import fix_source
+from ctxmigrate.codemods.analysis.memory import analyze_sources
 from ctxmigrate.codemods.model import Finding
+from ctxmigrate.codemods.rewrite.planning import fix_source
 
 from .support import LEGACY_CONFIG, golden_codemod, golden_id, golden_inputs, golden_project
 

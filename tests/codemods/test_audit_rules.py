@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from ctxmigrate.codemods.audit_rules import AUDIT_RULES
+from ctxmigrate.codemods import AUDIT_RULES
+from ctxmigrate.codemods.analysis.memory import analyze_sources
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.engine import analyze_sources
 from ctxmigrate.codemods.model import Finding
 
 DEPS = """\
@@ -34,6 +34,7 @@ def test_audit_rules_catalogue() -> None:
         ("CTX102", "string-reference", False),
         ("CTX103", "import-from-non-defining-module", False),
         ("CTX104", "duplicate-context-class", False),
+        ("CTX105", "runtime-only-site", False),
     ]
 
 

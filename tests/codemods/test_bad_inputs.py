@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods import discovery, engine
+from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import default_codemods, run
 from ctxmigrate.codemods.model import AuditReport, CtxmigrateError
@@ -206,7 +207,7 @@ def test_an_internal_error_in_one_file_is_reported_and_the_rest_audited(
     (tree / "pkg" / "odd.py").write_text(HANDLER)
     real_analyze = engine.analyze_source
 
-    def analyze(path: Path, *args: object, **kwargs: object) -> engine.FileAnalysis:
+    def analyze(path: Path, *args: object, **kwargs: object) -> FileAnalysis:
         if path.name == "odd.py":
             raise KeyError("boom")
         return real_analyze(path, *args, **kwargs)  # type: ignore[arg-type]

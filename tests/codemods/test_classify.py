@@ -10,11 +10,23 @@ import pytest
 
 from ctxmigrate.codemods.classify import classify_context
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.sites import Reference, Scope, ScopeKind, Span, Target, TargetKind
+from ctxmigrate.codemods.rules import REGISTERED_RULES
+from ctxmigrate.codemods.rules.base import RuleDefinition
+from ctxmigrate.codemods.sites import Decision, Reference, Scope, ScopeKind, Span, Target
+
+TargetKind = str
+RULE_BY_KIND: dict[str, RuleDefinition] = {
+    rule.target.kind: rule for rule in REGISTERED_RULES if rule.target is not None
+}
 
 CONFIG = Config(root=Path("."))
 CALL = cst.parse_expression("create_user_execution_context(user_id=u, thread_id=t)")
 assert isinstance(CALL, cst.Call)
+
+
+def judge(ref: Reference) -> Decision | None:
+    """classify_context as the rule of the reference's target judges it."""
+    return classify_context(ref, RULE_BY_KIND[ref.target.kind])
 
 
 def reference(
@@ -23,7 +35,7 @@ def reference(
     name = {"factory": "create_user_execution_context", "websocket_context": "WebSocketContext"}
     qualname = f"pkg.deps.{name.get(kind, 'create_websocket_manager')}"
     base = Reference(
-        target=Target(kind, qualname, None),
+        target=Target(RULE_BY_KIND[kind].target, qualname, None),  # type: ignore[arg-type]
         usage="call",
         node=CALL,
         call=CALL,
@@ -37,7 +49,7 @@ def reference(
 
 
 def test_async_call_allows_a_rewrite() -> None:
-    assert classify_context(reference(), CONFIG) is None
+    assert judge(reference()) is None
 
 
 @pytest.mark.parametrize(
@@ -50,30 +62,30 @@ def test_async_call_allows_a_rewrite() -> None:
     ],
 )
 def test_scopes_where_await_is_impossible(scope: ScopeKind, reason: str) -> None:
-    decision = classify_context(reference(scope=scope), CONFIG)
+    decision = judge(reference(scope=scope))
     assert decision is not None
     assert (decision.category, decision.message) == ("review", reason)
 
 
 def test_manager_factory_stays_sync_so_scope_does_not_matter() -> None:
-    assert classify_context(reference("manager_factory", "sync"), CONFIG) is None
-    assert classify_context(reference("manager_factory", "module"), CONFIG) is None
+    assert judge(reference("manager_factory", "sync")) is None
+    assert judge(reference("manager_factory", "module")) is None
 
 
 @pytest.mark.parametrize("suppressed", [frozenset({"CTX001"}), frozenset({"*"})])
 def test_suppression_comment_is_keep(suppressed: frozenset[str]) -> None:
-    decision = classify_context(reference(scope="sync", suppressed=suppressed), CONFIG)
+    decision = judge(reference(scope="sync", suppressed=suppressed))
     assert decision is not None and decision.category == "keep"
     assert "ctxmigrate: ignore" in decision.message
 
 
 def test_suppression_of_another_rule_does_not_apply() -> None:
     ref = reference("websocket_context", suppressed=frozenset({"CTX001"}))
-    assert classify_context(ref, CONFIG) is None
+    assert judge(ref) is None
 
 
 def test_test_code_is_keep_before_any_review_reason() -> None:
-    decision = classify_context(reference(scope="sync", usage="value", in_test=True), CONFIG)
+    decision = judge(reference(scope="sync", usage="value", in_test=True))
     assert decision is not None
     assert (decision.category, decision.message) == (
         "keep",
@@ -94,33 +106,33 @@ def test_dynamic_uses_are_review(usage: str, reason: str) -> None:
     ref = reference(
         usage=usage, uncertainty="`from x import *` may provide it" if usage == "star" else None
     )
-    decision = classify_context(ref, CONFIG)
+    decision = judge(ref)
     assert decision is not None and decision.category == "review"
     assert decision.message.startswith(reason)
 
 
 def test_uncertain_resolution_is_review_with_its_reason() -> None:
-    decision = classify_context(reference(uncertainty="bound twice"), CONFIG)
+    decision = judge(reference(uncertainty="bound twice"))
     assert decision is not None
     assert (decision.category, decision.message) == ("review", "bound twice")
 
 
 def test_websocket_value_use_names_the_method() -> None:
-    decision = classify_context(reference("websocket_context", usage="value"), CONFIG)
+    decision = judge(reference("websocket_context", usage="value"))
     assert decision is not None
     assert decision.message.startswith("WebSocketContext.create_for_user is used as a value")
 
 
 def test_every_rule_can_be_suppressed_by_its_name() -> None:
     from ctxmigrate.codemods import RULES
+    from ctxmigrate.codemods.analysis.summaries import suppressed_rules
     from ctxmigrate.codemods.classify import is_suppressed
-    from ctxmigrate.codemods.resolve import suppressed_rules
 
     for rule in RULES:
-        assert is_suppressed(suppressed_rules(f"# ctxmigrate: ignore[{rule.name}]"), rule.id)
+        assert is_suppressed(suppressed_rules(f"# ctxmigrate: ignore[{rule.name}]"), rule)
         others = [other for other in RULES if other.id != rule.id]
         assert not any(
-            is_suppressed(suppressed_rules(f"# ctxmigrate: ignore[{rule.name}]"), other.id)
+            is_suppressed(suppressed_rules(f"# ctxmigrate: ignore[{rule.name}]"), other)
             for other in others
         )
 
@@ -136,7 +148,7 @@ def test_every_rule_can_be_suppressed_by_its_name() -> None:
     ],
 )
 def test_suppression_comment_names_the_rule_by_id_or_name_in_any_case(comment: str) -> None:
-    from ctxmigrate.codemods.resolve import suppressed_rules
+    from ctxmigrate.codemods.analysis.summaries import suppressed_rules
 
-    decision = classify_context(reference(suppressed=suppressed_rules(comment)), CONFIG)
+    decision = judge(reference(suppressed=suppressed_rules(comment)))
     assert decision is not None and decision.category == "keep"

@@ -57,7 +57,7 @@ def test_pyproject_table_is_read_and_found_from_a_subdirectory(tmp_path: Path) -
     assert config.session_target == "self.session_manager.get_or_create_user_session"
     assert config.test_patterns == ("tests/", "*_spec.py")
     assert config.exclude == ("migrations/",)
-    assert (config.select, config.ignore) == (("CTX001",), ("string-reference",))
+    assert (config.select, config.ignore) == (("CTX001",), ("CTX102",))  # names become ids
     assert config.max_file_bytes == 1000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -135,6 +136,34 @@ typed: Callable = create_user_execution_context
 context = create_user_execution_context(user_id=1)
 """
     assert learned_aliases(text, LEGACY) == {"make", "factory", "typed"}
+
+
+def _aliases_by_whole_file_regex(data: bytes, names: frozenset[str]) -> set[str]:
+    """The definition learned_aliases must agree with: both regexes over the whole text."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names)).encode()
+    imported = re.compile(rb"\b(?:" + alternatives + rb")\s+as\s+(\w+)")
+    assigned = re.compile(
+        rb"^[ \t]*(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:[\w.]+\.)?(?:" + alternatives + rb")[ \t]*$",
+        re.MULTILINE,
+    )
+    found = {match.group(1).decode() for match in imported.finditer(data)}
+    return found | {match.group(1).decode() for match in assigned.finditer(data)}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"from a import make as make_ctx, create_user_execution_context as build\n",
+        b"x = make\ny = a.b.make  \nz=make # no\nw = make\r\nv = premake\n",
+        b"import make as m; q = make\nmake as\tother\nnot_make as nope\nmake_ctx as mc\n",
+        b"one: T = make\ntwo: T=pkg.make_ctx\nthree = make.attr\nfour = (make)\n",
+        b"make = make\n\tindented = make\nlast = make",
+        b"",
+    ],
+)
+def test_learned_aliases_agree_with_the_whole_file_regexes(text: bytes) -> None:
+    names = frozenset({"make", "make_ctx", "create_user_execution_context"})
+    assert learned_aliases(text, names) == _aliases_by_whole_file_regex(text, names)
 
 
 @pytest.mark.parametrize(

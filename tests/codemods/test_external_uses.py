@@ -10,8 +10,8 @@ import pytest
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import run
 from ctxmigrate.codemods.external_uses import dotted_mentions
-from ctxmigrate.codemods.fix import fix_sources
-from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
+from ctxmigrate.codemods.rewrite.planning import fix_sources
+from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
 from tests.codemods.support import LEGACY_CONFIG, LEGACY_FACTORY_MODULE
 
 CODEMODS = (ReuseSessionCodemod(),)

@@ -8,11 +8,11 @@ import textwrap
 import libcst as cst
 import pytest
 
-from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
-from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
-from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
+from ctxmigrate.codemods.rewrite.planning import FixResult, fix_sources
+from ctxmigrate.codemods.rules.adapt_websocket_context import AdaptWebSocketContextCodemod
+from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
+from ctxmigrate.codemods.rules.reuse_websocket_manager import ReuseWebSocketManagerCodemod
 from ctxmigrate.codemods.sites import Reference
 
 from .support import LEGACY_CONFIG, LEGACY_MODULES

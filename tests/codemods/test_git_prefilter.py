@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ctxmigrate.codemods import discovery
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import run
+from ctxmigrate.codemods.git import GitGrep
 from ctxmigrate.codemods.model import AuditReport
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
@@ -163,13 +163,13 @@ def test_when_git_grep_fails_every_file_is_read_and_the_answer_is_the_same(
     project(tmp_path)
     git(tmp_path, "init", "-q")
     expected = audit(tmp_path, monkeypatch).to_json()
-    answer = discovery.GitGrep.result
+    answer = GitGrep.result
 
-    def failed(grep: discovery.GitGrep) -> None:
+    def failed(grep: GitGrep) -> None:
         answer(grep)  # the process still ends; its answer is dropped
         return None
 
-    monkeypatch.setattr(discovery.GitGrep, "result", failed)
+    monkeypatch.setattr(GitGrep, "result", failed)
 
     assert audit(tmp_path, monkeypatch).to_json() == expected
 
@@ -181,7 +181,7 @@ def test_git_grep_lists_untracked_matching_files_relative_to_the_directory(
     project(root)
     git(root, "init", "-q")
 
-    found = discovery.GitGrep(root / "pkg", ["make_ctx"]).result()
+    found = GitGrep(root / "pkg", ["make_ctx"]).result()
 
     assert found == {str(root / "pkg" / "reexport.py"), str(root / "pkg" / "renamed.py")}
 
@@ -189,7 +189,7 @@ def test_git_grep_lists_untracked_matching_files_relative_to_the_directory(
 def test_git_grep_outside_a_checkout_has_no_answer(tmp_path: Path) -> None:
     project(tmp_path)
 
-    assert discovery.GitGrep(tmp_path, ["make_ctx"]).result() is None
+    assert GitGrep(tmp_path, ["make_ctx"]).result() is None
 
 
 # --- a checkout git refuses to read ------------------------------------------------------

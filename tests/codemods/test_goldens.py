@@ -18,7 +18,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from ctxmigrate.codemods.fix import FixResult, fix_sources
+from ctxmigrate.codemods.rewrite.planning import FixResult, fix_sources
 
 from .support import (
     CODEMOD_BY_FOLDER,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from ctxmigrate.codemods.analysis.memory import analyze_sources
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.engine import analyze_sources
 from ctxmigrate.codemods.model import Finding
 
 DEPS = """\

@@ -14,8 +14,9 @@ import libcst as cst
 import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from ctxmigrate.codemods.analysis.scopes import ScopeWalker, summarize_cst
+from ctxmigrate.codemods.analysis.summaries import Binding, summarize_ast
 from ctxmigrate.codemods.positions import SourceLines, node_spans
-from ctxmigrate.codemods.resolve import Binding, ScopeWalker, summarize_ast, summarize_cst
 
 SAMPLE = """\
 # -*- coding: utf-8 -*-

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import FixResult, fix_sources
-from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
+from ctxmigrate.codemods.rewrite.planning import FixResult, fix_sources
+from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
 
 from .support import LEGACY_FACTORY_MODULE, InlineCases
 

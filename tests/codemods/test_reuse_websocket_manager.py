@@ -9,9 +9,9 @@ import textwrap
 from pathlib import Path
 
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.fix import fix_sources
-from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
-from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
+from ctxmigrate.codemods.rewrite.planning import fix_sources
+from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
+from ctxmigrate.codemods.rules.reuse_websocket_manager import ReuseWebSocketManagerCodemod
 
 from .support import LEGACY_MODULES, InlineCases
 

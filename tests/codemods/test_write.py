@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ctxmigrate.codemods import write
-from ctxmigrate.codemods.write import (
+from ctxmigrate.codemods.rewrite import writing as write
+from ctxmigrate.codemods.rewrite.writing import (
     GitCheckError,
     atomic_write_bytes,
     build_patch,

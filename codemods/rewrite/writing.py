@@ -12,21 +12,24 @@ import difflib
 import io
 import os
 import stat
-import subprocess
 import tempfile
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from ctxmigrate.codemods.git import run_git
 from ctxmigrate.codemods.model import CtxmigrateError
+
+if TYPE_CHECKING:
+    import subprocess
 
 NO_NEWLINE_MARKER = b"\\ No newline at end of file\n"
 
 
 class FixedFile(Protocol):
-    """What a write needs from a ``FixResult`` (``codemods/fix.py``)."""
+    """What a write needs from a ``FixResult`` (``rewrite/planning.py``)."""
 
     @property
     def path(self) -> str: ...
@@ -351,15 +354,12 @@ def _git_toplevel(directory: Path) -> Path | None:
     Any other failure (a checkout git refuses to read, such as one owned by
     another user) raises GitCheckError: "outside a checkout" would skip the check.
     """
-    try:
-        completed = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            check=False,
-            # git's messages in English, to recognize "not a git repository".
-            env={**os.environ, "LC_ALL": "C", "LANGUAGE": ""},
-        )
-    except OSError:
+    completed = run_git(
+        ["-C", str(directory), "rev-parse", "--show-toplevel"],
+        # git's messages in English, to recognize "not a git repository".
+        env={"LC_ALL": "C", "LANGUAGE": ""},
+    )
+    if completed is None:
         # No git installed: there is no checkout to protect.
         return None
     if completed.returncode != 0:
@@ -405,10 +405,9 @@ def uncommitted_files(paths: Sequence[Path]) -> list[Path]:
             )
     dirty: set[Path] = set()
     for toplevel, files in by_repo.items():
-        completed = subprocess.run(
+        completed = run_git(
             # Literal pathspecs: a file named "a*.py" must not match "ab.py".
             [
-                "git",
                 "--literal-pathspecs",
                 "-C",
                 str(toplevel),
@@ -419,9 +418,9 @@ def uncommitted_files(paths: Sequence[Path]) -> list[Path]:
                 "--",
                 *(relative for _, relative in files),
             ],
-            capture_output=True,
-            check=False,
         )
+        if completed is None:
+            raise GitCheckError(f"cannot check {toplevel} for uncommitted changes: git not found")
         if completed.returncode != 0:
             raise _git_failure(toplevel, completed)
         listed = _porcelain_paths(completed.stdout)

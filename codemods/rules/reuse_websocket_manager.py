@@ -9,34 +9,67 @@ CTX001/CTX002 a sync function, a lambda or module level is no obstacle.
 
 from __future__ import annotations
 
-import libcst as cst
+from typing import TYPE_CHECKING
 
-from ctxmigrate.codemods.arguments import ArgumentMapping, as_positional, target_expression
-from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.legacy_call_codemod import LegacyCallCodemod
-from ctxmigrate.codemods.model import Rule
-from ctxmigrate.codemods.sites import TargetKind
+from ctxmigrate.codemods.rules.base import Example, LegacyTarget, RuleDefinition
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from ctxmigrate.codemods.arguments import ArgumentMapping
+    from ctxmigrate.codemods.config import Config
 
 DESCRIPTION = (
     "Reuse one websocket manager per session: get_manager_for_context(ctx, factory=...) "
     "instead of create_websocket_manager(ctx)."
 )
 
-LEGACY_SIGNATURE = ("user_context",)
+MANAGER_FACTORY = LegacyTarget(
+    kind="manager_factory",
+    default_name="create_websocket_manager",
+    definition="def",
+    signature=("user_context",),
+    config_key="manager-factories",
+    carries_ids=False,
+)
 FACTORY_KEYWORD = "factory"
+
+_DEFINITION = "def create_websocket_manager(user_context):\n    return user_context\n"
+_MANAGER = {"app/manager.py": _DEFINITION}
+
+VALID = (
+    Example(
+        {
+            **_MANAGER,
+            "app/handler.py": "from app.manager import create_websocket_manager\n\n\n"
+            "def handle(context, extra):\n"
+            "    return create_websocket_manager(context, extra)\n",
+        },
+        "app/handler.py",
+        "review",
+    ),
+)
+INVALID = (
+    Example(
+        {
+            **_MANAGER,
+            "app/handler.py": "from app.manager import create_websocket_manager\n\n\n"
+            "def handle(context):\n"
+            "    return create_websocket_manager(context)\n",
+        },
+        "app/handler.py",
+        "rewrite",
+        "from app.manager import create_websocket_manager\n"
+        "from ctxmigrate.shim import get_manager_for_context\n\n\n"
+        "def handle(context):\n"
+        "    return get_manager_for_context(context, factory=create_websocket_manager)\n",
+    ),
+)
 
 
 class ReuseWebSocketManagerCodemod(LegacyCallCodemod):
-    rule = Rule(id="CTX003", name="reuse-websocket-manager", description=DESCRIPTION, fixable=True)
-    target_kind: TargetKind = "manager_factory"
-    legacy_signature = LEGACY_SIGNATURE
-    # The call stays synchronous, so a generator expression is no obstacle, and
-    # classify_context never blocks this rule on the scope.
-    awaits_new_call = False
     not_a_legacy_call_reason = "not a call: the manager factory is used as a value"
-
-    def configured_target(self, config: Config) -> str:
-        return config.manager_target
 
     def rewrite_reason(self, callee: str) -> str:
         return (
@@ -66,6 +99,10 @@ class ReuseWebSocketManagerCodemod(LegacyCallCodemod):
     def new_call(
         self, call: cst.Call, mapping: ArgumentMapping, config: Config
     ) -> cst.BaseExpression:
+        import libcst as cst
+
+        from ctxmigrate.codemods.arguments import as_positional, target_expression
+
         if len(mapping.arguments) != 1:
             raise ValueError("CTX003 rewrites one-argument calls only")
         context_argument = mapping.arguments[0][1]
@@ -90,15 +127,37 @@ class ReuseWebSocketManagerCodemod(LegacyCallCodemod):
             whitespace_after_arg=cst.SimpleWhitespace(""),
         )
         return call.with_changes(
-            func=target_expression(config.manager_target),
+            func=target_expression(self.configured_target(config)),
             args=(first_argument, factory_argument),
         )
+
+
+RULE = RuleDefinition(
+    id="CTX003",
+    name="reuse-websocket-manager",
+    description=DESCRIPTION,
+    fixable=True,
+    target=MANAGER_FACTORY,
+    new_target_key="manager-target",
+    test_reason="test code builds its own websocket manager on purpose",
+    # The call stays synchronous, so a generator expression, a sync function, a
+    # lambda or module level is no obstacle.
+    awaits_new_call=False,
+    # The callee is passed on as ``factory=``, so the name it was called by stays in use.
+    keeps_callee=True,
+    codemod=ReuseWebSocketManagerCodemod,
+    valid=VALID,
+    invalid=INVALID,
+)
+ReuseWebSocketManagerCodemod.rule = RULE
 
 
 def _separator_like(
     whitespace_before_args: cst.BaseParenthesizableWhitespace,
 ) -> cst.BaseParenthesizableWhitespace:
     """A space, or for an argument list on its own lines, a newline at the same indent."""
+    import libcst as cst
+
     if isinstance(whitespace_before_args, cst.ParenthesizedWhitespace):
         return cst.ParenthesizedWhitespace(
             first_line=cst.TrailingWhitespace(),

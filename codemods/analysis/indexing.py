@@ -1,0 +1,114 @@
+"""Building the project index from the candidates' summaries (and what it depends on)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ctxmigrate.codemods.analysis.parsing import ModuleFile
+from ctxmigrate.codemods.cache import digest
+from ctxmigrate.codemods.config import Config
+
+if TYPE_CHECKING:
+    from ctxmigrate.codemods.analysis.project_index import ProjectIndex
+    from ctxmigrate.codemods.analysis.summaries import ModuleSummary
+
+
+_STAR_IMPORT = re.compile(rb"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*\*", re.MULTILINE)
+
+
+def _non_candidate_star_imports(
+    summaries: Sequence[ModuleSummary], others: Mapping[str, tuple[ModuleFile, bytes | None]]
+) -> dict[str, tuple[str, ...]]:
+    """Star imports of the non-candidate modules a candidate star-imports, transitively.
+
+    Only those can pass a legacy name on, so only those are scanned (a regex
+    over every file of a large tree would cost as much as the pre-filter).
+    """
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
+
+    stars: dict[str, tuple[str, ...]] = {}
+    pending = [star for summary in summaries for star in summary.star_imports]
+    while pending:
+        module = pending.pop()
+        if module in stars or module not in others:
+            continue
+        module_file, data = others[module]
+        if data is None:
+            try:
+                data = module_file.abspath.read_bytes()
+            except OSError:
+                data = b""  # gone or unreadable since it was listed: passes nothing on
+        found = []
+        for match in _STAR_IMPORT.finditer(data):
+            level = len(match.group(1))
+            name = match.group(2).decode() or None
+            absolute = absolute_module(module_file.module, module_file.is_package, level, name)
+            if absolute is not None:
+                found.append(absolute)
+        stars[module] = tuple(found)
+        pending.extend(found)
+    return {module: found for module, found in stars.items() if found}
+
+
+def build_index(
+    summaries: Sequence[ModuleSummary],
+    files: Sequence[ModuleFile],
+    aliases: Mapping[str, tuple[str, ...]],
+    other_star_imports: Mapping[str, tuple[str, ...]],
+    known_names: frozenset[str],
+    config: Config,
+    mentions: Mapping[str, frozenset[str]] | None = None,
+) -> ProjectIndex:
+    """The cross-module index; ``mentions`` (module -> dotted paths it names) is
+    only needed when fixing, to keep imports other modules reach."""
+    from ctxmigrate.codemods.analysis.project_index import ProjectIndex, discover_targets
+    from ctxmigrate.codemods.external_uses import external_uses
+
+    by_name: dict[str, ModuleSummary] = {}
+    for summary in summaries:
+        by_name.setdefault(summary.module, summary)
+    for summary in summaries:
+        for alias in aliases.get(summary.module, ()):
+            by_name.setdefault(alias, summary)
+    modules: set[str] = set()
+    for module_file in files:
+        modules.add(module_file.module)
+        modules.update(aliases.get(module_file.module, ()))
+        # Parent packages exist even without an __init__.py (namespace packages).
+        parts = module_file.module.split(".")
+        modules.update(".".join(parts[:end]) for end in range(1, len(parts)))
+    targets = discover_targets(config, by_name)
+    known = known_names | {target.qualname.rpartition(".")[2] for target in targets}
+    index = ProjectIndex(
+        summaries=by_name,
+        modules=frozenset(modules),
+        other_star_imports=dict(other_star_imports),
+        targets=targets,
+        known_names=frozenset(known),
+        module_aliases=dict(aliases),
+    )
+    index.files = {str(module_file.abspath): module_file for module_file in files}
+    if mentions is not None:
+        index.external_uses = external_uses(by_name, mentions)
+    return index
+
+
+def index_digest(index: ProjectIndex) -> str:
+    """Everything in the index that can change another file's findings."""
+    import json
+
+    primary = sorted({summary.module: summary for summary in index.summaries.values()}.items())
+    payload = json.dumps(
+        {
+            "summaries": [summary.to_json() for _, summary in primary],
+            "modules": sorted(index.modules),
+            "stars": sorted(index.other_star_imports.items()),
+            "targets": [[t.kind, t.qualname, t.params, t.is_async] for t in index.targets],
+            "known": sorted(index.known_names),
+            "aliases": sorted(index.module_aliases.items()),
+        },
+        sort_keys=True,
+    )
+    return digest(payload)

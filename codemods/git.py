@@ -1,0 +1,102 @@
+"""Every git process ctxmigrate starts, in one place.
+
+Discovery lists files (``git ls-files``) and searches them (``git grep``),
+configuration finds the project root (``git rev-parse``), and ``apply
+--write`` checks for uncommitted changes (``git status``). A missing git
+binary is never an error here: ``run_git`` returns None and each caller
+decides what that means (no checkout to respect, nothing to protect).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+
+def run_git(
+    args: Sequence[str], cwd: Path | str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes] | None:
+    """``git *args`` with its output captured; None when there is no git binary."""
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            check=False,
+            env=None if env is None else {**os.environ, **env},
+        )
+    except OSError:
+        return None
+
+
+def enclosing_checkout(directory: str) -> str | None:
+    """The nearest directory at or above ``directory`` holding a ``.git``."""
+    current = os.path.abspath(directory)
+    while True:
+        if os.path.lexists(os.path.join(current, ".git")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def git_refusal(stderr: bytes, directory: str) -> str | None:
+    """The error message when git refused a checkout above ``directory``
+    (``safe.directory``: a repository owned by another user), else None."""
+    text = os.fsdecode(stderr)
+    if "dubious ownership" not in text and "unsafe repository" not in text:
+        return None
+    checkout = enclosing_checkout(directory)
+    if checkout is None:
+        return None
+    suggested = re.search(r"safe\.directory[ \t]+(\S[^\n]*)", text)
+    target = suggested.group(1).strip() if suggested is not None else checkout
+    return (
+        "git refused this checkout (dubious ownership: the repository belongs to "
+        "another user): .gitignore not applied and uncommitted changes cannot be "
+        f"checked; run `git config --global --add safe.directory {target}`"
+    )
+
+
+class GitGrep:
+    """``git grep -l`` for fixed strings in the ``.py`` files of one checkout, started at once.
+
+    It searches the same files ``git ls-files -co --exclude-standard`` lists
+    (tracked, plus untracked but not ignored), as bytes, as the pre-filter's
+    substring test does, in git's parallel C code: the whole 62 MB synthetic
+    monorepo in ~0.05 s, against ~0.25 s to read and search it in Python.
+    ``result()`` is None when git failed; the caller then reads the files.
+    """
+
+    def __init__(self, directory: Path, needles: Iterable[str]) -> None:
+        self.base = os.path.abspath(directory)
+        # grep.fullName would print paths from the top of the checkout, not from here.
+        command = ["git", "-c", "grep.fullName=false", "grep", "-l", "-z", "-F", "--untracked"]
+        for needle in sorted(set(needles)):
+            command += ["-e", needle]
+        command += ["--", "*.py"]
+        self._process: subprocess.Popen[bytes] | None
+        try:
+            self._process = subprocess.Popen(
+                command,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:  # no git binary
+            self._process = None
+
+    def result(self) -> set[str] | None:
+        """Absolute paths of the files holding at least one needle (call once)."""
+        if self._process is None:
+            return None
+        output, _ = self._process.communicate()
+        # 1 is "no file matched"; anything else is trouble (unreadable file, odd config).
+        if self._process.returncode not in (0, 1):
+            return None
+        return {os.path.join(self.base, os.fsdecode(raw)) for raw in output.split(b"\0") if raw}

@@ -1,0 +1,192 @@
+"""Which candidate files can hold a site, decided from ``ast``: only those meet LibCST.
+
+The text pre-filter selects every file that *mentions* a legacy name. On a
+tree half-way through a migration most of them only name the context types
+(imports, annotations, ``isinstance`` checks), and parsing each with LibCST
+costs about 20 times the ``ast`` parse the module summary already does. While
+that ``ast`` tree is at hand, ``site_hints`` notes what could make a finding:
+
+- a name or attribute spelled like a legacy *function* (or an alias of one):
+  a call, a value use, ``functools.partial``, a star-import call (CTX001,
+  CTX003, CTX101);
+- an attribute named like a legacy class's factory method
+  (``create_for_user``): a CTX002 site; the class's own name is not enough,
+  since a class is only ever a site through that method;
+- a string containing a legacy function name or factory method, or a dotted
+  path ending in a legacy class name (CTX102, ``getattr``);
+- ``from X import name`` of a legacy name: a CTX103 site when X neither
+  defines nor re-exports it, which ``needs_analysis`` decides from the
+  project index once it is built.
+
+A file ``ast`` cannot read (syntax newer than the interpreter) gets no hints
+and is always analysed. The hints over-approximate: a file they let through
+may still have no finding; a file they rule out has none.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ctxmigrate.codemods.analysis.project_index import ProjectIndex
+    from ctxmigrate.codemods.config import Config
+
+
+@dataclass(frozen=True)
+class HintNames:
+    """The names the hints look for (the pre-filter's known names, split by use)."""
+
+    # Legacy function names and every alias learned (kind unknown: treated as functions).
+    functions: frozenset[str]
+    # Factory methods of legacy classes (``create_for_user``).
+    methods: frozenset[str]
+    # Every known name, classes included: what an import or a string may name.
+    known: frozenset[str]
+
+    def key(self) -> str:
+        """For cache keys: hints depend on these names."""
+        return repr((sorted(self.functions), sorted(self.methods), sorted(self.known)))
+
+
+def hint_names(known: Iterable[str], config: Config) -> HintNames:
+    """Split ``known`` (legacy names and learned aliases) for ``site_hints``."""
+    from ctxmigrate.codemods.rules import legacy_targets
+
+    known_names = frozenset(known)
+    class_names: set[str] = set()
+    function_names: set[str] = set()
+    methods: set[str] = set()
+    for target in legacy_targets():
+        configured = config.legacy_names(target)
+        names = {q.rpartition(".")[2] for q in configured} if configured else {target.default_name}
+        if target.method is not None:
+            class_names |= names
+            methods.add(target.method)
+        else:
+            function_names |= names
+    # A name that is only a legacy class's is a site through its method alone;
+    # anything else known (an alias of unknown kind) counts as a function.
+    functions = (known_names - class_names) | function_names
+    return HintNames(frozenset(functions), frozenset(methods), known_names | function_names)
+
+
+@dataclass(frozen=True)
+class SiteHints:
+    """What the ``ast`` walk found; see the module docstring."""
+
+    # A name, attribute or string that may be (or name) a legacy site.
+    may_have_sites: bool
+    # ``from X import name`` of known names: (X as an absolute module, name).
+    imports: tuple[tuple[str, str], ...]
+
+    def to_json(self) -> list[Any]:
+        return [self.may_have_sites, [list(pair) for pair in self.imports]]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> SiteHints:
+        may_have_sites, imports = data
+        return cls(bool(may_have_sites), tuple((str(m), str(n)) for m, n in imports))
+
+
+def site_hints(
+    tree: ast.Module, source: bytes, module: str, is_package: bool, names: HintNames
+) -> SiteHints:
+    """The hints of one module; ``source`` is the text ``tree`` was parsed from.
+
+    Walking every node of every candidate cost twice the parse, so the text
+    decides first: without a legacy function or factory-method name anywhere in
+    it, no name, attribute or string can be one, and a string can only matter as
+    a dotted path ending in a legacy class name (``"app.ws.WebSocketContext"``):
+    then only the statements are visited, for the imports.
+    """
+    functions, methods, known = names.functions, names.methods, names.known
+    classes = known - functions
+    if any(name.encode() in source for name in functions | methods) or any(
+        f".{name}{quote}".encode() in source for name in classes for quote in "\"'"
+    ):
+        return _walk_everything(tree, module, is_package, names)
+    return SiteHints(False, _imports(tree.body, module, is_package, known))
+
+
+def _walk_everything(
+    tree: ast.Module, module: str, is_package: bool, names: HintNames
+) -> SiteHints:
+    functions, methods, known = names.functions, names.methods, names.known
+    # A string naming a function or a factory method may be a site; one naming
+    # a class only as a dotted path ("app.ws.WebSocketContext"): a bare class
+    # name in a string (an annotation) is never one.
+    callables = tuple(functions | methods)
+    classes = tuple(known - functions)
+    imports: list[tuple[str, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id in functions:
+                return SiteHints(True, ())
+        elif isinstance(node, ast.Attribute):
+            if node.attr in functions or node.attr in methods:
+                return SiteHints(True, ())
+        elif isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, str) and (
+                any(name in value for name in callables)
+                or ("." in value and any(name in value for name in classes))
+            ):
+                return SiteHints(True, ())
+        elif isinstance(node, ast.ImportFrom):
+            imports.extend(_imported(node, module, is_package, known))
+    return SiteHints(False, tuple(dict.fromkeys(imports)))
+
+
+def _imports(
+    statements: list[ast.stmt], module: str, is_package: bool, known: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """``from X import name`` of known names anywhere in ``statements`` (nested too)."""
+    found: list[tuple[str, str]] = []
+    pending = list(statements)
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, ast.ImportFrom):
+            found.extend(_imported(statement, module, is_package, known))
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(statement, field, None)
+            if isinstance(block, list):
+                pending.extend(block)
+        for handler in getattr(statement, "handlers", ()):
+            pending.extend(handler.body)
+        for case in getattr(statement, "cases", ()):
+            pending.extend(case.body)
+    return tuple(dict.fromkeys(sorted(found)))
+
+
+def _imported(
+    node: ast.ImportFrom, module: str, is_package: bool, known: frozenset[str]
+) -> list[tuple[str, str]]:
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
+
+    imported = [alias.name for alias in node.names if alias.name in known]
+    if not imported:
+        return []
+    source = absolute_module(module, is_package, node.level, node.module)
+    return [] if source is None else [(source, name) for name in imported]
+
+
+def needs_analysis(
+    hints: SiteHints | None, module: str, index: ProjectIndex, import_rule_selected: bool
+) -> bool:
+    """Whether a candidate must be parsed and resolved for its findings."""
+    if hints is None or hints.may_have_sites:
+        return True
+    if not import_rule_selected:
+        return False
+    from ctxmigrate.codemods.rules.non_defining_import import non_defining_import_message
+
+    for source, name in hints.imports:
+        if source not in index.modules or name not in index.known_names:
+            continue
+        if non_defining_import_message(index, index.summary(source), source, name) is not None:
+            return True
+    return False
