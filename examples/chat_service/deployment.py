@@ -1,0 +1,228 @@
+"""Start the chat service as a real deployment and talk to it with a websocket client.
+
+Used by ``tests/deployment/`` and ``benchmarks/bench_deployment.py``; also handy
+for poking at a running service from a REPL. Everything stays on loopback, and
+every wait has a deadline.
+
+``run_service(...)`` starts ``python -m examples.chat_service --port 0`` (uvicorn
+supervisor plus worker processes, in a process group of their own), waits until
+a worker answers ``/healthz``, and stops the whole group on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+READY_LINE_PREFIX = "chat service listening on "
+# A cold worker imports Starlette, uvicorn and redis-py: about a second on an
+# idle core. The bound only stops a broken start from hanging the caller.
+STARTUP_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 15.0
+REPLY_TIMEOUT_SECONDS = 30.0
+
+
+class ServiceFailedToStart(RuntimeError):
+    """The service exited, or did not serve, within the startup deadline (its log is attached)."""
+
+
+@dataclass
+class RunningService:
+    """A started deployment: the supervisor process and where it listens."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        port = urlsplit(self.base_url).port
+        assert port is not None
+        return port
+
+    def ws_url(self, path: str = "/ws") -> str:
+        return f"ws://{self.host}:{self.port}{path}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+
+    def health(self, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+        """GET /healthz: the status and the JSON body (a worker pings Redis)."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            body: dict[str, Any] = json.loads(response.read())
+            return response.status, body
+        finally:
+            connection.close()
+
+    def wait_until_serving(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceFailedToStart(
+                    f"the chat service exited with {self.process.returncode}:\n{self.log()}"
+                )
+            try:
+                status, _ = self.health()
+                if status == 200:
+                    return
+                last_error = f"/healthz answered {status}"
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.05)
+        raise ServiceFailedToStart(
+            f"the chat service did not serve within {timeout}s ({last_error}):\n{self.log()}"
+        )
+
+
+def service_command(
+    redis_url: str,
+    *,
+    workers: int = 2,
+    key_prefix: str = "chat",
+    agent_delay: float = 0.0,
+    busy_timeout: float = 10.0,
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "examples.chat_service",
+        "--redis-url", redis_url,
+        "--key-prefix", key_prefix,
+        "--host", "127.0.0.1",
+        "--port", "0",
+        "--workers", str(workers),
+        "--agent-delay", repr(agent_delay),
+        "--busy-timeout", repr(busy_timeout),
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def run_service(
+    redis_url: str,
+    *,
+    log_dir: Path,
+    workers: int = 2,
+    key_prefix: str = "chat",
+    agent_delay: float = 0.0,
+    busy_timeout: float = 10.0,
+    startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+) -> Iterator[RunningService]:
+    """Run the service until the block exits; then stop it and every worker it started."""
+    log_path = log_dir / f"chat-service-{uuid.uuid4().hex[:8]}.log"
+    command = service_command(
+        redis_url,
+        workers=workers,
+        key_prefix=key_prefix,
+        agent_delay=agent_delay,
+        busy_timeout=busy_timeout,
+    )
+    environment = dict(os.environ)
+    # The workers import examples.chat_service by name.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPOSITORY_ROOT), environment.get("PYTHONPATH")])
+    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPOSITORY_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            # Its own process group: stopping it can never reach anything else.
+            start_new_session=True,
+        )
+    try:
+        base_url = _wait_for_address(process, log_path, startup_timeout)
+        service = RunningService(process, base_url, log_path)
+        service.wait_until_serving(startup_timeout)
+        yield service
+    finally:
+        _stop(process)
+
+
+def _wait_for_address(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        for line in text.splitlines():
+            if line.startswith(READY_LINE_PREFIX):
+                return line.removeprefix(READY_LINE_PREFIX).split()[0]
+        if process.poll() is not None:
+            raise ServiceFailedToStart(f"the chat service exited with {process.returncode}:\n{text}")
+        time.sleep(0.02)
+    raise ServiceFailedToStart(
+        f"the chat service printed no address within {timeout}s:\n{log_path.read_text()}"
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the supervisor (it stops its workers); SIGKILL to the group after that."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    # Whatever is left of the group we started (a worker orphaned by a
+    # SIGKILLed supervisor, a hung shutdown) goes too.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.wait(STOP_TIMEOUT_SECONDS)
+
+
+def chat_message(user_id: str, thread_id: str, text: str = "hello") -> dict[str, str]:
+    """A request frame with a fresh message_id."""
+    return {
+        "user_id": user_id,
+        "thread_id": thread_id,
+        "message_id": f"m_{uuid.uuid4().hex}",
+        "text": text,
+    }
+
+
+async def send_on(
+    connection: ClientConnection, message: dict[str, str], timeout: float = REPLY_TIMEOUT_SECONDS
+) -> dict[str, Any]:
+    """Send one message on an open connection and return its reply."""
+    await connection.send(json.dumps(message))
+    frame = await asyncio.wait_for(connection.recv(), timeout)
+    reply: dict[str, Any] = json.loads(frame)
+    return reply
+
+
+async def send_once(
+    url: str, message: dict[str, str], timeout: float = REPLY_TIMEOUT_SECONDS
+) -> dict[str, Any]:
+    """One message on a new connection (opened, used once, closed)."""
+    async with connect(url, open_timeout=timeout, close_timeout=timeout) as connection:
+        return await send_on(connection, message, timeout)
