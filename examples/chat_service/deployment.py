@@ -177,7 +177,9 @@ def _wait_for_address(process: subprocess.Popen[bytes], log_path: Path, timeout:
             if line.startswith(READY_LINE_PREFIX):
                 return line.removeprefix(READY_LINE_PREFIX).split()[0]
         if process.poll() is not None:
-            raise ServiceFailedToStart(f"the chat service exited with {process.returncode}:\n{text}")
+            raise ServiceFailedToStart(
+                f"the chat service exited with {process.returncode}:\n{text}"
+            )
         time.sleep(0.02)
     raise ServiceFailedToStart(
         f"the chat service printed no address within {timeout}s:\n{log_path.read_text()}"
@@ -188,10 +190,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the supervisor (it stops its workers); SIGKILL to the group after that."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
     # Whatever is left of the group we started (a worker orphaned by a
     # SIGKILLed supervisor, a hung shutdown) goes too.
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -211,18 +211,20 @@ def chat_message(user_id: str, thread_id: str, text: str = "hello") -> dict[str,
 
 
 async def send_on(
-    connection: ClientConnection, message: dict[str, str], timeout: float = REPLY_TIMEOUT_SECONDS
+    connection: ClientConnection,
+    message: dict[str, str],
+    reply_timeout: float = REPLY_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
     """Send one message on an open connection and return its reply."""
     await connection.send(json.dumps(message))
-    frame = await asyncio.wait_for(connection.recv(), timeout)
+    frame = await asyncio.wait_for(connection.recv(), reply_timeout)
     reply: dict[str, Any] = json.loads(frame)
     return reply
 
 
 async def send_once(
-    url: str, message: dict[str, str], timeout: float = REPLY_TIMEOUT_SECONDS
+    url: str, message: dict[str, str], reply_timeout: float = REPLY_TIMEOUT_SECONDS
 ) -> dict[str, Any]:
     """One message on a new connection (opened, used once, closed)."""
-    async with connect(url, open_timeout=timeout, close_timeout=timeout) as connection:
-        return await send_on(connection, message, timeout)
+    async with connect(url, open_timeout=reply_timeout, close_timeout=reply_timeout) as connection:
+        return await send_on(connection, message, reply_timeout)

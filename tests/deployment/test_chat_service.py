@@ -1,0 +1,262 @@
+"""examples/chat_service as deployed: uvicorn with 2 workers, Redis, a real websocket client.
+
+Every test starts the service (``python -m examples.chat_service``) on loopback,
+drives it with ``websockets`` and reads what Redis holds with a plain client.
+Every loop has a bound (a count or a deadline), so a regression fails instead
+of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from examples.chat_service.deployment import (
+    RunningService,
+    chat_message,
+    run_service,
+    send_on,
+    send_once,
+)
+from tests.redis.conftest import RedisServer
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+KEY_PREFIX = "chat"
+
+
+def stored_record(redis_server: RedisServer, user_id: str, thread_id: str) -> dict[str, Any]:
+    """The conversation's session record as Redis holds it (plain ids need no escaping)."""
+    raw = redis_server.client().get(f"{KEY_PREFIX}:s:{user_id}:{thread_id}")
+    assert raw is not None, f"no record for {user_id}/{thread_id}"
+    record: dict[str, Any] = json.loads(raw)
+    return record
+
+
+def stored_ids(redis_server: RedisServer, user_id: str, thread_id: str) -> list[str]:
+    state = stored_record(redis_server, user_id, thread_id)["conversation_state"]
+    return [entry["id"] for entry in state.get("messages", [])]
+
+
+def test_one_run_id_per_conversation_across_workers(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    conversations = [("alice", "thread-1"), ("alice", "thread-2"), ("bob", "thread-1")]
+
+    async def drive(service: RunningService) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        replies: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in conversations}
+        for user_id, thread_id in conversations:
+            conversation = replies[(user_id, thread_id)]
+            # A new connection per message: the kernel hands each to either
+            # worker. Keep going until both workers served this conversation.
+            for _ in range(100):
+                conversation.append(
+                    await send_once(service.ws_url(), chat_message(user_id, thread_id))
+                )
+                if len(conversation) >= 6 and len({r["worker"] for r in conversation}) >= 2:
+                    break
+        return replies
+
+    with run_service(redis_server.url, log_dir=tmp_path, key_prefix=KEY_PREFIX) as service:
+        replies = asyncio.run(drive(service))
+
+    run_ids = {}
+    for (user_id, thread_id), conversation in replies.items():
+        assert all(reply["ok"] for reply in conversation), conversation
+        assert len({reply["worker"] for reply in conversation}) == 2, "both workers served it"
+        assert len({reply["run_id"] for reply in conversation}) == 1, conversation
+        assert [reply["stored"] for reply in conversation] == list(range(1, len(conversation) + 1))
+        record = stored_record(redis_server, user_id, thread_id)
+        assert record["run_id"] == conversation[0]["run_id"]
+        assert stored_ids(redis_server, user_id, thread_id) == [
+            reply["message_id"] for reply in conversation
+        ]
+        run_ids[(user_id, thread_id)] = record["run_id"]
+    assert len(set(run_ids.values())) == len(conversations), "each conversation its own run"
+
+
+def test_burst_of_concurrent_messages_to_one_conversation_stores_each_exactly_once(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    burst = 20
+
+    async def drive(service: RunningService) -> list[dict[str, Any]]:
+        messages = [chat_message("carol", "thread-1", f"message {n}") for n in range(burst)]
+        # Each on its own connection, all at once: both workers take some, and
+        # each message's handler reads, waits 50 ms (the agent), then writes.
+        return await asyncio.gather(*(send_once(service.ws_url(), m) for m in messages))
+
+    with run_service(
+        redis_server.url,
+        log_dir=tmp_path,
+        key_prefix=KEY_PREFIX,
+        agent_delay=0.05,
+        busy_timeout=60.0,
+    ) as service:
+        replies = asyncio.run(drive(service))
+
+    assert all(reply["ok"] for reply in replies), replies
+    assert len({reply["worker"] for reply in replies}) == 2, "the burst reached both workers"
+    assert len({reply["run_id"] for reply in replies}) == 1
+    # Serialised: each acknowledgement saw a different conversation length.
+    assert sorted(reply["stored"] for reply in replies) == list(range(1, burst + 1))
+    stored = stored_ids(redis_server, "carol", "thread-1")
+    assert Counter(stored) == Counter(reply["message_id"] for reply in replies)
+    assert len(stored) == burst
+    # Stored in the order the acknowledgements counted.
+    by_position = sorted(replies, key=lambda reply: reply["stored"])
+    assert stored == [reply["message_id"] for reply in by_position]
+
+
+def test_redis_restart_gives_clear_errors_and_loses_nothing_acknowledged(
+    aof_redis: RedisServer, tmp_path: Path
+) -> None:
+    conversations = [("dave", "thread-1"), ("dave", "thread-2"), ("erin", "thread-1")]
+    acked: dict[tuple[str, str], list[str]] = {c: [] for c in conversations}
+    sent: dict[tuple[str, str], list[str]] = {c: [] for c in conversations}
+    # (phase, error text) of every message answered with an error
+    errors: dict[tuple[str, str], list[tuple[str, str]]] = {c: [] for c in conversations}
+    workers_before: set[int] = set()
+    workers_after: set[int] = set()
+    phase = {"name": "before"}
+    deadline = time.monotonic() + 45
+
+    async def sender(
+        service: RunningService, conversation: tuple[str, str], persistent: bool
+    ) -> None:
+        user_id, thread_id = conversation
+        async with connect(service.ws_url(), open_timeout=10) as connection:
+            for _ in range(2000):
+                if phase["name"] == "done" or time.monotonic() > deadline:
+                    return
+                message = chat_message(user_id, thread_id)
+                sent[conversation].append(message["message_id"])
+                if persistent:
+                    # One connection through the whole outage: it stays open.
+                    reply = await send_on(connection, message)
+                else:
+                    reply = await send_once(service.ws_url(), message)
+                if reply["ok"]:
+                    acked[conversation].append(message["message_id"])
+                    (workers_before if phase["name"] == "before" else workers_after).add(
+                        reply["worker"]
+                    )
+                else:
+                    errors[conversation].append((phase["name"], reply["error"]))
+                    await asyncio.sleep(0.02)
+
+    async def until(condition: Any, what: str) -> None:
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.02)
+
+    async def drive(service: RunningService) -> None:
+        senders = [
+            asyncio.create_task(sender(service, conversation, persistent=index == 0))
+            for index, conversation in enumerate(conversations)
+        ]
+        try:
+            await until(lambda: all(len(a) >= 5 for a in acked.values()), "first acks")
+            acked_before_kill = {c: len(a) for c, a in acked.items()}
+            aof_redis.kill()
+            phase["name"] = "down"
+            await until(lambda: all(len(e) >= 2 for e in errors.values()), "errors")
+            # Nothing was acknowledged while Redis was down.
+            assert all(len(acked[c]) <= acked_before_kill[c] + 1 for c in conversations)
+            aof_redis.start()
+            phase["name"] = "after"
+            marks = {c: len(a) for c, a in acked.items()}
+            await until(
+                lambda: all(len(acked[c]) >= marks[c] + 5 for c in conversations), "recovery"
+            )
+            phase["name"] = "done"
+            await asyncio.gather(*senders)
+        finally:
+            for task in senders:
+                task.cancel()
+
+    with run_service(
+        aof_redis.url, log_dir=tmp_path, key_prefix=KEY_PREFIX, busy_timeout=5.0
+    ) as service:
+        asyncio.run(drive(service))
+        assert service.process.poll() is None
+
+    for conversation in conversations:
+        assert errors[conversation], conversation
+        for _, error in errors[conversation]:
+            assert error.startswith("SessionStoreUnavailableError: Redis session store at "), error
+            assert aof_redis.url in error
+        stored = stored_ids(aof_redis, *conversation)
+        assert len(stored) == len(set(stored)), "nothing stored twice"
+        assert set(acked[conversation]) <= set(stored), "an acknowledged message was lost"
+        assert set(stored) <= set(sent[conversation])
+        # Acknowledged in the order they are stored.
+        assert [m for m in stored if m in set(acked[conversation])] == acked[conversation]
+    # Recovered by the same worker processes: the app was not restarted.
+    assert workers_after and workers_after <= workers_before
+
+
+def test_sigkilled_worker_is_replaced_and_the_others_carry_on(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    acked: list[str] = []
+    run_ids: set[str] = set()
+
+    async def send(connection: ClientConnection) -> dict[str, Any]:
+        message = chat_message("frank", "thread-1")
+        reply = await send_on(connection, message)
+        assert reply["ok"], reply
+        acked.append(message["message_id"])
+        run_ids.add(reply["run_id"])
+        return reply
+
+    async def connection_on_another_worker(
+        service: RunningService, than: set[int]
+    ) -> tuple[ClientConnection, int]:
+        for _ in range(200):
+            connection = await connect(service.ws_url(), open_timeout=10)
+            worker: int = (await send(connection))["worker"]
+            if worker not in than:
+                return connection, worker
+            await connection.close()
+        raise AssertionError(f"no connection reached a worker other than {than}")
+
+    async def drive(service: RunningService) -> None:
+        survivor_connection, survivor = await connection_on_another_worker(service, set())
+        victim_connection, victim = await connection_on_another_worker(service, {survivor})
+
+        os.kill(victim, signal.SIGKILL)
+
+        # The victim's client sees its connection drop (its message is not acknowledged)...
+        with pytest.raises(ConnectionClosed):
+            await send_on(victim_connection, chat_message("frank", "thread-1"), reply_timeout=10)
+        # ...the survivor's connection carries on, on the same worker...
+        for _ in range(5):
+            assert (await send(survivor_connection))["worker"] == survivor
+        # ...and uvicorn's supervisor starts a replacement that serves new connections.
+        replacement_connection, replacement = await connection_on_another_worker(
+            service, {survivor, victim}
+        )
+        assert (await send(survivor_connection))["worker"] == survivor
+        assert (await send(replacement_connection))["worker"] == replacement
+        for connection in (survivor_connection, replacement_connection):
+            await connection.close()
+        with pytest.raises(ProcessLookupError):
+            os.kill(victim, 0)  # gone, and reaped by the supervisor
+
+    with run_service(redis_server.url, log_dir=tmp_path, key_prefix=KEY_PREFIX) as service:
+        asyncio.run(drive(service))
+        assert service.process.poll() is None, "the supervisor kept running"
+
+    assert len(run_ids) == 1, "the conversation survived the worker"
+    assert stored_ids(redis_server, "frank", "thread-1") == acked
