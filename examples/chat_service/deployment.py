@@ -19,14 +19,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from websockets.asyncio.client import ClientConnection, connect
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
@@ -228,3 +231,68 @@ async def send_once(
     """One message on a new connection (opened, used once, closed)."""
     async with connect(url, open_timeout=reply_timeout, close_timeout=reply_timeout) as connection:
         return await send_on(connection, message, reply_timeout)
+
+
+class RedisCommandCounter:
+    """Counts, on the server's side, the commands clients send to Redis (``MONITOR``).
+
+    Only top-level commands count (what a client sends: one ``EVALSHA`` is one
+    round trip, however many commands its script calls inside), so this is the
+    number of round trips the application made. ``with counter:`` starts
+    watching; ``counter.stop()`` returns the counts by command name.
+    """
+
+    _SENTINEL = "ctxmigrate-command-counter-end"
+
+    def __init__(self, redis_url: str, timeout: float = 30.0) -> None:
+        self._redis_url = redis_url
+        self._timeout = timeout
+        self._counts: Counter[str] = Counter()
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> RedisCommandCounter:
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        if not self._started.wait(self._timeout):
+            raise TimeoutError("MONITOR did not start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self.stop()
+
+    def stop(self) -> Counter[str]:
+        client = redis.Redis.from_url(self._redis_url, socket_timeout=self._timeout)
+        try:
+            client.echo(self._SENTINEL)
+        finally:
+            client.close()
+        assert self._thread is not None
+        self._thread.join(self._timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("MONITOR did not see the end marker")
+        if self._error is not None:
+            raise self._error
+        return self._counts
+
+    def _watch(self) -> None:
+        client = redis.Redis.from_url(self._redis_url, socket_timeout=self._timeout)
+        try:
+            with client.monitor() as monitor:  # type: ignore[no-untyped-call]  # redis-py
+                self._started.set()
+                while True:
+                    command = monitor.next_command()
+                    if command["client_type"] == "lua":
+                        continue  # called inside a script: no round trip of its own
+                    words = command["command"].split()
+                    name = words[0].upper() if words else ""
+                    if name == "ECHO" and self._SENTINEL in command["command"]:
+                        return
+                    self._counts[name] += 1
+        except BaseException as exc:  # reported by stop()
+            self._error = exc
+            self._started.set()
+        finally:
+            client.close()
