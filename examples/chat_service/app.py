@@ -207,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     manager = UserSessionManager(
         store=store,
         idle_timeout=settings.idle_timeout,
+        conversation_wait=settings.busy_timeout,
     )
 
     @asynccontextmanager
