@@ -2,7 +2,9 @@
 
 uvicorn serves ``examples.chat_service.app:create_app`` with ``--workers``
 processes (default 2) sharing one listening socket; its supervisor replaces a
-worker that dies. ``--port 0`` picks a free port. The first line on stdout is
+worker that dies. This is what ``uvicorn --factory --workers N`` does, except
+that the socket is bound here first, so that ``--port 0`` can report the port
+it got. ``--port 0`` picks a free port. The first line on stdout is
 ``chat service listening on http://HOST:PORT``, printed once the socket accepts
 connections (they queue until a worker takes them).
 """
@@ -10,8 +12,10 @@ connections (they queue until a worker takes them).
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if arguments.workers == 1:
         uvicorn.Server(config).run(sockets=[sock])
+    elif "target" in inspect.signature(Multiprocess).parameters:
+        # uvicorn before 0.51 hands each worker the server's run method itself.
+        supervisor: Any = Multiprocess  # typed by the installed, newer uvicorn
+        supervisor(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
     else:
         Multiprocess(config, sockets=[sock]).run()
     return 0
