@@ -50,6 +50,13 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.Namespace, Setting
         default=defaults.busy_timeout,
         help="seconds a message waits for its conversation (%(default)s)",
     )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=defaults.lease_ttl,
+        help="seconds a conversation stays locked after its worker died mid-message "
+        "(%(default)s)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn's (%(default)s)")
     arguments = parser.parse_args(argv)
     if arguments.workers < 1:
@@ -57,11 +64,14 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.Namespace, Setting
     for name in ("agent_delay", "busy_timeout"):
         if not getattr(arguments, name) >= 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    if not arguments.lease_ttl > 0:
+        parser.error("--lease-ttl must be > 0")
     settings = Settings(
         redis_url=arguments.redis_url,
         key_prefix=arguments.key_prefix,
         agent_delay=arguments.agent_delay,
         busy_timeout=arguments.busy_timeout,
+        lease_ttl=arguments.lease_ttl,
     )
     return arguments, settings
 

@@ -59,6 +59,9 @@ class Settings:
     agent_delay: float = 0.0
     # How long a message waits for its conversation before ConversationBusyError.
     busy_timeout: float = 10.0
+    # How long a conversation stays locked after its holder died mid-message
+    # (a live holder renews its lease while it works).
+    lease_ttl: float = 30.0
     idle_timeout: float = 1800.0
 
     def to_environment(self) -> dict[str, str]:
@@ -67,6 +70,7 @@ class Settings:
             f"{ENVIRONMENT_PREFIX}KEY_PREFIX": self.key_prefix,
             f"{ENVIRONMENT_PREFIX}AGENT_DELAY": repr(self.agent_delay),
             f"{ENVIRONMENT_PREFIX}BUSY_TIMEOUT": repr(self.busy_timeout),
+            f"{ENVIRONMENT_PREFIX}LEASE_TTL": repr(self.lease_ttl),
             f"{ENVIRONMENT_PREFIX}IDLE_TIMEOUT": repr(self.idle_timeout),
         }
 
@@ -94,6 +98,7 @@ class Settings:
             key_prefix=source.get(f"{ENVIRONMENT_PREFIX}KEY_PREFIX", defaults.key_prefix),
             agent_delay=number("AGENT_DELAY", defaults.agent_delay),
             busy_timeout=number("BUSY_TIMEOUT", defaults.busy_timeout),
+            lease_ttl=number("LEASE_TTL", defaults.lease_ttl),
             idle_timeout=number("IDLE_TIMEOUT", defaults.idle_timeout),
         )
 
@@ -208,6 +213,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store=store,
         idle_timeout=settings.idle_timeout,
         conversation_wait=settings.busy_timeout,
+        conversation_lease_ttl=settings.lease_ttl,
     )
 
     @asynccontextmanager

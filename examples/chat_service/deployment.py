@@ -112,6 +112,7 @@ def service_command(
     key_prefix: str = "chat",
     agent_delay: float = 0.0,
     busy_timeout: float = 10.0,
+    lease_ttl: float = 30.0,
 ) -> list[str]:
     return [
         sys.executable,
@@ -124,6 +125,7 @@ def service_command(
         "--workers", str(workers),
         "--agent-delay", repr(agent_delay),
         "--busy-timeout", repr(busy_timeout),
+        "--lease-ttl", repr(lease_ttl),
     ]  # fmt: skip
 
 
@@ -136,6 +138,7 @@ def run_service(
     key_prefix: str = "chat",
     agent_delay: float = 0.0,
     busy_timeout: float = 10.0,
+    lease_ttl: float = 30.0,
     startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
 ) -> Iterator[RunningService]:
     """Run the service until the block exits; then stop it and every worker it started."""
@@ -146,6 +149,7 @@ def run_service(
         key_prefix=key_prefix,
         agent_delay=agent_delay,
         busy_timeout=busy_timeout,
+        lease_ttl=lease_ttl,
     )
     environment = dict(os.environ)
     # The workers import examples.chat_service by name.

@@ -260,3 +260,63 @@ def test_sigkilled_worker_is_replaced_and_the_others_carry_on(
 
     assert len(run_ids) == 1, "the conversation survived the worker"
     assert stored_ids(redis_server, "frank", "thread-1") == acked
+
+
+def test_worker_killed_mid_message_loses_only_that_message_and_its_lease_expires(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    acked: list[str] = []
+
+    async def on_each_worker(service: RunningService) -> dict[int, ClientConnection]:
+        connections: dict[int, ClientConnection] = {}
+        for index in range(200):
+            connection = await connect(service.ws_url(), open_timeout=10)
+            # Another conversation: finding the workers does not touch "grace".
+            reply = await send_on(connection, chat_message("grace", f"probe-{index}"))
+            assert reply["ok"], reply
+            if reply["worker"] in connections:
+                await connection.close()
+            else:
+                connections[reply["worker"]] = connection
+            if len(connections) == 2:
+                return connections
+        raise AssertionError("no connection reached the second worker")
+
+    async def drive(service: RunningService) -> None:
+        first = chat_message("grace", "thread-1")
+        assert (await send_once(service.ws_url(), first))["ok"]
+        acked.append(first["message_id"])
+        connections = await on_each_worker(service)
+        victim, survivor = connections
+        # The victim starts a message (it takes the lease, then the agent works
+        # for the agent delay) and dies in the middle of it.
+        doomed = chat_message("grace", "thread-1", "never acknowledged")
+        await connections[victim].send(json.dumps(doomed))
+        # Held: a message of the same conversation on the other worker waits.
+        waiting = asyncio.create_task(
+            send_on(connections[survivor], chat_message("grace", "thread-1"))
+        )
+        done, _ = await asyncio.wait({waiting}, timeout=0.3)
+        assert not done, "the conversation was not held by the victim's message"
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(connections[victim].recv(), 10)
+        # The dead holder never renews its lease: it expires, the waiter gets
+        # the conversation, with the state as last saved.
+        reply = await waiting
+        assert reply["ok"] and reply["worker"] == survivor, reply
+        assert reply["stored"] == 2
+        acked.append(reply["message_id"])
+        await connections[survivor].close()
+
+    with run_service(
+        redis_server.url,
+        log_dir=tmp_path,
+        key_prefix=KEY_PREFIX,
+        agent_delay=1.0,
+        busy_timeout=30.0,
+        lease_ttl=2.0,
+    ) as service:
+        asyncio.run(drive(service))
+
+    assert stored_ids(redis_server, "grace", "thread-1") == acked
