@@ -266,6 +266,7 @@ def test_worker_killed_mid_message_loses_only_that_message_and_its_lease_expires
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     acked: list[str] = []
+    lease = redis_server.client()
 
     async def on_each_worker(service: RunningService) -> dict[int, ClientConnection]:
         connections: dict[int, ClientConnection] = {}
@@ -292,12 +293,16 @@ def test_worker_killed_mid_message_loses_only_that_message_and_its_lease_expires
         # for the agent delay) and dies in the middle of it.
         doomed = chat_message("grace", "thread-1", "never acknowledged")
         await connections[victim].send(json.dumps(doomed))
+        for _ in range(500):
+            if lease.exists(f"{KEY_PREFIX}:l:grace:thread-1"):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the victim's message never took the conversation's lease")
         # Held: a message of the same conversation on the other worker waits.
         waiting = asyncio.create_task(
             send_on(connections[survivor], chat_message("grace", "thread-1"))
         )
-        done, _ = await asyncio.wait({waiting}, timeout=0.3)
-        assert not done, "the conversation was not held by the victim's message"
         os.kill(victim, signal.SIGKILL)
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(connections[victim].recv(), 10)
