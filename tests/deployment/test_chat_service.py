@@ -186,14 +186,19 @@ def test_redis_restart_gives_clear_errors_and_loses_nothing_acknowledged(
                 task.cancel()
 
     with run_service(
-        aof_redis.url, log_dir=tmp_path, key_prefix=KEY_PREFIX, busy_timeout=5.0
+        aof_redis.url, log_dir=tmp_path, key_prefix=KEY_PREFIX, busy_timeout=1.0, lease_ttl=2.0
     ) as service:
         asyncio.run(drive(service))
         assert service.process.poll() is None
 
     for conversation in conversations:
         assert errors[conversation], conversation
-        for _, error in errors[conversation]:
+        assert any(phase == "down" for phase, _ in errors[conversation])
+        for phase, error in errors[conversation]:
+            if error.startswith("ConversationBusyError: ") and phase == "after":
+                # A lease taken just before the kill outlives the restart
+                # (AOF) until it expires: a clear "busy", then service again.
+                continue
             assert error.startswith("SessionStoreUnavailableError: Redis session store at "), error
             assert aof_redis.url in error
         stored = stored_ids(aof_redis, *conversation)
@@ -318,7 +323,7 @@ def test_worker_killed_mid_message_loses_only_that_message_and_its_lease_expires
         redis_server.url,
         log_dir=tmp_path,
         key_prefix=KEY_PREFIX,
-        agent_delay=1.0,
+        agent_delay=1.5,
         busy_timeout=30.0,
         lease_ttl=2.0,
     ) as service:
