@@ -65,16 +65,24 @@ Cluster.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import math
+import random
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
-from ctxmigrate.shim.errors import SessionError, StateConflictError
+from ctxmigrate.shim.errors import (
+    ConversationBusyError,
+    LeaseLostError,
+    SessionError,
+    StateConflictError,
+)
+from ctxmigrate.shim.lease import LeaseGrant, LeaseTerms, new_lease_token
 from ctxmigrate.shim.store import (
     CreateOutcome,
     Removal,
@@ -123,6 +131,13 @@ SWEEP_BATCH: Final = 500
 
 # A writer that keeps planting bad values must not keep get_or_create looping.
 _MAX_UNTRUSTED_REPLACEMENTS: Final = 3
+
+# A waiter for a busy conversation polls, first after about 2 ms, backing off
+# to about 25 ms; its place in line lasts 2 s after each poll, so only a waiter
+# that stopped polling (gave up, crashed, stalled for seconds) loses it.
+_POLL_FIRST_SECONDS: Final = 0.002
+_POLL_MAX_SECONDS: Final = 0.025
+_WAITER_HEARTBEAT_MS: Final = 2000
 
 
 class SessionStoreUnavailableError(SessionError, ConnectionError):
@@ -182,6 +197,21 @@ def user_index_key(prefix: str, user_id: str) -> str:
 def global_index_key(prefix: str) -> str:
     """``<prefix>:all``: every session key, scored by last activity."""
     return f"{prefix}:all"
+
+
+def lease_key(prefix: str, key: SessionKey) -> str:
+    """``<prefix>:l:<user>:<thread>``: the conversation's lease (the holder's token)."""
+    return f"{prefix}:l:{_encode_key_component(key.user_id)}:{_encode_key_component(key.thread_id)}"
+
+
+def waiting_line_key(prefix: str, key: SessionKey) -> str:
+    """``<prefix>:q:<user>:<thread>``: the tokens waiting for the conversation, by arrival."""
+    return f"{prefix}:q:{_encode_key_component(key.user_id)}:{_encode_key_component(key.thread_id)}"
+
+
+def waiter_key(prefix: str, token: str) -> str:
+    """``<prefix>:w:<token>``: exists while the waiter with ``token`` keeps polling."""
+    return f"{prefix}:w:{token}"
 
 
 def parse_session_key(prefix: str, redis_key: str) -> SessionKey:
@@ -491,9 +521,7 @@ return {'live', refresh(KEYS[1], raw, version, rest_at)}
 # ARGV[6] = candidate record, ARGV[7] = per-user cap, ARGV[8] = total cap
 # (0: none), ARGV[9] = a value Python rejected ('' for none), treated as absent.
 # Returns {'live', record} | {'untrusted', value} | {'created', reason, key, ...}.
-_GET_OR_CREATE_LUA = (
-    _LUA_COMMON
-    + r"""
+_GET_OR_CREATE_BODY = r"""
 local candidate = ARGV[6]
 local user_cap = tonumber(ARGV[7])
 local total_cap = tonumber(ARGV[8])
@@ -548,13 +576,11 @@ redis.call('SET', KEYS[1], candidate, 'NX', 'PX', ttl_ms)
 index(KEYS[1])
 return result
 """
-)
+_GET_OR_CREATE_LUA = _LUA_COMMON + _GET_OR_CREATE_BODY
 
 # ARGV[6] = expected version, ARGV[7] = the new conversation_state as JSON.
 # Returns {'saved', record} | {'missing'} | {'untrusted', value} | {'conflict', version}.
-_SAVE_STATE_LUA = (
-    _LUA_COMMON
-    + r"""
+_SAVE_STATE_BODY = r"""
 local raw = redis.call('GET', KEYS[1])
 if not raw then
   remove(KEYS[1])
@@ -578,7 +604,120 @@ local fresh = '{"schema":1,"version":' .. string.format('%d', tonumber(version) 
 rewrite_live(KEYS[1], fresh)
 return {'saved', fresh}
 """
+_SAVE_STATE_LUA = _LUA_COMMON + _SAVE_STATE_BODY
+
+# Conversation leases (see ctxmigrate.shim.lease). KEYS[4] = the lease key,
+# whose value is the holder's token and which expires with the lease;
+# KEYS[5] = the waiting line, a sorted set of waiters' tokens by arrival. A
+# waiter keeps a key <prefix>:w:<token> alive while it polls: one that stopped
+# polling (gave up, crashed) loses its place when it reaches the front.
+
+# ARGV[6..9] as for get_or_create, ARGV[10] = token, ARGV[11] = lease ttl in ms,
+# ARGV[12] = waiter heartbeat in ms. Returns {'busy', position} or the reply of
+# get_or_create (the lease is then held by the token).
+_ACQUIRE_LUA = (
+    _LUA_COMMON
+    + r"""
+local lease_key = KEYS[4]
+local line_key = KEYS[5]
+local token = ARGV[10]
+local lease_ms = tonumber(ARGV[11])
+local heartbeat_ms = tonumber(ARGV[12])
+local waiter_prefix = prefix .. ':w:'
+
+local function wait_in_line()
+  local position = redis.call('ZRANK', line_key, token)
+  if not position then
+    local last = redis.call('ZRANGE', line_key, -1, -1, 'WITHSCORES')
+    local arrival = 1
+    if last[2] then
+      arrival = tonumber(last[2]) + 1
+    end
+    redis.call('ZADD', line_key, arrival, token)
+    position = redis.call('ZCARD', line_key) - 1
+  end
+  redis.call('SET', waiter_prefix .. token, '1', 'PX', heartbeat_ms)
+  if redis.call('PTTL', line_key) < heartbeat_ms then
+    redis.call('PEXPIRE', line_key, heartbeat_ms)
+  end
+  return {'busy', position}
+end
+
+local holder = redis.call('GET', lease_key)
+if holder and holder ~= token then
+  return wait_in_line()
+end
+if not holder then
+  -- First come, first served: the front of the line goes next. A waiter that
+  -- stopped polling is skipped.
+  while true do
+    local front = redis.call('ZRANGE', line_key, 0, 0)[1]
+    if not front or front == token then
+      break
+    end
+    if redis.call('EXISTS', waiter_prefix .. front) == 1 then
+      return wait_in_line()
+    end
+    redis.call('ZREM', line_key, front)
+  end
+end
+redis.call('ZREM', line_key, token)
+redis.call('DEL', waiter_prefix .. token)
+redis.call('SET', lease_key, token, 'PX', lease_ms)
+
+local function get_or_create()
+"""
+    + _GET_OR_CREATE_BODY
+    + r"""
+end
+return get_or_create()
+"""
 )
+
+# KEYS[1] = the lease key. ARGV[1] = token, ARGV[2] = lease ttl in ms.
+# Returns 1 if the token still held the lease (now extended), else 0.
+_RENEW_LUA = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+# KEYS as for save_state plus KEYS[4] = the lease key. ARGV[6] = expected
+# version, ARGV[7] = the new conversation_state ('' to release without saving),
+# ARGV[8] = token. Returns {'lost'} (nothing written, nothing released),
+# {'released'}, or the reply of save_state (the lease released either way).
+_RELEASE_LUA = (
+    _LUA_COMMON
+    + r"""
+if redis.call('GET', KEYS[4]) ~= ARGV[8] then
+  return {'lost'}
+end
+redis.call('DEL', KEYS[4])
+if ARGV[7] == '' then
+  return {'released'}
+end
+local function save_state()
+"""
+    + _SAVE_STATE_BODY
+    + r"""
+end
+return save_state()
+"""
+)
+
+# KEYS[1] = the lease key, KEYS[2] = the waiting line, KEYS[3] = the waiter's
+# key. ARGV[1] = token. A waiter that gives up leaves the line; if its last
+# attempt was granted after all (the reply never arrived), it lets go.
+_ABANDON_LUA = r"""
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 # Returns 1 if the record existed.
 _DELETE_LUA = (
@@ -632,6 +771,23 @@ def public_address(url: str) -> str:
     port = parsed.port or 6379
     database = parsed.path.lstrip("/") or "0"
     return f"{parsed.scheme}://{host}:{port}/{database}"
+
+
+def _milliseconds(seconds: float) -> int:
+    # PX takes whole milliseconds; never 0 (that would expire at once).
+    return max(1, math.ceil(seconds * 1000))
+
+
+async def _finish(call: Any) -> None:
+    """Run ``call`` to its end even if cancelled meanwhile (it cleans up after us)."""
+    task = asyncio.ensure_future(call)
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError:
+            continue
+    if not task.cancelled():
+        task.exception()  # retrieved: _leave logs its own failures
 
 
 def _fingerprint(raw: bytes) -> str:
@@ -688,6 +844,10 @@ class RedisSessionStore:
         self._delete = self._redis.register_script(_DELETE_LUA)
         self._sweep = self._redis.register_script(_SWEEP_LUA)
         self._count_user = self._redis.register_script(_COUNT_USER_LUA)
+        self._acquire = self._redis.register_script(_ACQUIRE_LUA)
+        self._renew = self._redis.register_script(_RENEW_LUA)
+        self._release = self._redis.register_script(_RELEASE_LUA)
+        self._abandon = self._redis.register_script(_ABANDON_LUA)
 
     # -- keys -------------------------------------------------------------------
 
@@ -771,6 +931,23 @@ class RedisSessionStore:
         fails to decode is logged and replaced, compare-and-set on its exact
         bytes, so two processes replacing the same bad value still agree.
         """
+        outcome = await self._create_rounds(
+            "get_or_create", self._get_or_create, self._keys(candidate.key), candidate, now, policy
+        )
+        assert outcome is not None  # only a lease acquisition can be busy
+        return outcome
+
+    async def _create_rounds(
+        self,
+        operation: str,
+        script: Any,
+        keys: Sequence[str],
+        candidate: SessionRecord,
+        now: float,
+        policy: SessionPolicy,
+        lease_args: Sequence[Any] = (),
+    ) -> CreateOutcome | None:
+        """Run a get-or-create script (replacing untrusted values); ``None`` if busy."""
         key = candidate.key
         fresh_candidate = SessionRecord(
             key=key,
@@ -786,16 +963,18 @@ class RedisSessionStore:
         untrusted = b""
         for _round in range(_MAX_UNTRUSTED_REPLACEMENTS + 1):
             reply = await self._run(
-                "get_or_create",
-                self._get_or_create,
-                self._keys(key),
-                (*self._common_args(now, policy, key), encoded, *caps, untrusted),
+                operation,
+                script,
+                keys,
+                (*self._common_args(now, policy, key), encoded, *caps, untrusted, *lease_args),
             )
             status = reply[0]
             if status == b"created":
                 return CreateOutcome(
                     fresh_candidate, created=True, removed=self._removals(reply[1:])
                 )
+            if status == b"busy":
+                return None
             if status == b"live":
                 record = self._decode(reply[1], key)
                 if record is not None:
@@ -809,6 +988,122 @@ class RedisSessionStore:
             f"session {key!r}: gave up after {_MAX_UNTRUSTED_REPLACEMENTS} untrusted "
             "records in a row (something keeps writing bad values under this key)"
         )
+
+    # -- conversation leases (ConversationStore) -------------------------------------
+
+    async def acquire_conversation(
+        self,
+        candidate: SessionRecord,
+        *,
+        clock: Callable[[], float],
+        policy: SessionPolicy,
+        terms: LeaseTerms,
+    ) -> LeaseGrant:
+        """Take the conversation's lease and get or create its record, in one script.
+
+        While another holder has it, the caller waits in line (a sorted set by
+        arrival, in Redis, so waiters of every process are served in order),
+        polling with backoff, up to ``terms.wait`` seconds. Giving up (or being
+        cancelled) leaves the line, and lets go of a lease granted by a reply
+        that never arrived.
+        """
+        key = candidate.key
+        token = new_lease_token()
+        keys = (
+            *self._keys(key),
+            lease_key(self.key_prefix, key),
+            waiting_line_key(self.key_prefix, key),
+        )
+        lease_args = (token, _milliseconds(terms.ttl), _WAITER_HEARTBEAT_MS)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + terms.wait
+        delay = _POLL_FIRST_SECONDS
+        try:
+            while True:
+                outcome = await self._create_rounds(
+                    "acquire_conversation",
+                    self._acquire,
+                    keys,
+                    candidate,
+                    clock(),
+                    policy,
+                    lease_args,
+                )
+                if outcome is not None:
+                    return LeaseGrant(token, outcome, expires=True)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise ConversationBusyError(
+                        f"the conversation stayed busy for {terms.wait:g} s (another message "
+                        "of it is being handled); nothing was loaded or changed, try again"
+                    )
+                await asyncio.sleep(min(remaining, delay * random.uniform(0.5, 1.0)))
+                delay = min(delay * 2, _POLL_MAX_SECONDS)
+        except BaseException:
+            await _finish(self._leave(key, token))
+            raise
+
+    async def _leave(self, key: SessionKey, token: str) -> None:
+        try:
+            await self._abandon(
+                keys=(
+                    lease_key(self.key_prefix, key),
+                    waiting_line_key(self.key_prefix, key),
+                    waiter_key(self.key_prefix, token),
+                ),
+                args=(token,),
+            )
+        except _UNAVAILABLE_ERRORS:
+            # The lease and the place in line expire by themselves.
+            logger.warning("could not leave the waiting line of %r; it expires by itself", key)
+
+    async def renew_conversation(self, key: SessionKey, token: str, *, terms: LeaseTerms) -> bool:
+        """Extend the lease to ``terms.ttl`` from now; ``False`` if ``token`` lost it."""
+        held = await self._run(
+            "renew_conversation",
+            self._renew,
+            (lease_key(self.key_prefix, key),),
+            (token, _milliseconds(terms.ttl)),
+        )
+        return bool(held)
+
+    async def release_conversation(
+        self,
+        key: SessionKey,
+        token: str,
+        state: dict[str, Any] | None,
+        *,
+        expected_version: int,
+        now: float,
+        policy: SessionPolicy,
+    ) -> SessionRecord | None:
+        """Save ``state`` (unless ``None``) and release the lease, in one script.
+
+        The save is compare-and-set on the version and applies only while
+        ``token`` holds the lease (the fencing check, in the same script).
+        """
+        try:
+            encoded = "" if state is None else encode_state(state)
+        except RecordEncodingError:
+            await self.release_conversation(
+                key, token, None, expected_version=expected_version, now=now, policy=policy
+            )
+            raise
+        reply = await self._run(
+            "release_conversation",
+            self._release,
+            (*self._keys(key), lease_key(self.key_prefix, key)),
+            (*self._common_args(now, policy, key), expected_version, encoded, token),
+        )
+        status = reply[0]
+        if status == b"lost":
+            raise LeaseLostError(
+                "the conversation's lease expired or was taken over before this block "
+                "finished: its changes were not saved"
+            )
+        if status == b"released":
+            return None
+        return self._save_reply(reply, key, expected_version)
 
     async def touch(
         self, key: SessionKey, *, now: float, policy: SessionPolicy
@@ -839,6 +1134,11 @@ class RedisSessionStore:
             self._keys(key),
             (*self._common_args(now, policy, key), expected_version, encode_state(state)),
         )
+        return self._save_reply(reply, key, expected_version)
+
+    def _save_reply(
+        self, reply: Sequence[bytes], key: SessionKey, expected_version: int
+    ) -> SessionRecord | None:
         status = reply[0]
         if status == b"saved":
             return self._decode(reply[1], key)
