@@ -54,8 +54,7 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.Namespace, Setting
         "--lease-ttl",
         type=float,
         default=defaults.lease_ttl,
-        help="seconds a conversation stays locked after its worker died mid-message "
-        "(%(default)s)",
+        help="seconds a conversation stays locked after its worker died mid-message (%(default)s)",
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn's (%(default)s)")
     arguments = parser.parse_args(argv)
