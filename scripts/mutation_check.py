@@ -126,6 +126,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
     parser.add_argument("--limit", type=int, default=None, help="only the first N mutants")
+    parser.add_argument(
+        "--every", type=int, default=1, help="a systematic sample: every K-th mutant only"
+    )
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ctxmut-"))
@@ -141,7 +144,7 @@ def main() -> int:
     source_path = scratch / args.module
     original = source_path.read_text(encoding="utf-8")
     tree = ast.parse(original)
-    points = list(mutations(tree))[: args.limit]
+    points = list(mutations(tree))[:: args.every][: args.limit]
     env = {**os.environ, "PYTHONPATH": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     command += ["-o", f"timeout={int(args.timeout)}", *args.tests]
