@@ -85,6 +85,8 @@ def mutations(tree: ast.Module) -> Iterator[Mutation]:
                 continue
             if isinstance(node, ast.Import | ast.ImportFrom | ast.AnnAssign):
                 continue
+            if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "__slots__":
+                continue  # an equivalent mutant: behaviour without __slots__ is the same
             yield Mutation(index, "delete-statement", line)
 
 
