@@ -585,6 +585,8 @@ class UserSessionManager(Generic[ContextT]):
             )
         state = _state_to_save(context)
         now = self._clock()
+        # What this save stores: handlers may change the live state during the await.
+        sent = copy.deepcopy(state)
         try:
             record = await self._store.save_state(
                 key, state, expected_version=live.version, now=now, policy=self._policy
@@ -607,7 +609,7 @@ class UserSessionManager(Generic[ContextT]):
             raise SessionEndedError("the session expired or ended: its state was not saved")
         if self._live.get(key) is live:
             live.version = record.version
-            live.saved = copy.deepcopy(state)
+            live.saved = sent
             live.last_seen = now
 
     async def reload_conversation_state(self, context: ContextT) -> bool:

@@ -338,3 +338,77 @@ def test_round_trips_per_message_counted_by_the_server(
         assert trips.commands == ["EVALSHA"] * 2
 
     with_stores(redis_server, key_prefix, 1, body)
+
+
+def test_entering_with_unsaved_changes_made_outside_is_refused_until_resolved(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    async def body(first_store: RedisSessionStore, second_store: RedisSessionStore) -> None:
+        worker_a = UserSessionManager(store=first_store)
+        worker_b = UserSessionManager(store=second_store)
+        context = await worker_a.get_or_create_user_session("alice", "t-1")
+        context.conversation_state["draft"] = "unsaved"  # old-API code, not saved yet
+        async with worker_b.conversation("alice", "t-1") as other:
+            other.conversation_state["from"] = "b"
+        with pytest.raises(StateConflictError, match="unsaved changes"):
+            async with worker_a.conversation("alice", "t-1"):
+                raise AssertionError("entered over unsaved changes")  # pragma: no cover
+        # Nothing was overwritten silently, and the lease was released.
+        assert context.conversation_state == {"draft": "unsaved"}
+        assert lease_leftovers(redis_server, key_prefix) == []
+        assert await worker_a.reload_conversation_state(context) is True
+        assert context.conversation_state == {"from": "b"}
+        async with worker_a.conversation("alice", "t-1") as held:
+            assert held is context
+
+    with_stores(redis_server, key_prefix, 2, body)
+
+
+def test_a_context_class_without_conversation_state_keeps_state_across_workers(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    class LegacyContext:  # the application's class: ids only
+        def __init__(self, user_id: str, thread_id: str, run_id: str) -> None:
+            self.user_id = user_id
+            self.thread_id = thread_id
+            self.run_id = run_id
+
+    async def body(first_store: RedisSessionStore, second_store: RedisSessionStore) -> None:
+        first = UserSessionManager(store=first_store, factory=LegacyContext)
+        second = UserSessionManager(store=second_store, factory=LegacyContext)
+        async with first.conversation("alice", "t-1") as context:
+            assert isinstance(context, LegacyContext)
+            context.conversation_state["topic"] = "invoices"  # type: ignore[attr-defined]
+        async with second.conversation("alice", "t-1") as other:
+            assert isinstance(other, LegacyContext)
+            assert other.conversation_state == {"topic": "invoices"}  # type: ignore[attr-defined]
+        # The old API too (this failed with AttributeError before).
+        legacy = await second.get_or_create_user_session("alice", "t-1")
+        legacy.conversation_state["n"] = 1  # type: ignore[attr-defined]
+        await second.save_conversation_state(legacy)
+
+    with_stores(redis_server, key_prefix, 2, body)
+
+
+def test_a_state_that_is_not_json_is_refused_on_exit_and_the_lease_released(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    from ctxmigrate.shim.redis_store import RecordEncodingError
+
+    async def body(store: RedisSessionStore) -> None:
+        manager = UserSessionManager(store=store)
+        with pytest.raises(RecordEncodingError):
+            async with manager.conversation("alice", "t-1") as context:
+                context.conversation_state["when"] = object()
+        assert context.conversation_state == {}
+        assert lease_leftovers(redis_server, key_prefix) == []
+
+    with_stores(redis_server, key_prefix, 1, body)
+
+
+def test_busy_error_is_a_timeout_and_a_session_error() -> None:
+    from ctxmigrate.shim import SessionError
+
+    assert issubclass(ConversationBusyError, TimeoutError)
+    assert issubclass(ConversationBusyError, SessionError)
+    assert issubclass(LeaseLostError, SessionError)

@@ -367,3 +367,20 @@ def test_a_failing_factory_inside_conversation_leaves_no_record_and_no_lease() -
         assert manager.stats().failed_creations == 1
 
     run(main())
+
+
+def test_a_session_ended_during_the_block_is_not_resurrected_by_its_save() -> None:
+    from ctxmigrate.shim import SessionEndedError
+
+    async def main() -> None:
+        store = InMemorySessionStore()
+        manager = UserSessionManager(store=store)
+        with pytest.raises(SessionEndedError, match="not saved"):
+            async with manager.conversation("alice", "t-1") as context:
+                context.conversation_state["late"] = True
+                assert await manager.end_session("alice", "t-1") is True
+        assert KEY not in store
+        assert store._leases.holder(KEY) is None
+        assert manager.stats().active == 0
+
+    run(main())
