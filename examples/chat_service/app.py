@@ -53,7 +53,7 @@ from ctxmigrate.shim.redis_store import RedisSessionStore
 ENVIRONMENT_PREFIX = "CHAT_"
 # How often a message tries to enter its conversation when entering raises
 # StateConflictError (the workaround in answer_in_conversation).
-ENTRY_ATTEMPTS = 3
+ENTRY_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
