@@ -83,7 +83,21 @@ def test_one_run_id_per_conversation_across_workers(
 ) -> None:
     conversations = [("alice", "thread-1"), ("alice", "thread-2"), ("bob", "thread-1")]
 
+    async def refused_then_served(service: RunningService) -> None:
+        async with connect(service.ws_url(), open_timeout=10) as connection:
+            await connection.send("not json")
+            reply = json.loads(await asyncio.wait_for(connection.recv(), 30))
+            assert reply["ok"] is False
+            assert reply["error"].startswith("BadRequest: a message must be a JSON object")
+            bad_id = chat_message("alice", "thread\n1")
+            reply = await send_on(connection, bad_id)
+            assert reply["ok"] is False and reply["message_id"] == bad_id["message_id"]
+            assert reply["error"].startswith("InvalidSessionIdError: thread_id")
+            # The connection stays open, and nothing was stored for either.
+            assert (await send_on(connection, chat_message("zoe", "thread-1")))["ok"]
+
     async def drive(service: RunningService) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        await refused_then_served(service)
         replies: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in conversations}
         for user_id, thread_id in conversations:
             conversation = replies[(user_id, thread_id)]
