@@ -384,3 +384,45 @@ def test_a_session_ended_during_the_block_is_not_resurrected_by_its_save() -> No
         assert manager.stats().active == 0
 
     run(main())
+
+
+class SlowReleaseStore(InMemorySessionStore):
+    """Releases wait for the test's gate, as a network store's reply would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.releasing = 0
+
+    async def release_conversation(self, *args: Any, **kwargs: Any) -> Any:
+        self.releasing += 1
+        await self.gate.wait()
+        return await super().release_conversation(*args, **kwargs)
+
+
+def test_a_cancellation_during_the_release_sees_the_save_through_then_raises() -> None:
+    async def main() -> None:
+        store = SlowReleaseStore()
+        manager = UserSessionManager(store=store)
+
+        async def message() -> None:
+            async with manager.conversation("alice", "t-1") as context:
+                context.conversation_state["n"] = 1
+
+        task = asyncio.create_task(message())
+        await yield_until(lambda: store.releasing == 1)
+        task.cancel()
+        await yield_until(lambda: True, max_iterations=1)
+        store.gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        record = store.peek(KEY)
+        assert record is not None
+        assert (record.conversation_state, record.version) == ({"n": 1}, 1)
+        assert store._leases.holder(KEY) is None
+        # The live entry knows the save happened: the next block enters cleanly.
+        async with manager.conversation("alice", "t-1") as context:
+            assert context.conversation_state == {"n": 1}
+        assert store.peek(KEY).version == 1  # type: ignore[union-attr]
+
+    run(main())
