@@ -19,7 +19,6 @@ from typing_extensions import TypeVar
 
 from ctxmigrate.shim.context import UserExecutionContext
 from ctxmigrate.shim.errors import (
-    LeaseLostError,
     SessionEndedError,
     StateConflictError,
     SyncAccessError,
@@ -189,23 +188,20 @@ async def _settle(call: asyncio.Future[_ResultT]) -> _ResultT | None:
     return call.result()
 
 
-async def _see_through(call: Awaitable[_ResultT]) -> _ResultT:
-    """Await ``call`` to its end even if cancelled meanwhile; then re-raise the cancellation.
+async def _wait_out(task: asyncio.Future[Any]) -> bool:
+    """Wait until ``task`` is done even if cancelled meanwhile; whether we were cancelled.
 
     For store calls that release a lease: abandoning one halfway would leave the
-    conversation locked until the lease expires.
+    conversation locked until the lease expires, and its outcome must still be
+    applied. The caller raises the cancellation once it has done so.
     """
-    task = asyncio.ensure_future(call)
     cancelled = False
     while not task.done():
         try:
             await asyncio.wait((task,))
         except asyncio.CancelledError:
             cancelled = True
-    result = task.result()
-    if cancelled:
-        raise asyncio.CancelledError
-    return result
+    return cancelled
 
 
 def _state_to_save(context: object) -> dict[str, Any]:
@@ -702,7 +698,8 @@ class UserSessionManager(Generic[ContextT]):
                 yield live.context
             except BaseException:
                 live.roll_back()
-                await _see_through(self._release_quietly(store, key, grant.token))
+                release = self._release_quietly(store, key, grant.token)
+                await _wait_out(asyncio.ensure_future(release))
                 raise
             await self._save_and_release(store, live, grant)
         finally:
@@ -751,40 +748,44 @@ class UserSessionManager(Generic[ContextT]):
     ) -> None:
         state = _state_to_save(live.context)
         changed = state != live.saved
+        sent = copy.deepcopy(state) if changed else None
         now = self._clock()
-        try:
-            record = await _see_through(
-                store.release_conversation(
-                    live.key,
-                    grant.token,
-                    state if changed else None,
-                    expected_version=live.version,
-                    now=now,
-                    policy=self._policy,
-                )
+        call = asyncio.ensure_future(
+            store.release_conversation(
+                live.key,
+                grant.token,
+                state if changed else None,
+                expected_version=live.version,
+                now=now,
+                policy=self._policy,
             )
+        )
+        cancelled = await _wait_out(call)
+        try:
+            record = call.result()
         except StateConflictError as exc:
-            exc.unsaved_state = copy.deepcopy(state)
+            exc.unsaved_state = sent
             live.roll_back()
-            raise
-        except LeaseLostError:
-            live.roll_back()
-            live.version = -1  # another holder may have saved: reload on next access
             raise
         except BaseException:
+            # Lost lease (another holder may have saved), an unreachable store (the
+            # write may have happened before the reply was lost), a state that
+            # is not JSON: nothing known saved; reload on the next access.
             live.roll_back()
             live.version = -1
             raise
-        if not changed:
-            return
-        if record is None:
-            live.roll_back()
-            self._discard(live, now)
-            raise SessionEndedError("the session expired or ended: its state was not saved")
-        if self._live.get(live.key) is live:
-            live.version = record.version
-            live.saved = copy.deepcopy(state)
-            live.last_seen = now
+        if sent is not None:
+            if record is None:
+                live.roll_back()
+                self._discard(live, now)
+                raise SessionEndedError("the session expired or ended: its state was not saved")
+            if self._live.get(live.key) is live:
+                live.version = record.version
+                live.saved = sent
+                live.last_seen = now
+        if cancelled:
+            # Saved and released; the caller asked to be cancelled meanwhile.
+            raise asyncio.CancelledError
 
     async def _release_quietly(self, store: ConversationStore, key: SessionKey, token: str) -> None:
         """Release without saving; a failure is logged (the lease then expires by itself)."""

@@ -412,3 +412,25 @@ def test_busy_error_is_a_timeout_and_a_session_error() -> None:
     assert issubclass(ConversationBusyError, TimeoutError)
     assert issubclass(ConversationBusyError, SessionError)
     assert issubclass(LeaseLostError, SessionError)
+
+
+def test_a_session_re_created_elsewhere_replaces_the_stale_live_context(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    async def body(first_store: RedisSessionStore, second_store: RedisSessionStore) -> None:
+        worker_a = UserSessionManager(store=first_store)
+        worker_b = UserSessionManager(store=second_store)
+        async with worker_a.conversation("alice", "t-1", run_id="run-old") as old:
+            old.conversation_state["n"] = 1
+        # Worker B ends the session and starts the conversation again.
+        assert await worker_b.end_session("alice", "t-1") is True
+        async with worker_b.conversation("alice", "t-1", run_id="run-new") as fresh:
+            fresh.conversation_state["m"] = 2
+        async with worker_a.conversation("alice", "t-1") as context:
+            assert context is not old
+            assert context.run_id == "run-new"
+            assert context.conversation_state == {"m": 2}
+        stats = worker_a.stats()
+        assert (stats.active, stats.created, stats.ended) == (1, 1, 1)
+
+    with_stores(redis_server, key_prefix, 2, body)

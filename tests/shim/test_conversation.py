@@ -384,3 +384,116 @@ def test_a_session_ended_during_the_block_is_not_resurrected_by_its_save() -> No
         assert manager.stats().active == 0
 
     run(main())
+
+
+class SlowReleaseStore(InMemorySessionStore):
+    """Releases wait for the test's gate, as a network store's reply would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.releasing = 0
+
+    async def release_conversation(self, *args: Any, **kwargs: Any) -> Any:
+        self.releasing += 1
+        await self.gate.wait()
+        return await super().release_conversation(*args, **kwargs)
+
+
+def test_a_cancellation_during_the_release_sees_the_save_through_then_raises() -> None:
+    async def main() -> None:
+        store = SlowReleaseStore()
+        manager = UserSessionManager(store=store)
+
+        async def message() -> None:
+            async with manager.conversation("alice", "t-1") as context:
+                context.conversation_state["n"] = 1
+
+        task = asyncio.create_task(message())
+        await yield_until(lambda: store.releasing == 1)
+        task.cancel()
+        await yield_until(lambda: True, max_iterations=1)
+        store.gate.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        record = store.peek(KEY)
+        assert record is not None
+        assert (record.conversation_state, record.version) == ({"n": 1}, 1)
+        assert store._leases.holder(KEY) is None
+        # The live entry knows the save happened: the next block enters cleanly.
+        async with manager.conversation("alice", "t-1") as context:
+            assert context.conversation_state == {"n": 1}
+        assert store.peek(KEY).version == 1  # type: ignore[union-attr]
+
+    run(main())
+
+
+class FailingReleaseStore(InMemorySessionStore):
+    async def release_conversation(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("store unreachable")
+
+
+def test_a_failing_release_never_hides_the_blocks_own_exception() -> None:
+    async def main() -> None:
+        manager = UserSessionManager(store=FailingReleaseStore())
+        with pytest.raises(ValueError, match="agent failed"):
+            async with manager.conversation("alice", "t-1"):
+                raise ValueError("agent failed")
+
+    run(main())
+
+
+def test_a_failing_release_on_normal_exit_raises_and_forgets_the_version() -> None:
+    async def main() -> None:
+        store = FailingReleaseStore()
+        manager = UserSessionManager(store=store)
+        with pytest.raises(ConnectionError):
+            async with manager.conversation("alice", "t-1") as context:
+                context.conversation_state["n"] = 1
+        # Not known to be saved: the live state is put back, and the next access
+        # reloads whatever the store holds.
+        assert context.conversation_state == {}
+        assert manager._live[KEY].version == -1
+
+    run(main())
+
+
+class FailingSaveStore(InMemorySessionStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    async def save_state(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fail:
+            raise ConnectionError("reply lost")
+        return await super().save_state(*args, **kwargs)
+
+
+def test_an_old_api_save_that_fails_puts_the_state_back_and_reloads_next_time() -> None:
+    async def main() -> None:
+        store = FailingSaveStore()
+        manager = UserSessionManager(store=store, factory=AppContext)
+        context = await manager.get_or_create_user_session("alice", "t-1")
+        context.conversation_state["n"] = 1  # type: ignore[attr-defined]
+        await manager.save_conversation_state(context)
+        context.conversation_state["n"] = 2  # type: ignore[attr-defined]
+        store.fail = True
+        with pytest.raises(ConnectionError):
+            await manager.save_conversation_state(context)
+        assert context.conversation_state == {"n": 1}  # type: ignore[attr-defined]
+        assert manager._live[KEY].version == -1
+        store.fail = False
+        assert await manager.get_or_create_user_session("alice", "t-1") is context
+        assert manager._live[KEY].version == 1
+
+    run(main())
+
+
+def test_reload_conversation_state_of_a_context_that_is_not_live_is_false() -> None:
+    async def main() -> None:
+        manager = UserSessionManager()
+        context = await manager.get_or_create_user_session("alice", "t-1")
+        await manager.end_session("alice", "t-1")
+        assert await manager.reload_conversation_state(context) is False
+
+    run(main())
