@@ -222,6 +222,10 @@ def test_redis_restart_gives_clear_errors_and_loses_nothing_acknowledged(
             aof_redis.kill()
             phase["name"] = "down"
             await until(lambda: all(len(e) >= 2 for e in errors.values()), "errors")
+            # The readiness probe says so too, naming the problem.
+            status, body = await asyncio.to_thread(service.health)
+            assert status == 503, body
+            assert body["error"].startswith("SessionStoreUnavailableError: "), body
             # Nothing was acknowledged while Redis was down.
             assert all(len(acked[c]) <= acked_before_kill[c] + 1 for c in conversations)
             aof_redis.start()
@@ -230,6 +234,7 @@ def test_redis_restart_gives_clear_errors_and_loses_nothing_acknowledged(
             await until(
                 lambda: all(len(acked[c]) >= marks[c] + 5 for c in conversations), "recovery"
             )
+            assert (await asyncio.to_thread(service.health))[0] == 200
             phase["name"] = "done"
             await asyncio.gather(*senders)
         finally:
