@@ -96,8 +96,20 @@ def test_one_run_id_per_conversation_across_workers(
             # The connection stays open, and nothing was stored for either.
             assert (await send_on(connection, chat_message("zoe", "thread-1")))["ok"]
 
+    async def legacy_forgets(service: RunningService) -> None:
+        # The baseline handler, for contrast: a new context (and run_id) for
+        # every message of one conversation, nothing kept.
+        replies = [
+            await send_once(service.ws_url("/ws/legacy"), chat_message("yann", "thread-1"))
+            for _ in range(3)
+        ]
+        assert [reply["stored"] for reply in replies] == [1, 1, 1]
+        assert len({reply["run_id"] for reply in replies}) == 3
+        assert redis_server.client().get(f"{KEY_PREFIX}:s:yann:thread-1") is None
+
     async def drive(service: RunningService) -> dict[tuple[str, str], list[dict[str, Any]]]:
         await refused_then_served(service)
+        await legacy_forgets(service)
         replies: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in conversations}
         for user_id, thread_id in conversations:
             conversation = replies[(user_id, thread_id)]
