@@ -161,8 +161,8 @@ async def answer_in_conversation(
                 message.user_id, message.thread_id, websocket_connection_id=connection_id
             ) as context:
                 entered = True
-                # A new list rather than an append in place: what the store holds
-                # is only replaced when the block exits normally.
+                # Read, let the agent work, write: no other message of this
+                # conversation runs in between, on any worker.
                 messages = list(context.conversation_state.get("messages", []))
                 await asyncio.sleep(agent_delay)  # the agent works
                 messages.append({"id": message.message_id, "text": message.text})
