@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +52,6 @@ class RunningService:
     process: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
-    messages: list[str] = field(default_factory=list)
 
     @property
     def host(self) -> str:
