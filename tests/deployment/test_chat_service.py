@@ -141,19 +141,31 @@ def test_one_run_id_per_conversation_across_workers(
     assert len(set(run_ids.values())) == len(conversations), "each conversation its own run"
 
 
+@pytest.mark.parametrize("spacing", [0.0, 0.02], ids=["at-once", "20ms-apart"])
 def test_burst_of_concurrent_messages_to_one_conversation_stores_each_exactly_once(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer, tmp_path: Path, spacing: float
 ) -> None:
     burst = 20
 
+    async def send_after(delay: float, connection: ClientConnection, message: Any) -> Any:
+        await asyncio.sleep(delay)
+        return await send_on(connection, message)
+
     async def drive(service: RunningService) -> list[dict[str, Any]]:
         by_worker = await connections_on_each_worker(service, per_worker=burst // 2)
-        connections = [c for on_worker in by_worker.values() for c in on_worker]
+        # Alternating workers: worker A, worker B, worker A, ...
+        connections = [c for pair in zip(*by_worker.values(), strict=True) for c in pair]
         messages = [chat_message("carol", "thread-1", f"message {n}") for n in range(burst)]
-        # All at once, half on each worker; each message's handler reads the
-        # conversation, waits 50 ms (the agent), then writes.
+        # All at once, or 20 ms apart as in the report (14 to 18 of 20
+        # stored before the fix); each handler reads the conversation, waits
+        # 50 ms (the agent), then writes.
         replies = await asyncio.gather(
-            *(send_on(c, m) for c, m in zip(connections, messages, strict=True))
+            *(
+                send_after(index * spacing, connection, message)
+                for index, (connection, message) in enumerate(
+                    zip(connections, messages, strict=True)
+                )
+            )
         )
         for connection in connections:
             await connection.close()
