@@ -23,7 +23,7 @@ from ctxmigrate.shim.errors import (
     StateConflictError,
     SyncAccessError,
 )
-from ctxmigrate.shim.lease import ConversationStore, LeaseGrant, LeaseTerms
+from ctxmigrate.shim.lease import ConversationStore, FifoLeases, LeaseGrant, LeaseTerms
 from ctxmigrate.shim.metrics import LeakCheck, SessionStats
 from ctxmigrate.shim.single_flight import SingleFlight
 from ctxmigrate.shim.store import (
@@ -308,6 +308,7 @@ class UserSessionManager(Generic[ContextT]):
         conversation_lease_ttl: float = 30.0,
     ) -> None:
         self._lease_terms = LeaseTerms(ttl=conversation_lease_ttl, wait=conversation_wait)
+        self._conversation_gates = FifoLeases()
         self._policy = SessionPolicy(idle_timeout, max_sessions, max_sessions_per_user)
         if cleanup_interval is not None and not cleanup_interval > 0:
             raise ValueError(f"cleanup_interval must be positive, got {cleanup_interval!r}")
@@ -673,41 +674,51 @@ class UserSessionManager(Generic[ContextT]):
                 "conversation() is not re-entrant: this task already holds this conversation "
                 "(use the context of the enclosing block)"
             )
-        epoch = self._next_epoch()
-        grant = await store.acquire_conversation(
-            self._candidate(key, run_id, websocket_connection_id, self._clock()),
-            clock=self._clock,
-            policy=self._policy,
-            terms=self._lease_terms,
-        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lease_terms.wait
+        # One holder per conversation in this process first: the next message
+        # here must not take the store's lease before this one has applied its
+        # release's outcome to the live context they share.
+        local = await self._conversation_gates.acquire(key, self._lease_terms.wait)
         try:
-            self._apply_removals(grant.outcome.removed, epoch)
-            live = await self._hold(key, grant, epoch, factory_kwargs)
-        except BaseException:
-            await _settle(asyncio.ensure_future(self._release_quietly(store, key, grant.token)))
-            raise
-        renewal = (
-            asyncio.get_running_loop().create_task(self._renew(store, key, grant.token))
-            if grant.expires
-            else None
-        )
-        holding = _Holding(live)
-        held_token = _HELD.set({**held, (id(self), key): holding})
-        try:
+            terms = LeaseTerms(ttl=self._lease_terms.ttl, wait=max(0.0, deadline - loop.time()))
+            epoch = self._next_epoch()
+            grant = await store.acquire_conversation(
+                self._candidate(key, run_id, websocket_connection_id, self._clock()),
+                clock=self._clock,
+                policy=self._policy,
+                terms=terms,
+            )
             try:
-                yield live.context
+                self._apply_removals(grant.outcome.removed, epoch)
+                live = await self._hold(key, grant, epoch, factory_kwargs)
             except BaseException:
-                live.roll_back()
-                release = self._release_quietly(store, key, grant.token)
-                await _wait_out(asyncio.ensure_future(release))
+                await _settle(asyncio.ensure_future(self._release_quietly(store, key, grant.token)))
                 raise
-            await self._save_and_release(store, live, grant)
+            renewal = (
+                asyncio.get_running_loop().create_task(self._renew(store, key, grant.token))
+                if grant.expires
+                else None
+            )
+            holding = _Holding(live)
+            held_token = _HELD.set({**held, (id(self), key): holding})
+            try:
+                try:
+                    yield live.context
+                except BaseException:
+                    live.roll_back()
+                    release = self._release_quietly(store, key, grant.token)
+                    await _wait_out(asyncio.ensure_future(release))
+                    raise
+                await self._save_and_release(store, live, grant)
+            finally:
+                holding.live = None
+                _HELD.reset(held_token)
+                if renewal is not None:
+                    renewal.cancel()
+                    await asyncio.wait((renewal,))
         finally:
-            holding.live = None
-            _HELD.reset(held_token)
-            if renewal is not None:
-                renewal.cancel()
-                await asyncio.wait((renewal,))
+            self._conversation_gates.release(key, local)
 
     async def _hold(
         self, key: SessionKey, grant: LeaseGrant, epoch: int, factory_kwargs: dict[str, Any]

@@ -159,7 +159,7 @@ def test_waiters_enter_in_arrival_order_and_a_newcomer_does_not_overtake() -> No
 
         first = asyncio.create_task(message("first", release))
         await yield_until(lambda: order == ["first"])
-        leases: FifoLeases = manager.store._leases  # type: ignore[attr-defined]
+        leases: FifoLeases = manager._conversation_gates
         waiters = []
         for name in ("second", "third", "fourth"):
             waiters.append(asyncio.create_task(message(name)))
@@ -169,7 +169,7 @@ def test_waiters_enter_in_arrival_order_and_a_newcomer_does_not_overtake() -> No
         newcomer = asyncio.create_task(message("newcomer"))
         await asyncio.gather(first, *waiters, newcomer)
         assert order == ["first", "second", "third", "fourth", "newcomer"]
-        assert len(manager.store._leases) == 0  # type: ignore[attr-defined]
+        assert len(manager.store._leases) == len(manager._conversation_gates) == 0  # type: ignore[attr-defined]
 
     run(main())
 
@@ -177,7 +177,7 @@ def test_waiters_enter_in_arrival_order_and_a_newcomer_does_not_overtake() -> No
 def test_a_cancelled_waiter_leaves_no_trace_and_the_next_one_is_served() -> None:
     async def main() -> None:
         manager = UserSessionManager()
-        leases: FifoLeases = manager.store._leases  # type: ignore[attr-defined]
+        leases: FifoLeases = manager._conversation_gates
         entered: list[int] = []
         release = asyncio.Event()
 
@@ -272,7 +272,7 @@ def test_conversation_is_not_reentrant() -> None:
                 async with manager.conversation("alice", "t-1"):
                     pass  # pragma: no cover
         # The refused inner call did not release the outer lease early, nor leak.
-        assert len(manager.store._leases) == 0  # type: ignore[attr-defined]
+        assert len(manager.store._leases) == len(manager._conversation_gates) == 0  # type: ignore[attr-defined]
 
     run(main())
 
@@ -296,7 +296,7 @@ def test_ids_are_validated_before_anything_is_held() -> None:
         with pytest.raises(ValueError, match="user_id"):
             async with manager.conversation("", "t-1"):
                 pass  # pragma: no cover
-        assert len(manager.store._leases) == 0  # type: ignore[attr-defined]
+        assert len(manager.store._leases) == len(manager._conversation_gates) == 0  # type: ignore[attr-defined]
 
     run(main())
 
@@ -347,7 +347,7 @@ def test_a_context_class_that_refuses_the_attribute_gets_an_error_naming_the_fix
         with pytest.raises(TypeError, match="add a 'conversation_state' slot"):
             await manager.save_conversation_state(context)
         # The refused conversation left nothing held.
-        assert len(manager.store._leases) == 0  # type: ignore[attr-defined]
+        assert len(manager.store._leases) == len(manager._conversation_gates) == 0  # type: ignore[attr-defined]
 
     run(main())
 
