@@ -42,18 +42,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ctxmigrate.shim import (
-    SessionError,
-    StateConflictError,
-    UserExecutionContext,
-    UserSessionManager,
-)
+from ctxmigrate.shim import SessionError, UserExecutionContext, UserSessionManager
 from ctxmigrate.shim.redis_store import RedisSessionStore
 
 ENVIRONMENT_PREFIX = "CHAT_"
-# How often a message tries to enter its conversation when entering raises
-# StateConflictError (the workaround in answer_in_conversation).
-ENTRY_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -154,36 +146,18 @@ async def answer_in_conversation(
     agent_delay: float,
 ) -> dict[str, Any]:
     """The session-first handler: read, think, write, all inside the conversation."""
-    for attempt in range(1, ENTRY_ATTEMPTS + 1):
-        entered = False
-        try:
-            async with manager.conversation(
-                message.user_id, message.thread_id, websocket_connection_id=connection_id
-            ) as context:
-                entered = True
-                # Read, let the agent work, write: no other message of this
-                # conversation runs in between, on any worker.
-                messages = list(context.conversation_state.get("messages", []))
-                await asyncio.sleep(agent_delay)  # the agent works
-                messages.append({"id": message.message_id, "text": message.text})
-                context.conversation_state["messages"] = messages
-                run_id = context.run_id
-        except StateConflictError:
-            # Workaround (see examples/chat_service/README.md, "Known issue"): a
-            # conflict raised on entry means the block never ran and the lease
-            # was released, so entering again is safe. Raised on exit, it means
-            # nothing was saved: the client is told so.
-            if entered or attempt == ENTRY_ATTEMPTS:
-                raise
-            continue
-        # Past the block: saved (or the block raised and nothing was acknowledged).
-        return {
-            "ok": True,
-            "message_id": message.message_id,
-            "run_id": run_id,
-            "stored": len(messages),
-        }
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    async with manager.conversation(
+        message.user_id, message.thread_id, websocket_connection_id=connection_id
+    ) as context:
+        # Read, let the agent work, write: no other message of this
+        # conversation runs in between, on any worker.
+        messages = list(context.conversation_state.get("messages", []))
+        await asyncio.sleep(agent_delay)  # the agent works
+        messages.append({"id": message.message_id, "text": message.text})
+        context.conversation_state["messages"] = messages
+        run_id = context.run_id
+    # Past the block: saved (or the block raised and nothing was acknowledged).
+    return {"ok": True, "message_id": message.message_id, "run_id": run_id, "stored": len(messages)}
 
 
 async def answer_legacy(message: ChatMessage, *, agent_delay: float) -> dict[str, Any]:
