@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import click
 
 from ctxmigrate import __version__
+from ctxmigrate.cli.evidence_options import (
+    SortOrder,
+    attach_loaded_evidence,
+    evidence_options,
+    load_evidence_options,
+)
 from ctxmigrate.cli.run_options import engine_options, paths_argument, prepare_run
 from ctxmigrate.cli.terminal import (
     file_console,
@@ -64,6 +72,7 @@ def exceeds_threshold(report: AuditReport, fail_on: FailOn) -> bool:
     help="Exit 1 when there are findings of this category or a more actionable one.",
 )
 @engine_options
+@evidence_options
 @click.pass_context
 def audit_command(
     ctx: click.Context,
@@ -76,8 +85,12 @@ def audit_command(
     ignore: tuple[str, ...],
     jobs: int | None,
     no_cache: bool,
+    evidence_files: tuple[str, ...],
+    evidence_path_map: tuple[str, ...],
+    sort_order: SortOrder,
 ) -> None:
     """Find and classify every legacy site under PATHS (default: the current directory)."""
+    loaded = load_evidence_options(evidence_files, evidence_path_map, sort_order)
     setup = prepare_run(paths, config_file, select, ignore)
     with progress_bar(stderr_console, "auditing") as progress:
         result = engine.run(
@@ -90,15 +103,22 @@ def audit_command(
             use_cache=not no_cache,
         )
     report = result.report
+    evidence = None if loaded is None else attach_loaded_evidence(report, setup, loaded)
     if is_stdout(output):
         output = None
     # Each renderer is imported only for its format (the table one needs rich).
     if output_format == "json":
-        write_text_output(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n", output)
+        if evidence is None:
+            document = report.to_json()
+        else:
+            from ctxmigrate.codemods.evidence import report_json
+
+            document = report_json(report, evidence, by_evidence=sort_order == "evidence")
+        write_text_output(json.dumps(document, indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "sarif":
         from ctxmigrate.cli.render_sarif import sarif_log
 
-        log = sarif_log(report, setup.rules, __version__, Path.cwd())
+        log = sarif_log(report, setup.rules, __version__, Path.cwd(), evidence=evidence)
         write_text_output(json.dumps(log, indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "github":
         from ctxmigrate.cli.render_github import github_annotations
@@ -107,17 +127,25 @@ def audit_command(
     else:
         from ctxmigrate.cli.render_table import render_table
 
+        renderer: Callable[..., None] = render_table
+        if evidence is not None:
+            from ctxmigrate.cli.render_evidence import render_evidence_table
+
+            renderer = functools.partial(
+                render_evidence_table, result=evidence, by_evidence=sort_order == "evidence"
+            )
+
         if output is None:
             console = stdout_console()
             if console.is_terminal:
-                render_table(report, setup.rules_by_id, console)
+                renderer(report, setup.rules_by_id, console)
             else:
                 # Plain text for a pipe or a CI log: no padding at the line ends.
                 with console.capture() as captured:
-                    render_table(report, setup.rules_by_id, console)
+                    renderer(report, setup.rules_by_id, console)
                 write_text_output(strip_trailing_spaces(captured.get()), None)
         else:
             buffer = io.StringIO()
-            render_table(report, setup.rules_by_id, file_console(buffer))
+            renderer(report, setup.rules_by_id, file_console(buffer))
             write_text_output(strip_trailing_spaces(buffer.getvalue()), output)
     ctx.exit(1 if exceeds_threshold(report, fail_on) else 0)

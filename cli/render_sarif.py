@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ctxmigrate.codemods.model import AuditReport, Category, Finding, Rule
+
+if TYPE_CHECKING:
+    from ctxmigrate.codemods.evidence import EvidenceResult
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -41,7 +44,9 @@ def _region(finding: Finding) -> dict[str, int]:
     }
 
 
-def _result(finding: Finding, rule_index: Mapping[str, int]) -> dict[str, Any]:
+def _result(
+    finding: Finding, rule_index: Mapping[str, int], evidence: EvidenceResult | None = None
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": finding.rule,
         "level": SARIF_LEVELS[finding.category],
@@ -61,6 +66,9 @@ def _result(finding: Finding, rule_index: Mapping[str, int]) -> dict[str, Any]:
         ],
         "properties": {"category": finding.category, "symbol": finding.symbol},
     }
+    if evidence is not None:  # audit --evidence: run-time calls, or null
+        seen = evidence.of(finding)
+        result["properties"]["evidence"] = None if seen is None else seen.to_json()
     if finding.rule in rule_index:
         result["ruleIndex"] = rule_index[finding.rule]
     if finding.category == "rewrite" and finding.fix is not None:
@@ -94,7 +102,11 @@ def _notification(path: str, message: str) -> dict[str, Any]:
 
 
 def sarif_log(
-    report: AuditReport, rules: Sequence[Rule], tool_version: str, source_root: Path
+    report: AuditReport,
+    rules: Sequence[Rule],
+    tool_version: str,
+    source_root: Path,
+    evidence: EvidenceResult | None = None,
 ) -> dict[str, Any]:
     rule_index = {rule.id: index for index, rule in enumerate(rules)}
     return {
@@ -130,7 +142,7 @@ def sarif_log(
                     }
                 ],
                 "results": [
-                    _result(finding, rule_index)
+                    _result(finding, rule_index, evidence)
                     for finding in sorted(report.findings, key=Finding.sort_key)
                 ],
             }

@@ -25,6 +25,7 @@ __all__ = ["AUDIT_RULES", "CODEMODS", "RULES"]
 def _registry() -> dict[str, Any]:
     from ctxmigrate.codemods.adapt_websocket_context import AdaptWebSocketContextCodemod
     from ctxmigrate.codemods.audit_rules import AUDIT_RULES
+    from ctxmigrate.codemods.evidence import RUNTIME_ONLY_SITE
     from ctxmigrate.codemods.reuse_session import ReuseSessionCodemod
     from ctxmigrate.codemods.reuse_websocket_manager import ReuseWebSocketManagerCodemod
 
@@ -35,8 +36,8 @@ def _registry() -> dict[str, Any]:
     )
     return {
         "CODEMODS": codemods,
-        "AUDIT_RULES": AUDIT_RULES,
-        "RULES": (*(codemod.rule for codemod in codemods), *AUDIT_RULES),
+        "AUDIT_RULES": (*AUDIT_RULES, RUNTIME_ONLY_SITE),
+        "RULES": (*(codemod.rule for codemod in codemods), *AUDIT_RULES, RUNTIME_ONLY_SITE),
     }
 
 

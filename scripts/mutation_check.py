@@ -131,6 +131,7 @@ def main() -> int:
     parser.add_argument(
         "--every", type=int, default=1, help="a systematic sample: every K-th mutant only"
     )
+    parser.add_argument("--offset", type=int, default=0, help="where the sample starts")
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ctxmut-"))
@@ -146,7 +147,7 @@ def main() -> int:
     source_path = scratch / args.module
     original = source_path.read_text(encoding="utf-8")
     tree = ast.parse(original)
-    points = list(mutations(tree))[:: args.every][: args.limit]
+    points = list(mutations(tree))[args.offset :: args.every][: args.limit]
     env = {**os.environ, "PYTHONPATH": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     command += ["-o", f"timeout={int(args.timeout)}", *args.tests]

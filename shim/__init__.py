@@ -32,6 +32,7 @@ from ctxmigrate.shim.legacy import (  # type: ignore[deprecated, unused-ignore] 
 from ctxmigrate.shim.legacy_observer import CallSite, ContextObserver
 from ctxmigrate.shim.manager import UserSessionManager
 from ctxmigrate.shim.metrics import LeakCheck, SessionStats
+from ctxmigrate.shim.observe import legacy_observer, observe_legacy, write_observations
 from ctxmigrate.shim.store import (
     CreateOutcome,
     InMemorySessionStore,
@@ -84,8 +85,11 @@ __all__ = [
     "deprecated",
     "get_manager_for_context",
     "get_or_create_user_session",
+    "legacy_observer",
+    "observe_legacy",
     "reset_configuration",
     "session_websocket_context",
     "to_user_execution_context",
     "unbound_websocket_manager_count",
+    "write_observations",
 ]

@@ -36,6 +36,9 @@ from typing import Any
 from ctxmigrate.shim.configuration import current_mode, current_observer, default_manager
 from ctxmigrate.shim.deprecation import deprecated
 from ctxmigrate.shim.legacy_observer import caller_outside_shim
+from ctxmigrate.shim.observe import legacy_observer
+
+DROP_IN_API = "ctxmigrate.shim.create_user_execution_context"
 
 
 # The message is a literal on purpose: type checkers read only a literal (PEP 702).
@@ -65,7 +68,10 @@ def create_user_execution_context(
     context = manager.create_detached_context(
         user_id, thread_id, run_id=run_id, websocket_connection_id=websocket_connection_id, **extra
     )
-    current_observer().record(
-        user_id, thread_id, caller_outside_shim(), db_session=db_session is not None
-    )
+    site = caller_outside_shim()
+    current_observer().record(user_id, thread_id, site, db_session=db_session is not None)
+    # Also evidence for `audit --evidence` and the metrics, like an @observe_legacy factory.
+    observer = legacy_observer()
+    observer.record(DROP_IN_API, site.path, site.line, site.function, user_id, thread_id)
+    observer.track(DROP_IN_API, context)  # live outside the session layer (leak detection)
     return context

@@ -260,7 +260,7 @@ def test_without_a_config_file_or_git_the_root_is_the_current_directory_or_the_f
     [
         (("CTX001",), ("CTX001",)),
         (("CTX001",), ("reuse-session",)),
-        ((), ("CTX001", "CTX002", "CTX003", "CTX101", "CTX102", "CTX103", "CTX104")),
+        ((), ("CTX001", "CTX002", "CTX003", "CTX101", "CTX102", "CTX103", "CTX104", "CTX105")),
     ],
 )
 def test_select_and_ignore_that_leave_no_rule_are_a_configuration_error(

@@ -98,7 +98,9 @@ def test_importing_the_shim_loads_no_cli_stack_and_no_redis() -> None:
         import sys
         import ctxmigrate.shim
         heavy = sorted(
-            name for name in ("libcst", "click", "rich", "yaml", "redis")
+            name for name in (
+                "libcst", "click", "rich", "yaml", "redis", "prometheus_client", "opentelemetry"
+            )
             if name in sys.modules
         )
         assert heavy == [], heavy

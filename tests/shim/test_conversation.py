@@ -497,3 +497,21 @@ def test_reload_conversation_state_of_a_context_that_is_not_live_is_false() -> N
         assert await manager.reload_conversation_state(context) is False
 
     run(main())
+
+
+def test_conversation_through_a_measured_store_times_the_lease_calls() -> None:
+    from ctxmigrate.shim.store_metrics import measured_store
+
+    async def main() -> None:
+        store = measured_store(InMemorySessionStore())
+        manager = UserSessionManager(store=store)
+        for number in range(3):
+            async with manager.conversation("alice", "t-1") as context:
+                context.conversation_state["n"] = number
+        stats = store.metrics.snapshot()
+        assert stats["acquire_conversation"].count == 3
+        assert stats["release_conversation"].count == 3
+        assert stats["acquire_conversation"].errors == 0
+        assert store.wrapped.peek(KEY).conversation_state == {"n": 2}  # type: ignore[attr-defined]
+
+    run(main())

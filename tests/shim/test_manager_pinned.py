@@ -324,3 +324,50 @@ def test_a_str_subclass_id_is_reduced_to_a_plain_str() -> None:
     result = validate_id(Sneaky("alice"), "user_id")
     assert type(result) is str
     assert result == "alice"
+
+
+def test_the_sync_path_drops_the_live_contexts_its_creation_evicted() -> None:
+    manager = UserSessionManager(max_sessions_per_user=1)
+    first = manager.get_or_create_user_session_sync("alice", "t-1")
+    manager.get_or_create_user_session_sync("alice", "t-2")
+    stats = manager.stats()
+    assert (stats.active, stats.evicted["user_capacity"]) == (1, 1)
+    assert not manager.owns(first)
+
+
+def test_entering_a_conversation_counts_as_activity_for_cleanup() -> None:
+    async def main() -> None:
+        clock = Clock()
+        manager = UserSessionManager(clock=clock, idle_timeout=60)
+        context = await manager.get_or_create_user_session("alice", "t-1")
+        clock.now += 50
+        async with manager.conversation("alice", "t-1"):
+            pass  # nothing changed: nothing saved, but the session was used
+        clock.now += 20  # 70 s after creation, 20 s after the conversation
+        assert await manager.cleanup_inactive_sessions() == []
+        assert manager.owns(context)
+
+    asyncio.run(main())
+
+
+class NoSweepStore(GatedStore):
+    """Like Redis: expiry is the server's business, the sweep reports nothing."""
+
+    async def sweep_expired(self, *, now: float, policy: Any) -> Any:
+        return []
+
+
+def test_mark_active_with_an_async_only_store_keeps_the_session_from_local_cleanup() -> None:
+    async def main() -> None:
+        clock = Clock()
+        manager = UserSessionManager(store=NoSweepStore(), clock=clock, idle_timeout=60)  # type: ignore[arg-type]
+        context = await manager.get_or_create_user_session("alice", "t-1")
+        clock.now += 50
+        assert manager.mark_active(context) is True
+        clock.now += 20
+        assert await manager.cleanup_inactive_sessions() == []
+        assert manager.owns(context)
+        clock.now += 60
+        assert await manager.cleanup_inactive_sessions() == [KEY]
+
+    asyncio.run(main())
