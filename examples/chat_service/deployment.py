@@ -66,6 +66,15 @@ class RunningService:
     def ws_url(self, path: str = "/ws") -> str:
         return f"ws://{self.host}:{self.port}{path}"
 
+    def child_pids(self) -> set[int]:
+        """The supervisor's child processes: its workers (and multiprocessing's helper).
+
+        Read from ``/proc/<pid>/task/<pid>/children`` (Linux).
+        """
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        return {int(child) for child in children.split()}
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
