@@ -371,3 +371,23 @@ def test_mark_active_with_an_async_only_store_keeps_the_session_from_local_clean
         assert await manager.cleanup_inactive_sessions() == [KEY]
 
     asyncio.run(main())
+
+
+def test_a_save_that_finds_the_session_gone_drops_the_live_context() -> None:
+    from ctxmigrate.shim import SessionEndedError
+
+    async def main() -> None:
+        store = InMemorySessionStore()
+        worker_a = UserSessionManager(store=store, factory=AppContext)
+        worker_b = UserSessionManager(store=store, factory=AppContext)
+        context = await worker_a.get_or_create_user_session("alice", "t-1")
+        await worker_b.get_or_create_user_session("alice", "t-1")
+        assert await worker_b.end_session("alice", "t-1") is True  # ended elsewhere
+        with pytest.raises(SessionEndedError, match="not saved"):
+            await worker_a.save_conversation_state(context)
+        assert not worker_a.owns(context)
+        stats = worker_a.stats()
+        assert (stats.active, stats.ended) == (0, 1)
+        assert KEY not in store
+
+    asyncio.run(main())
