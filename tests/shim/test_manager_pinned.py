@@ -391,3 +391,37 @@ def test_a_save_that_finds_the_session_gone_drops_the_live_context() -> None:
         assert KEY not in store
 
     asyncio.run(main())
+
+
+def test_a_save_counts_as_activity_for_local_cleanup() -> None:
+    async def main() -> None:
+        clock = Clock()
+        manager = UserSessionManager(store=NoSweepStore(), clock=clock, idle_timeout=60)  # type: ignore[arg-type]
+        context = await manager.get_or_create_user_session("alice", "t-1")
+        clock.now += 50
+        context.conversation_state["n"] = 1
+        await manager.save_conversation_state(context)
+        clock.now += 20
+        assert await manager.cleanup_inactive_sessions() == []
+        assert manager.owns(context)
+
+    asyncio.run(main())
+
+
+def test_the_slow_path_creates_again_when_the_live_session_was_ended_elsewhere() -> None:
+    class UserId(str):
+        pass
+
+    async def main() -> None:
+        store = InMemorySessionStore()
+        worker_a = UserSessionManager(store=store)
+        worker_b = UserSessionManager(store=store)
+        old = await worker_a.get_or_create_user_session("alice", "t-1")
+        await worker_b.end_session("alice", "t-1")
+        fresh = await worker_a.get_or_create_user_session(UserId("alice"), "t-1")
+        assert fresh is not None
+        assert fresh is not old
+        assert worker_a.owns(fresh)
+        assert (worker_a.stats().created, worker_a.stats().ended) == (2, 1)
+
+    asyncio.run(main())
