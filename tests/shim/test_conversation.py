@@ -515,3 +515,17 @@ def test_conversation_through_a_measured_store_times_the_lease_calls() -> None:
         assert store.wrapped.peek(KEY).conversation_state == {"n": 2}  # type: ignore[attr-defined]
 
     run(main())
+
+
+def test_a_conversation_that_creates_at_the_cap_drops_the_evicted_live_context() -> None:
+    async def main() -> None:
+        manager = UserSessionManager(max_sessions_per_user=1)
+        async with manager.conversation("alice", "t-1") as first:
+            pass
+        async with manager.conversation("alice", "t-2"):
+            pass
+        stats = manager.stats()
+        assert (stats.active, stats.created, stats.evicted["user_capacity"]) == (1, 2, 1)
+        assert not manager.owns(first)
+
+    run(main())

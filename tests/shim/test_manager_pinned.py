@@ -371,3 +371,57 @@ def test_mark_active_with_an_async_only_store_keeps_the_session_from_local_clean
         assert await manager.cleanup_inactive_sessions() == [KEY]
 
     asyncio.run(main())
+
+
+def test_a_save_that_finds_the_session_gone_drops_the_live_context() -> None:
+    from ctxmigrate.shim import SessionEndedError
+
+    async def main() -> None:
+        store = InMemorySessionStore()
+        worker_a = UserSessionManager(store=store, factory=AppContext)
+        worker_b = UserSessionManager(store=store, factory=AppContext)
+        context = await worker_a.get_or_create_user_session("alice", "t-1")
+        await worker_b.get_or_create_user_session("alice", "t-1")
+        assert await worker_b.end_session("alice", "t-1") is True  # ended elsewhere
+        with pytest.raises(SessionEndedError, match="not saved"):
+            await worker_a.save_conversation_state(context)
+        assert not worker_a.owns(context)
+        stats = worker_a.stats()
+        assert (stats.active, stats.ended) == (0, 1)
+        assert KEY not in store
+
+    asyncio.run(main())
+
+
+def test_a_save_counts_as_activity_for_local_cleanup() -> None:
+    async def main() -> None:
+        clock = Clock()
+        manager = UserSessionManager(store=NoSweepStore(), clock=clock, idle_timeout=60)  # type: ignore[arg-type]
+        context = await manager.get_or_create_user_session("alice", "t-1")
+        clock.now += 50
+        context.conversation_state["n"] = 1
+        await manager.save_conversation_state(context)
+        clock.now += 20
+        assert await manager.cleanup_inactive_sessions() == []
+        assert manager.owns(context)
+
+    asyncio.run(main())
+
+
+def test_the_slow_path_creates_again_when_the_live_session_was_ended_elsewhere() -> None:
+    class UserId(str):
+        pass
+
+    async def main() -> None:
+        store = InMemorySessionStore()
+        worker_a = UserSessionManager(store=store)
+        worker_b = UserSessionManager(store=store)
+        old = await worker_a.get_or_create_user_session("alice", "t-1")
+        await worker_b.end_session("alice", "t-1")
+        fresh = await worker_a.get_or_create_user_session(UserId("alice"), "t-1")
+        assert fresh is not None
+        assert fresh is not old
+        assert worker_a.owns(fresh)
+        assert (worker_a.stats().created, worker_a.stats().ended) == (2, 1)
+
+    asyncio.run(main())
