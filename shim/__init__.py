@@ -18,7 +18,9 @@ from ctxmigrate.shim.context import SessionContext, UserExecutionContext
 from ctxmigrate.shim.deprecation import deprecated
 from ctxmigrate.shim.errors import (
     ConfigurationError,
+    ConversationBusyError,
     InvalidSessionIdError,
+    LeaseLostError,
     SessionEndedError,
     SessionError,
     StateConflictError,
@@ -54,10 +56,12 @@ __all__ = [
     "CallSite",
     "ConfigurationError",
     "ContextObserver",
+    "ConversationBusyError",
     "CreateOutcome",
     "InMemorySessionStore",
     "InvalidSessionIdError",
     "LeakCheck",
+    "LeaseLostError",
     "Removal",
     "RemovalReason",
     "SessionContext",

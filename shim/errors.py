@@ -7,6 +7,8 @@ caller would expect (``ValueError`` for bad ids, ``RuntimeError`` for misuse).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SessionError(Exception):
     """Base class of every error raised by ``ctxmigrate.shim``."""
@@ -30,7 +32,14 @@ class SessionEndedError(SessionError, LookupError):
 
 
 class StateConflictError(SessionError):
-    """The session's state changed since this process loaded it (another writer won)."""
+    """The session's state changed since this process loaded it (another writer won).
+
+    Nothing was written. ``unsaved_state`` is a copy of the state that was
+    refused (when the manager raised it), so a caller can re-apply its change
+    to the current state deliberately.
+    """
+
+    unsaved_state: dict[str, Any] | None = None
 
 
 class SyncAccessError(SessionError, RuntimeError):
@@ -39,3 +48,19 @@ class SyncAccessError(SessionError, RuntimeError):
 
 class ConfigurationError(SessionError, RuntimeError):
     """The shim was asked for something that ``configure(...)`` has not provided."""
+
+
+class ConversationBusyError(SessionError, TimeoutError):
+    """``manager.conversation(...)`` waited its configured time and another holder kept it.
+
+    Nothing was loaded or changed; the caller may tell its client to retry.
+    """
+
+
+class LeaseLostError(SessionError, RuntimeError):
+    """The conversation's lease expired or was taken over while this holder ran.
+
+    Raised when the ``conversation()`` block exits: its changes were not saved
+    (another holder may have written since), and this holder's live
+    ``conversation_state`` was put back to what it last loaded.
+    """

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import copy
 import functools
 import inspect
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Self, cast, overload
 
 from typing_extensions import TypeVar
 
 from ctxmigrate.shim.context import UserExecutionContext
-from ctxmigrate.shim.errors import SessionEndedError, SyncAccessError
+from ctxmigrate.shim.errors import (
+    SessionEndedError,
+    StateConflictError,
+    SyncAccessError,
+)
+from ctxmigrate.shim.lease import ConversationStore, FifoLeases, LeaseGrant, LeaseTerms
 from ctxmigrate.shim.metrics import LeakCheck, SessionStats
 from ctxmigrate.shim.single_flight import SingleFlight
 from ctxmigrate.shim.store import (
@@ -44,6 +52,29 @@ _ResultT = TypeVar("_ResultT")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
 
+_MISSING: Any = object()
+
+#: The conversations the current task holds through ``conversation()``, by
+#: (manager id, key): inside the block, the manager answers for them without a
+#: store call (the lease guarantees nobody else changed them).
+_HELD: contextvars.ContextVar[dict[tuple[int, SessionKey], _Holding]] = contextvars.ContextVar(
+    "ctxmigrate_held_conversations"
+)
+
+
+class _Holding:
+    """A conversation held by a ``conversation()`` block; ``live`` is cleared on exit.
+
+    Tasks started inside the block inherit the context variable and may outlive
+    the block: the cleared entry keeps them from taking it as still held.
+    """
+
+    __slots__ = ("live",)
+
+    def __init__(self, live: _LiveSession[Any]) -> None:
+        self.live: _LiveSession[Any] | None = live
+
+
 #: Every manager alive in the process, so that ``get_manager_for_context`` can
 #: find the one owning a context without the context pointing back at it.
 _MANAGERS: weakref.WeakSet[UserSessionManager[Any]] = weakref.WeakSet()
@@ -71,7 +102,16 @@ class _LiveSession(Generic[ContextT]):
     entry, one issued earlier (whose reply arrived late) does not.
     """
 
-    __slots__ = ("context", "epoch", "key", "last_seen", "run_id", "version", "websocket_manager")
+    __slots__ = (
+        "context",
+        "epoch",
+        "key",
+        "last_seen",
+        "run_id",
+        "saved",
+        "version",
+        "websocket_manager",
+    )
 
     def __init__(self, context: ContextT, record: SessionRecord, now: float, epoch: int) -> None:
         self.context = context
@@ -81,6 +121,37 @@ class _LiveSession(Generic[ContextT]):
         self.last_seen = now
         self.epoch = epoch
         self.websocket_manager: Any = None
+        # A copy of conversation_state as of ``version`` (loaded or saved here):
+        # what tells unsaved local changes apart, and what a rejected save or a
+        # failed conversation() block puts back. None: the context has no state.
+        state = getattr(context, "conversation_state", None)
+        self.saved: dict[str, Any] | None = (
+            copy.deepcopy(state) if isinstance(state, dict) else None
+        )
+
+    def state(self) -> dict[str, Any] | None:
+        state = getattr(self.context, "conversation_state", None)
+        return state if isinstance(state, dict) else None
+
+    def has_unsaved_changes(self) -> bool:
+        state = self.state()
+        return state is not None and self.saved is not None and state != self.saved
+
+    def load(self, record: SessionRecord) -> None:
+        """Make the live state the record's (in place: handlers hold the dict)."""
+        state = self.state()
+        if state is not None and state is not record.conversation_state:
+            state.clear()
+            state.update(copy.deepcopy(record.conversation_state))
+        self.version = record.version
+        self.saved = copy.deepcopy(record.conversation_state)
+
+    def roll_back(self) -> None:
+        """Put back the state as of ``version``: nothing unsaved stays behind."""
+        state = self.state()
+        if state is not None and self.saved is not None and state != self.saved:
+            state.clear()
+            state.update(copy.deepcopy(self.saved))
 
 
 class _Build:
@@ -115,6 +186,33 @@ async def _settle(call: asyncio.Future[_ResultT]) -> _ResultT | None:
     if call.cancelled() or call.exception() is not None:
         return None
     return call.result()
+
+
+async def _wait_out(task: asyncio.Future[Any]) -> bool:
+    """Wait until ``task`` is done even if cancelled meanwhile; whether we were cancelled.
+
+    For store calls that release a lease: abandoning one halfway would leave the
+    conversation locked until the lease expires, and its outcome must still be
+    applied. The caller raises the cancellation once it has done so.
+    """
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
+
+
+def _state_to_save(context: object) -> dict[str, Any]:
+    state = getattr(context, "conversation_state", None)
+    if not isinstance(state, dict):
+        raise TypeError(
+            f"{type(context).__name__} has no dict attribute 'conversation_state' to keep "
+            "the conversation's state in, and does not accept one (__slots__?): add a "
+            "'conversation_state' slot or attribute (a dict) to the class"
+        )
+    return state
 
 
 class UserSessionManager(Generic[ContextT]):
@@ -156,6 +254,8 @@ class UserSessionManager(Generic[ContextT]):
         clock: Clock = ...,
         sleep: Sleep = ...,
         leak_check: LeakCheck | None = None,
+        conversation_wait: float = ...,
+        conversation_lease_ttl: float = ...,
     ) -> None: ...
 
     @overload
@@ -171,6 +271,8 @@ class UserSessionManager(Generic[ContextT]):
         clock: Clock = ...,
         sleep: Sleep = ...,
         leak_check: LeakCheck | None = None,
+        conversation_wait: float = ...,
+        conversation_lease_ttl: float = ...,
     ) -> None: ...
 
     @overload
@@ -186,6 +288,8 @@ class UserSessionManager(Generic[ContextT]):
         clock: Clock = ...,
         sleep: Sleep = ...,
         leak_check: LeakCheck | None = None,
+        conversation_wait: float = ...,
+        conversation_lease_ttl: float = ...,
     ) -> None: ...
 
     def __init__(
@@ -200,7 +304,11 @@ class UserSessionManager(Generic[ContextT]):
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         leak_check: LeakCheck | None = None,
+        conversation_wait: float = 10.0,
+        conversation_lease_ttl: float = 30.0,
     ) -> None:
+        self._lease_terms = LeaseTerms(ttl=conversation_lease_ttl, wait=conversation_wait)
+        self._conversation_gates = FifoLeases()
         self._policy = SessionPolicy(idle_timeout, max_sessions, max_sessions_per_user)
         if cleanup_interval is not None and not cleanup_interval > 0:
             raise ValueError(f"cleanup_interval must be positive, got {cleanup_interval!r}")
@@ -271,6 +379,14 @@ class UserSessionManager(Generic[ContextT]):
         if type(user_id) is str and type(thread_id) is str:
             live = self._live.get((user_id, thread_id))
             if live is not None:
+                held = _HELD.get(None)
+                if held is not None:
+                    held_context = live.context
+                    holding = held.get((id(self), live.key))
+                    if holding is not None and holding.live is live:
+                        # Inside this task's conversation() block: the lease holds
+                        # the record, so the context is current without a store call.
+                        return held_context
                 if run_id is not None:
                     validate_id(run_id, "run_id")
                 if websocket_connection_id is not None:
@@ -452,7 +568,11 @@ class UserSessionManager(Generic[ContextT]):
         Raises :class:`~ctxmigrate.shim.errors.SessionEndedError` if the session
         ended or expired (nothing is written, the session is not re-created), and
         :class:`~ctxmigrate.shim.errors.StateConflictError` if another writer saved
-        since this process loaded the session.
+        since this process loaded the session. A rejected save leaves nothing
+        behind: the store is unchanged and the live ``conversation_state`` is put
+        back to the state as of the version it was loaded or last saved at (the
+        next access loads the newer state); the rejected state is on the error as
+        ``unsaved_state``. See docs/shim.md, "Conversation state".
         """
         key, live = self._live_entry_of(context)
         if live is None:
@@ -460,22 +580,243 @@ class UserSessionManager(Generic[ContextT]):
                 "this context is not a live session of this manager (ended, expired, "
                 "evicted or never created here): its state was not saved"
             )
-        state = getattr(context, "conversation_state", None)
-        if not isinstance(state, dict):
-            raise TypeError(
-                f"{type(context).__name__} has no dict attribute 'conversation_state' to save"
-            )
+        state = _state_to_save(context)
         now = self._clock()
-        record = await self._store.save_state(
-            key, state, expected_version=live.version, now=now, policy=self._policy
-        )
+        # What this save stores: handlers may change the live state during the await.
+        sent = copy.deepcopy(state)
+        try:
+            record = await self._store.save_state(
+                key, state, expected_version=live.version, now=now, policy=self._policy
+            )
+        except StateConflictError as exc:
+            exc.unsaved_state = copy.deepcopy(state)
+            if self._live.get(key) is live:
+                live.roll_back()
+            raise
+        except BaseException:
+            # Unknown whether the store applied it (a lost reply): the version is
+            # unknown too, so the next access reloads instead of trusting it.
+            if self._live.get(key) is live:
+                live.roll_back()
+                live.version = -1
+            raise
         if record is None:
             # Drop the entry checked above, not one that replaced it during the await.
             self._discard(live, now)
             raise SessionEndedError("the session expired or ended: its state was not saved")
         if self._live.get(key) is live:
             live.version = record.version
+            live.saved = sent
             live.last_seen = now
+
+    async def reload_conversation_state(self, context: ContextT) -> bool:
+        """Discard unsaved changes of ``context.conversation_state``: load the stored state.
+
+        The explicit way out after a reload was refused because of unsaved local
+        changes (see :meth:`save_conversation_state`). Returns whether the
+        session is live (a gone session is dropped, as by :meth:`touch_session`).
+        """
+        _, live = self._live_entry_of(context)
+        if live is None:
+            return False
+        live.roll_back()
+        live.version = -1  # whatever the store holds now differs: load it
+        return await self._reuse(live) is not None
+
+    @contextlib.asynccontextmanager
+    async def conversation(
+        self,
+        user_id: str,
+        thread_id: str | None,
+        *,
+        run_id: str | None = None,
+        websocket_connection_id: str | None = None,
+        **factory_kwargs: Any,
+    ) -> AsyncIterator[ContextT]:
+        """Handle one message of a conversation with the conversation to yourself.
+
+        ``async with manager.conversation(user_id, thread_id) as context:`` gets or
+        creates the session (arguments as for :meth:`get_or_create_user_session`)
+        and holds the conversation's lease until the block exits: no other
+        ``conversation()`` of the same (user_id, thread_id), in this process or in
+        any process sharing the store, runs meanwhile. Callers wait in arrival
+        order, up to ``conversation_wait`` seconds, then get
+        :class:`~ctxmigrate.shim.errors.ConversationBusyError`. Different
+        conversations never wait for each other.
+
+        On normal exit a changed ``conversation_state`` is saved (compare-and-set
+        on its version, only while the lease is still held) and the lease is
+        released, in one store call. On an exception nothing is saved and the
+        live ``conversation_state`` is put back to the stored state. A holder
+        whose lease expired meanwhile (a shared store renews it every
+        ``conversation_lease_ttl / 3`` seconds while the block runs, so only a
+        stalled process loses it) writes nothing and gets
+        :class:`~ctxmigrate.shim.errors.LeaseLostError`.
+
+        Inside the block, :meth:`get_or_create_user_session` (and so
+        ``session_websocket_context``) for the same conversation returns the
+        held context without a store call. The block is not re-entrant.
+        """
+        store = self._store
+        if not isinstance(store, ConversationStore):
+            raise TypeError(
+                f"{type(store).__name__} does not support conversation(): it needs the "
+                "acquire_conversation/renew_conversation/release_conversation methods of "
+                "ctxmigrate.shim.lease.ConversationStore"
+            )
+        key, run_id, websocket_connection_id = self._validated(
+            user_id, thread_id, run_id, websocket_connection_id
+        )
+        held = _HELD.get(None) or {}
+        holding = held.get((id(self), key))
+        if holding is not None and holding.live is not None:
+            raise RuntimeError(
+                "conversation() is not re-entrant: this task already holds this conversation "
+                "(use the context of the enclosing block)"
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lease_terms.wait
+        # One holder per conversation in this process first: the next message
+        # here must not take the store's lease before this one has applied its
+        # release's outcome to the live context they share.
+        local = await self._conversation_gates.acquire(key, self._lease_terms.wait)
+        try:
+            terms = LeaseTerms(ttl=self._lease_terms.ttl, wait=max(0.0, deadline - loop.time()))
+            epoch = self._next_epoch()
+            grant = await store.acquire_conversation(
+                self._candidate(key, run_id, websocket_connection_id, self._clock()),
+                clock=self._clock,
+                policy=self._policy,
+                terms=terms,
+            )
+            try:
+                self._apply_removals(grant.outcome.removed, epoch)
+                live = await self._hold(key, grant, epoch, factory_kwargs)
+            except BaseException:
+                await _settle(asyncio.ensure_future(self._release_quietly(store, key, grant.token)))
+                raise
+            renewal = (
+                asyncio.get_running_loop().create_task(self._renew(store, key, grant.token))
+                if grant.expires
+                else None
+            )
+            holding = _Holding(live)
+            held_token = _HELD.set({**held, (id(self), key): holding})
+            try:
+                try:
+                    yield live.context
+                except BaseException:
+                    live.roll_back()
+                    release = self._release_quietly(store, key, grant.token)
+                    await _wait_out(asyncio.ensure_future(release))
+                    raise
+                await self._save_and_release(store, live, grant)
+            finally:
+                holding.live = None
+                _HELD.reset(held_token)
+                if renewal is not None:
+                    renewal.cancel()
+                    await asyncio.wait((renewal,))
+        finally:
+            self._conversation_gates.release(key, local)
+
+    async def _hold(
+        self, key: SessionKey, grant: LeaseGrant, epoch: int, factory_kwargs: dict[str, Any]
+    ) -> _LiveSession[ContextT]:
+        """The live entry for the conversation just leased, loaded with its stored state."""
+        record = grant.outcome.record
+        now = self._clock()
+        live = self._live.get(key)
+        if live is not None and live.run_id != record.run_id:
+            self._discard(live, now)  # a newer session under the key
+            live = None
+        if live is None:
+            work = functools.partial(
+                self._materialize, key, True, None, None, factory_kwargs, grant
+            )
+            context = await self._creations.run(key, work)
+            live = self._live.get(key)
+            if live is None or live.context is not context:
+                raise SessionEndedError(
+                    "the session was ended or evicted while its context was being built"
+                )
+        elif not grant.outcome.created:
+            self._reused += 1
+        state = _state_to_save(live.context)
+        if state is not record.conversation_state and live.has_unsaved_changes():
+            raise StateConflictError(
+                "this process's live conversation_state has unsaved changes made outside "
+                "conversation(): save them (await manager.save_conversation_state(context)) "
+                "or discard them (await manager.reload_conversation_state(context)) first"
+            )
+        live.load(record)
+        live.last_seen = now
+        self._refresh_activity(live, now)
+        return live
+
+    async def _save_and_release(
+        self, store: ConversationStore, live: _LiveSession[ContextT], grant: LeaseGrant
+    ) -> None:
+        state = _state_to_save(live.context)
+        changed = state != live.saved
+        sent = copy.deepcopy(state) if changed else None
+        now = self._clock()
+        call = asyncio.ensure_future(
+            store.release_conversation(
+                live.key,
+                grant.token,
+                state if changed else None,
+                expected_version=live.version,
+                now=now,
+                policy=self._policy,
+            )
+        )
+        cancelled = await _wait_out(call)
+        try:
+            record = call.result()
+        except StateConflictError as exc:
+            exc.unsaved_state = sent
+            live.roll_back()
+            raise
+        except BaseException:
+            # Lost lease (another holder may have saved), an unreachable store (the
+            # write may have happened before the reply was lost), a state that
+            # is not JSON: nothing known saved; reload on the next access.
+            live.roll_back()
+            live.version = -1
+            raise
+        if sent is not None:
+            if record is None:
+                live.roll_back()
+                self._discard(live, now)
+                raise SessionEndedError("the session expired or ended: its state was not saved")
+            if self._live.get(live.key) is live:
+                live.version = record.version
+                live.saved = sent
+                live.last_seen = now
+        if cancelled:
+            # Saved and released; the caller asked to be cancelled meanwhile.
+            raise asyncio.CancelledError
+
+    async def _release_quietly(self, store: ConversationStore, key: SessionKey, token: str) -> None:
+        """Release without saving; a failure is logged (the lease then expires by itself)."""
+        try:
+            await store.release_conversation(
+                key, token, None, expected_version=-1, now=self._clock(), policy=self._policy
+            )
+        except Exception:
+            logger.warning("could not release the lease of %r; it expires by itself", key)
+
+    async def _renew(self, store: ConversationStore, key: SessionKey, token: str) -> None:
+        interval = self._lease_terms.ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await store.renew_conversation(key, token, terms=self._lease_terms):
+                    logger.warning("the lease of %r was lost; its changes will not be saved", key)
+                    return
+            except Exception:
+                logger.warning("could not renew the lease of %r; retrying", key, exc_info=True)
 
     async def cleanup_inactive_sessions(self) -> list[SessionKey]:
         """Remove sessions idle for ``idle_timeout`` seconds or more; return their keys."""
@@ -668,27 +1009,29 @@ class UserSessionManager(Generic[ContextT]):
         """Whether the live context still stands for the stored session (refreshing it if so)."""
         if record is not None and record.run_id == live.run_id:
             live.last_seen = now
-            context: Any = live.context
-            if record.version != live.version:
-                # Another process saved this conversation's state since we loaded
-                # it: continue from the saved state (last save wins), so that the
-                # next save here compares against the right version.
-                state = getattr(context, "conversation_state", None)
-                if isinstance(state, dict) and state is not record.conversation_state:
-                    state.clear()
-                    state.update(record.conversation_state)
-                live.version = record.version
-            if type(context) is UserExecutionContext:
-                context.update_activity(now)
-            else:
-                update_activity = getattr(context, "update_activity", None)
-                if callable(update_activity):
-                    update_activity()
+            if record.version != live.version and not live.has_unsaved_changes():
+                # Another writer saved this conversation's state since we loaded
+                # it: continue from the saved state. Unsaved local changes are
+                # never overwritten: the entry then keeps its version, so the
+                # save that follows raises StateConflictError instead of
+                # silently replacing the other writer's state.
+                live.load(record)
+            self._refresh_activity(live, now)
             return True
         # The store no longer has this session (or has a newer one under the same
         # key, created by another process): the live object is stale.
         self._discard(live, now)
         return False
+
+    @staticmethod
+    def _refresh_activity(live: _LiveSession[ContextT], now: float) -> None:
+        context: Any = live.context
+        if type(context) is UserExecutionContext:
+            context.update_activity(now)
+        else:
+            update_activity = getattr(context, "update_activity", None)
+            if callable(update_activity):
+                update_activity()
 
     def _discard(self, live: _LiveSession[ContextT], now: float) -> None:
         """Drop a stale entry, if it is still the live one, and count why it went.
@@ -724,15 +1067,22 @@ class UserSessionManager(Generic[ContextT]):
         run_id: str | None,
         websocket_connection_id: str | None,
         factory_kwargs: dict[str, Any],
+        grant: LeaseGrant | None = None,
     ) -> ContextT | None:
-        """Single-flight body: get (or get or create) the record, then build its context."""
+        """Single-flight body: get (or get or create) the record, then build its context.
+
+        With ``grant`` (``conversation()``), the record comes from the lease's
+        acquisition, which already got or created it: no store call here.
+        """
         now = self._clock()
         epoch = self._next_epoch()
         # Registered before the store call: a removal issued from here on (an
         # eviction by a concurrent creation, end_session, a sweep) marks it.
         build = self._building[key] = _Build(epoch)
         try:
-            if create:
+            if grant is not None:
+                record, created = grant.outcome.record, grant.outcome.created
+            elif create:
                 outcome = await self._create_record(
                     self._candidate(key, run_id, websocket_connection_id, now), now, epoch, build
                 )
@@ -852,15 +1202,21 @@ class UserSessionManager(Generic[ContextT]):
         *,
         created: bool,
     ) -> ContextT:
-        state = getattr(context, "conversation_state", None)
-        if (
+        state = getattr(context, "conversation_state", _MISSING)
+        if state is _MISSING:
+            # An application class without the attribute: the state is kept on
+            # the context all the same (docs/shim.md). A class that refuses new
+            # attributes gets a clear error when its state is needed.
+            with contextlib.suppress(AttributeError, TypeError):
+                context.conversation_state = record.conversation_state  # type: ignore[attr-defined]
+        elif (
             record.conversation_state
             and isinstance(state, dict)
             and state is not record.conversation_state
         ):
             # An application context rebuilt from a shared record starts from the
             # saved conversation state.
-            state.update(record.conversation_state)
+            state.update(copy.deepcopy(record.conversation_state))
         self._live[key] = _LiveSession(context, record, now, epoch)
         if created:
             self._created += 1

@@ -70,11 +70,13 @@ Rules every store follows:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from ctxmigrate.shim.errors import StateConflictError
+from ctxmigrate.shim.errors import LeaseLostError, StateConflictError
+from ctxmigrate.shim.lease import FifoLeases, LeaseGrant, LeaseTerms
 
 
 class SessionKey(NamedTuple):
@@ -247,6 +249,7 @@ class InMemorySessionStore:
     def __init__(self) -> None:
         self._records: OrderedDict[SessionKey, SessionRecord] = OrderedDict()
         self._threads_by_user: dict[str, set[str]] = {}
+        self._leases = FifoLeases()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -310,14 +313,21 @@ class InMemorySessionStore:
         now: float,
         policy: SessionPolicy,
     ) -> SessionRecord | None:
-        record = self.touch_now(key, now=now, policy=policy)
+        record = self._records.get(key)
         if record is None:
             return None
+        if now - record.last_activity >= policy.idle_timeout:
+            self._remove(key)
+            return None
         if record.version != expected_version:
+            # Checked before anything changes: a rejected save leaves the record
+            # (state, version, activity) as it was.
             raise StateConflictError(
                 f"conversation_state was saved by another writer "
                 f"(version {record.version}, expected {expected_version})"
             )
+        record.last_activity = now
+        self._records.move_to_end(key)
         record.conversation_state = state
         record.version += 1
         return record
@@ -365,6 +375,49 @@ class InMemorySessionStore:
         return self.save_state_now(
             key, state, expected_version=expected_version, now=now, policy=policy
         )
+
+    # -- conversation leases (ConversationStore) -------------------------------
+
+    async def acquire_conversation(
+        self,
+        candidate: SessionRecord,
+        *,
+        clock: Callable[[], float],
+        policy: SessionPolicy,
+        terms: LeaseTerms,
+    ) -> LeaseGrant:
+        """Wait in arrival order for the conversation, then get or create its record.
+
+        The lease is in-process: it lasts until released (``terms.ttl`` does not
+        apply; a holder that stopped running stops its whole process).
+        """
+        token = await self._leases.acquire(candidate.key, terms.wait)
+        outcome = self.get_or_create_now(candidate, now=clock(), policy=policy)
+        return LeaseGrant(token, outcome, expires=False)
+
+    async def renew_conversation(self, key: SessionKey, token: str, *, terms: LeaseTerms) -> bool:
+        return self._leases.holder(key) == token
+
+    async def release_conversation(
+        self,
+        key: SessionKey,
+        token: str,
+        state: dict[str, Any] | None,
+        *,
+        expected_version: int,
+        now: float,
+        policy: SessionPolicy,
+    ) -> SessionRecord | None:
+        if self._leases.holder(key) != token:
+            raise LeaseLostError("this conversation's lease is no longer held by this holder")
+        try:
+            if state is None:
+                return None
+            return self.save_state_now(
+                key, state, expected_version=expected_version, now=now, policy=policy
+            )
+        finally:
+            self._leases.release(key, token)
 
     async def delete(self, key: SessionKey) -> bool:
         return self.delete_now(key)

@@ -9,7 +9,9 @@
 Every store call is timed (``time.perf_counter``) into a histogram per
 operation (``get_or_create``, ``touch``, ``save_state``, ``delete``,
 ``sweep_expired``; the in-memory store's synchronous ``*_now`` methods count as
-their async operation), and a call that raises counts as an error of its
+their async operation; with ``manager.conversation()``, ``acquire_conversation``
+(its time includes waiting for a busy conversation), ``renew_conversation`` and
+``release_conversation``), and a call that raises counts as an error of its
 operation. A :class:`~ctxmigrate.shim.errors.StateConflictError` is an answer
 (another writer saved first), not a failure: it is counted as ``conflicts``.
 The exporters (``ctxmigrate.shim.prometheus``, ``ctxmigrate.shim.otel``) find
@@ -21,9 +23,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ctxmigrate.shim.errors import StateConflictError
+from ctxmigrate.shim.lease import ConversationStore, LeaseGrant, LeaseTerms
 from ctxmigrate.shim.store import (
     CreateOutcome,
     SessionKey,
@@ -42,7 +45,16 @@ __all__ = [
     "measured_store",
 ]
 
-OPERATIONS = ("get_or_create", "touch", "save_state", "delete", "sweep_expired")
+OPERATIONS = (
+    "get_or_create",
+    "touch",
+    "save_state",
+    "delete",
+    "sweep_expired",
+    "acquire_conversation",
+    "renew_conversation",
+    "release_conversation",
+)
 # Seconds: an in-memory call takes microseconds, a Redis round trip about a millisecond.
 DURATION_BUCKETS = (
     0.00001,
@@ -194,6 +206,46 @@ class MeasuredStore:
     async def sweep_expired(self, *, now: float, policy: SessionPolicy) -> list[SessionKey]:
         return await self._timed(
             "sweep_expired", lambda: self.wrapped.sweep_expired(now=now, policy=policy)
+        )
+
+    # -- conversation leases: present when the wrapped store has them ----------------
+
+    async def acquire_conversation(
+        self,
+        candidate: SessionRecord,
+        *,
+        clock: Callable[[], float],
+        policy: SessionPolicy,
+        terms: LeaseTerms,
+    ) -> LeaseGrant:
+        store = cast(ConversationStore, self.wrapped)
+        return await self._timed(
+            "acquire_conversation",
+            lambda: store.acquire_conversation(candidate, clock=clock, policy=policy, terms=terms),
+        )
+
+    async def renew_conversation(self, key: SessionKey, token: str, *, terms: LeaseTerms) -> bool:
+        store = cast(ConversationStore, self.wrapped)
+        return await self._timed(
+            "renew_conversation", lambda: store.renew_conversation(key, token, terms=terms)
+        )
+
+    async def release_conversation(
+        self,
+        key: SessionKey,
+        token: str,
+        state: dict[str, Any] | None,
+        *,
+        expected_version: int,
+        now: float,
+        policy: SessionPolicy,
+    ) -> SessionRecord | None:
+        store = cast(ConversationStore, self.wrapped)
+        return await self._timed(
+            "release_conversation",
+            lambda: store.release_conversation(
+                key, token, state, expected_version=expected_version, now=now, policy=policy
+            ),
         )
 
     async def aclose(self) -> None:

@@ -37,10 +37,14 @@ class RedisServerUnavailable(RuntimeError):
 class RedisServer:
     """One redis-server process on a unix socket, startable and killable."""
 
-    def __init__(self, socket_dir: Path) -> None:
+    def __init__(self, socket_dir: Path, *, appendonly: bool = False) -> None:
         # sun_path is limited to ~107 bytes: keep the path short.
         self.socket_path = socket_dir / "redis.sock"
         self.log_path = socket_dir / "redis.log"
+        # With appendonly, every write is in the AOF (in socket_dir) before its
+        # reply is sent, so a restart on the same directory keeps it.
+        self.appendonly = appendonly
+        self.data_dir = socket_dir
         self._process: subprocess.Popen[bytes] | None = None
         self._client: redis.Redis | None = None
 
@@ -58,10 +62,14 @@ class RedisServer:
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
             "--save", "",
-            "--appendonly", "no",
             "--daemonize", "no",
             "--logfile", str(self.log_path),
+            "--dir", str(self.data_dir),
         ]  # fmt: skip
+        if self.appendonly:
+            command += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            command += ["--appendonly", "no"]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
         while True:
@@ -130,10 +138,10 @@ def _short_socket_dir() -> tempfile.TemporaryDirectory[str]:
 
 
 @contextlib.contextmanager
-def _private_server() -> Iterator[RedisServer]:
+def private_server(*, appendonly: bool = False) -> Iterator[RedisServer]:
     """A redis-server of our own on a short socket path, killed on exit."""
     with _short_socket_dir() as socket_dir:
-        server = RedisServer(Path(socket_dir))
+        server = RedisServer(Path(socket_dir), appendonly=appendonly)
         _start_or_give_up(server)
         try:
             yield server
@@ -143,14 +151,14 @@ def _private_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    with _private_server() as server:
+    with private_server() as server:
         yield server
 
 
 @pytest.fixture
 def restartable_redis() -> Iterator[RedisServer]:
     """A private server that a test may kill and start again on the same socket."""
-    with _private_server() as server:
+    with private_server() as server:
         yield server
 
 

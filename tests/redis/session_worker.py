@@ -107,6 +107,29 @@ async def increment(store: RedisSessionStore, args: argparse.Namespace) -> dict[
     return {"conflicts": sum(conflicts)}
 
 
+async def converse(store: RedisSessionStore, args: argparse.Namespace) -> dict[str, Any]:
+    """Send ``--tasks`` concurrent messages to one conversation through conversation().
+
+    Each message reads the list of messages, "thinks" (yields for a few
+    milliseconds) and appends its own id: a lost update would drop one.
+    """
+    manager = UserSessionManager(store=store, conversation_wait=60.0)
+    await store.ping()
+    wait_for_go()
+    run_ids: set[str] = set()
+
+    async def message(index: int) -> None:
+        async with manager.conversation(args.user, args.thread) as context:
+            run_ids.add(context.run_id)
+            seen = list(context.conversation_state.get("messages", []))
+            await asyncio.sleep(0.002)
+            context.conversation_state["messages"] = [*seen, f"{os.getpid()}-{index}"]
+
+    await asyncio.gather(*(message(index) for index in range(args.tasks)))
+    await manager.aclose()
+    return {"pid": os.getpid(), "run_ids": sorted(run_ids)}
+
+
 async def fill_user(store: RedisSessionStore, args: argparse.Namespace) -> dict[str, Any]:
     policy = SessionPolicy(idle_timeout=60.0, max_sessions=None, max_sessions_per_user=args.cap)
 
@@ -129,6 +152,7 @@ MODES = {
     "share": share,
     "increment": increment,
     "fill-user": fill_user,
+    "converse": converse,
 }
 
 

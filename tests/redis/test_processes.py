@@ -114,3 +114,22 @@ def test_per_user_cap_holds_across_processes(redis_server: RedisServer, key_pref
     assert len(session_keys) == 10
     assert client.zcard(f"{key_prefix}:u:alice") == 10
     assert sum(result["removed"] for result in results) == 110
+
+
+def test_4_processes_x_10_concurrent_messages_to_one_conversation_store_all_40_once(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    results = run_workers(redis_server, key_prefix, "converse", 4, tasks=10)
+    assert len({run_id for result in results for run_id in result["run_ids"]}) == 1
+    client = redis_server.client()
+    (session_key,) = client.scan_iter(match=f"{key_prefix}:s:*")
+    record = json.loads(client.get(session_key))
+    expected = sorted(f"{result['pid']}-{index}" for result in results for index in range(10))
+    assert sorted(record["conversation_state"]["messages"]) == expected
+    assert record["version"] == 40
+    leftovers = [
+        key
+        for pattern in (f"{key_prefix}:l:*", f"{key_prefix}:q:*", f"{key_prefix}:w:*")
+        for key in client.scan_iter(match=pattern)
+    ]
+    assert leftovers == []

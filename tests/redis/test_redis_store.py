@@ -378,7 +378,7 @@ def test_sweep_removes_exactly_the_idle_records(
     redis_server: RedisServer, key_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small batches, so the sweep's batching loop runs more than once.
-    monkeypatch.setattr("ctxmigrate.shim.redis_store.SWEEP_BATCH", 4)
+    monkeypatch.setattr("ctxmigrate.shim.redis.store.SWEEP_BATCH", 4)
 
     async def body(store: RedisSessionStore) -> list[SessionKey]:
         for index in range(10):

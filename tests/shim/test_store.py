@@ -186,3 +186,15 @@ def test_saving_a_stale_context_of_a_recreated_session_is_refused() -> None:
         assert manager.store.peek(KEY).run_id == new.run_id  # type: ignore[attr-defined]
 
     asyncio.run(scenario())
+
+
+def test_a_rejected_save_leaves_the_in_memory_record_untouched() -> None:
+    store = InMemorySessionStore()
+    policy = SessionPolicy(idle_timeout=60)
+    record = SessionRecord(KEY, "run-1", None, 100.0, 100.0, {"n": 1}, version=3)
+    store.get_or_create_now(record, now=100.0, policy=policy)
+    with pytest.raises(StateConflictError, match="version 3, expected 2"):
+        store.save_state_now(KEY, {"n": 2}, expected_version=2, now=130.0, policy=policy)
+    stored = store.peek(KEY)
+    assert stored is not None
+    assert (stored.conversation_state, stored.version, stored.last_activity) == ({"n": 1}, 3, 100.0)

@@ -1,0 +1,1 @@
+"""Runnable applications that a user copies: see examples/chat_service/README.md."""
