@@ -12,6 +12,7 @@ from typing import Literal
 import click
 
 from ctxmigrate import __version__
+from ctxmigrate.cli.baseline_options import apply_baseline_options, baseline_options
 from ctxmigrate.cli.evidence_options import (
     SortOrder,
     attach_loaded_evidence,
@@ -71,6 +72,7 @@ def exceeds_threshold(report: AuditReport, fail_on: FailOn) -> bool:
     show_default=True,
     help="Exit 1 when there are findings of this category or a more actionable one.",
 )
+@baseline_options
 @engine_options
 @evidence_options
 @click.pass_context
@@ -80,6 +82,10 @@ def audit_command(
     output_format: str,
     output: Path | None,
     fail_on: FailOn,
+    baseline_file: Path | None,
+    write_baseline: Path | None,
+    update_baseline: bool,
+    no_baseline: bool,
     config_file: Path | None,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
@@ -103,7 +109,20 @@ def audit_command(
             use_cache=not no_cache,
         )
     report = result.report
+    # Evidence first: its runtime-only sites (CTX105) can be known to the baseline too.
     evidence = None if loaded is None else attach_loaded_evidence(report, setup, loaded)
+    baseline = apply_baseline_options(
+        report,
+        setup.config,
+        setup.paths,
+        baseline_file,
+        write_baseline,
+        update_baseline,
+        no_baseline,
+    )
+    if baseline is not None:
+        # Known findings are hidden everywhere below and do not count for --fail-on.
+        report = baseline.report
     if is_stdout(output):
         output = None
     # Each renderer is imported only for its format (the table one needs rich).
@@ -114,6 +133,8 @@ def audit_command(
             from ctxmigrate.codemods.evidence import report_json
 
             document = report_json(report, evidence, by_evidence=sort_order == "evidence")
+        if baseline is not None:
+            document["summary"]["baseline"] = baseline.summary()
         write_text_output(json.dumps(document, indent=2, ensure_ascii=False) + "\n", output)
     elif output_format == "sarif":
         from ctxmigrate.cli.render_sarif import sarif_log
@@ -134,6 +155,8 @@ def audit_command(
             renderer = functools.partial(
                 render_evidence_table, result=evidence, by_evidence=sort_order == "evidence"
             )
+        if baseline is not None:
+            renderer = baseline.under_table(renderer)
 
         if output is None:
             console = stdout_console()

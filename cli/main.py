@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "audit": "ctxmigrate.cli.audit_command:audit_command",
     "apply": "ctxmigrate.cli.apply_command:apply_command",
     "list": "ctxmigrate.cli.list_command:list_command",
+    "progress": "ctxmigrate.cli.progress_command:progress_command",
 }
 
 

@@ -52,6 +52,8 @@ class Config:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # The baseline file (``baseline = "FILE"``), relative to ``root``; see codemods/baseline.py.
+    baseline: str | None = None
 
     def fingerprint(self) -> str:
         """Everything that changes analysis results, for the content-hash cache."""
@@ -83,7 +85,10 @@ _STRING_KEYS = {
     "manager-target": "manager_target",
 }
 _INT_KEYS = {"max-file-size": "max_file_bytes"}
-KNOWN_KEYS = frozenset(_TUPLE_KEYS) | frozenset(_STRING_KEYS) | frozenset(_INT_KEYS)
+_PATH_KEYS = {"baseline": "baseline"}
+KNOWN_KEYS = (
+    frozenset(_TUPLE_KEYS) | frozenset(_STRING_KEYS) | frozenset(_INT_KEYS) | frozenset(_PATH_KEYS)
+)
 
 
 def load_config(
@@ -226,6 +231,10 @@ def config_from_mapping(table: Mapping[str, Any], root: Path, source: Path | str
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{source}: '{key}' must be a positive integer (bytes)")
             values[_INT_KEYS[key]] = value
+        elif key in _PATH_KEYS:
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{source}: '{key}' must be a non-empty path (a string)")
+            values[_PATH_KEYS[key]] = value
         else:
             known = ", ".join(sorted(KNOWN_KEYS))
             raise ConfigError(f"{source}: unknown key '{key}' (known keys: {known})")

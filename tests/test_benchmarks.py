@@ -108,3 +108,29 @@ def test_bench_audit_quick_reports_the_ratios_and_a_correct_audit(tmp_path: Path
         "findings match the planted sites: yes",
     ):
         assert label in completed.stdout, completed.stdout
+
+
+def test_bench_progress_quick_reports_the_ratios_and_a_consistent_burndown(
+    tmp_path: Path,
+) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_progress.py"),
+            "--quick",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    for label in (
+        "ratio with / without baseline, warm:",
+        "ratio baseline step / audit, warm:",
+        "progress --history 5, cold caches:",
+        "progress --history 5, history cached",
+        "burndown consistent with the migrated commits and the work tree: yes",
+    ):
+        assert label in completed.stdout, completed.stdout

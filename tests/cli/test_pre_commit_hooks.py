@@ -29,7 +29,9 @@ def test_audit_hook_fails_on_rewrite_for_python_files() -> None:
     assert hook["pass_filenames"] is True
 
 
-@pytest.mark.parametrize("hook_id", ["ctxmigrate-audit", "ctxmigrate-apply"])
+@pytest.mark.parametrize(
+    "hook_id", ["ctxmigrate-audit", "ctxmigrate-audit-new", "ctxmigrate-apply"]
+)
 def test_hook_entries_parse_with_the_cli(hook_id: str, tmp_path: Path) -> None:
     program, command_name, *options = shlex.split(hooks()[hook_id]["entry"])
     assert program == "ctxmigrate"
@@ -43,7 +45,9 @@ def test_hook_entries_parse_with_the_cli(hook_id: str, tmp_path: Path) -> None:
         assert ctx.params["paths"] == (staged,)
 
 
-@pytest.mark.parametrize("hook_id", ["ctxmigrate-audit", "ctxmigrate-apply"])
+@pytest.mark.parametrize(
+    "hook_id", ["ctxmigrate-audit", "ctxmigrate-audit-new", "ctxmigrate-apply"]
+)
 def test_hooks_install_the_cli_extra(hook_id: str) -> None:
     # pre-commit installs the package without extras.
     pyproject = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())
