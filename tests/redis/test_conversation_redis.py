@@ -99,8 +99,8 @@ def test_burst_of_20_messages_across_two_workers_stores_each_exactly_once(
 ) -> None:
     async def body(first_store: RedisSessionStore, second_store: RedisSessionStore) -> list[int]:
         workers = [
-            UserSessionManager(store=first_store, factory=AppContext),
-            UserSessionManager(store=second_store, factory=AppContext),
+            UserSessionManager(store=first_store, factory=AppContext, conversation_wait=60),
+            UserSessionManager(store=second_store, factory=AppContext, conversation_wait=60),
         ]
 
         async def message(number: int) -> None:
@@ -177,7 +177,7 @@ def test_waiters_of_several_workers_are_served_in_arrival_order(
     line = waiting_line_key(key_prefix, KEY)
 
     async def body(*stores: RedisSessionStore) -> list[str]:
-        managers = [UserSessionManager(store=store) for store in stores]
+        managers = [UserSessionManager(store=store, conversation_wait=60) for store in stores]
         order: list[str] = []
         release = asyncio.Event()
         inside = asyncio.Event()
@@ -281,7 +281,7 @@ def test_a_cancelled_waiter_leaves_the_line(redis_server: RedisServer, key_prefi
 
     async def body(first_store: RedisSessionStore, second_store: RedisSessionStore) -> None:
         holder = UserSessionManager(store=first_store)
-        waiter = UserSessionManager(store=second_store)
+        waiter = UserSessionManager(store=second_store, conversation_wait=60)
 
         async def wait_for_it() -> None:
             async with waiter.conversation("alice", "t-1"):

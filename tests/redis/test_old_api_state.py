@@ -171,3 +171,20 @@ def test_a_rejected_save_changes_nothing_in_the_store(
         assert client.get(session_key) == before
 
     two_workers(redis_server, key_prefix, body)
+
+
+def test_a_reload_replaces_the_whole_state_keys_removed_elsewhere_included(
+    redis_server: RedisServer, key_prefix: str
+) -> None:
+    async def body(worker_a: UserSessionManager[Any], worker_b: UserSessionManager[Any]) -> None:
+        context_a = await worker_a.get_or_create_user_session("alice", "t-1")
+        context_a.conversation_state["draft"] = "x"
+        await worker_a.save_conversation_state(context_a)
+        context_b = await worker_b.get_or_create_user_session("alice", "t-1")
+        del context_b.conversation_state["draft"]
+        context_b.conversation_state["sent"] = "x"
+        await worker_b.save_conversation_state(context_b)
+        assert await worker_a.get_or_create_user_session("alice", "t-1") is context_a
+        assert context_a.conversation_state == {"sent": "x"}
+
+    two_workers(redis_server, key_prefix, body)

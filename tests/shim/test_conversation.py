@@ -529,3 +529,16 @@ def test_a_conversation_that_creates_at_the_cap_drops_the_evicted_live_context()
         assert not manager.owns(first)
 
     run(main())
+
+
+def test_entering_a_conversation_refreshes_the_contexts_activity() -> None:
+    async def main() -> None:
+        clock = [1_700_000_000.0]
+        manager = UserSessionManager(clock=lambda: clock[0])
+        context = await manager.get_or_create_user_session("alice", "t-1")
+        clock[0] += 30
+        async with manager.conversation("alice", "t-1") as held:
+            assert held is context
+            assert context.last_activity_timestamp == clock[0]
+
+    run(main())
