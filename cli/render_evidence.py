@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ctxmigrate.cli.render_table import CATEGORY_STYLES, summary_line
+from ctxmigrate.cli.render_table import CATEGORY_STYLES, print_errors_and_summary
 from ctxmigrate.cli.rule_catalogue import rule_label
 from ctxmigrate.cli.terminal import display_path
 from ctxmigrate.codemods.evidence import Evidence, EvidenceResult, sort_by_evidence
@@ -90,17 +90,7 @@ def render_evidence_table(
                 _add_row(table, finding, rules_by_id, result, with_path=False)
             console.print(table)
             console.print()
-    if report.errors:
-        errors = Table(title=Text("errors", style="bold red"), title_justify="left")
-        errors.add_column("path", overflow="fold")
-        errors.add_column("message", overflow="fold")
-        for error in sorted(report.errors, key=lambda error: error.path):
-            errors.add_row(Text(display_path(error.path)), Text(error.message))
-        console.print(errors)
-        console.print()
-    if not findings:
-        console.print("No legacy sites found.")
-    console.print(summary_line(report))
+    print_errors_and_summary(report, bool(findings), console)
     observed = sum(1 for finding in report.findings if result.of(finding) is not None)
     console.print(
         Text(

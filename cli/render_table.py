@@ -65,6 +65,11 @@ def render_table(report: AuditReport, rules_by_id: Mapping[str, Rule], console: 
     for path, group in groupby(findings, key=lambda finding: finding.path):
         console.print(_file_table(path, list(group), rules_by_id))
         console.print()
+    print_errors_and_summary(report, bool(findings), console)
+
+
+def print_errors_and_summary(report: AuditReport, any_findings: bool, console: Console) -> None:
+    """The table's tail, shared by every table renderer: errors, then the summary line."""
     if report.errors:
         errors = Table(title=Text("errors", style="bold red"), title_justify="left")
         errors.add_column("path", overflow="fold")
@@ -73,6 +78,6 @@ def render_table(report: AuditReport, rules_by_id: Mapping[str, Rule], console: 
             errors.add_row(Text(display_path(error.path)), Text(error.message))
         console.print(errors)
         console.print()
-    if not findings:
+    if not any_findings:
         console.print("No legacy sites found.")
     console.print(summary_line(report))
