@@ -156,8 +156,8 @@ def test_burst_of_concurrent_messages_to_one_conversation_stores_each_exactly_on
         # Alternating workers: worker A, worker B, worker A, ...
         connections = [c for pair in zip(*by_worker.values(), strict=True) for c in pair]
         messages = [chat_message("carol", "thread-1", f"message {n}") for n in range(burst)]
-        # All at once, or 20 ms apart as in the report (14 to 18 of 20
-        # stored before the fix); each handler reads the conversation, waits
+        # All at once, or 20 ms apart (the pattern that stored only 14 to 18 of
+        # 20 through the old get + save handler); each handler reads the conversation, waits
         # 50 ms (the agent), then writes.
         replies = await asyncio.gather(
             *(
