@@ -145,3 +145,37 @@ class LegacyCallCodemod(ABC):
         if mapping.problem is not None:
             return mapping.problem
         return self.mapping_problem(mapping, signature)
+
+
+class AwaitedKeywordCallCodemod(LegacyCallCodemod):
+    """A codemod whose new call is ``await <target>(name=value, ...)`` (CTX001, CTX002).
+
+    Subclasses name what the new API accepts and requires; the argument check
+    and the new call are the same for every such rule.
+    """
+
+    # The keywords the new callee accepts, and the ones a call must pass.
+    accepted_keywords: frozenset[str]
+    required_keywords: tuple[str, ...]
+    # The new callee and what the required keywords identify, for the messages.
+    new_callee_name: str
+    identifies: str
+
+    def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
+        passed = mapping.names()
+        unsupported = sorted(passed - self.accepted_keywords)
+        if unsupported:
+            return f"passes {', '.join(unsupported)}, which {self.new_callee_name} does not accept"
+        missing = [name for name in self.required_keywords if name not in passed]
+        if missing:
+            names = " or ".join(missing)
+            return f"does not pass {names}: the {self.identifies} cannot be identified"
+        return None
+
+    def new_call(
+        self, call: cst.Call, mapping: ArgumentMapping, config: Config
+    ) -> cst.BaseExpression:
+        from ctxmigrate.codemods.arguments import awaited_keyword_call, target_expression
+
+        target = target_expression(self.configured_target(config))
+        return awaited_keyword_call(call, target, mapping)

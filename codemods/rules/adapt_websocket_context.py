@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ctxmigrate.codemods.legacy_call_codemod import LegacyCallCodemod
+from ctxmigrate.codemods.legacy_call_codemod import AwaitedKeywordCallCodemod
 from ctxmigrate.codemods.rules.base import Example, LegacyTarget, RuleDefinition
 
 if TYPE_CHECKING:
     import libcst as cst
 
-    from ctxmigrate.codemods.arguments import ArgumentMapping
-    from ctxmigrate.codemods.config import Config
     from ctxmigrate.codemods.sites import Reference
 
 DESCRIPTION = (
@@ -87,7 +85,11 @@ INVALID = (
 )
 
 
-class AdaptWebSocketContextCodemod(LegacyCallCodemod):
+class AdaptWebSocketContextCodemod(AwaitedKeywordCallCodemod):
+    accepted_keywords = VIEW_KEYWORDS
+    required_keywords = REQUIRED_ARGUMENTS
+    new_callee_name = "session_websocket_context"
+    identifies = "session"
     not_a_legacy_call_reason = (
         f"uses WebSocketContext other than through {FACTORY_METHOD}(...): "
         "only that factory method can be adapted"
@@ -111,26 +113,6 @@ class AdaptWebSocketContextCodemod(LegacyCallCodemod):
             "builds a second, unrelated context beside the session; "
             f"derive it from the session with {callee}(...)"
         )
-
-    def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
-        passed = mapping.names()
-        unsupported = sorted(passed - VIEW_KEYWORDS)
-        if unsupported:
-            return (
-                f"passes {', '.join(unsupported)}, which session_websocket_context does not accept"
-            )
-        missing = [name for name in REQUIRED_ARGUMENTS if name not in passed]
-        if missing:
-            return f"does not pass {' or '.join(missing)}: the session cannot be identified"
-        return None
-
-    def new_call(
-        self, call: cst.Call, mapping: ArgumentMapping, config: Config
-    ) -> cst.BaseExpression:
-        from ctxmigrate.codemods.arguments import awaited_keyword_call, target_expression
-
-        target = target_expression(self.configured_target(config))
-        return awaited_keyword_call(call, target, mapping)
 
 
 RULE = RuleDefinition(

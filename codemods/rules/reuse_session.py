@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ctxmigrate.codemods.legacy_call_codemod import LegacyCallCodemod
+from ctxmigrate.codemods.legacy_call_codemod import AwaitedKeywordCallCodemod
 from ctxmigrate.codemods.rules.base import Example, LegacyTarget, RuleDefinition
 
 if TYPE_CHECKING:
-    import libcst as cst
-
     from ctxmigrate.codemods.arguments import ArgumentMapping
-    from ctxmigrate.codemods.config import Config
 
 DESCRIPTION = (
     "Reuse the conversation's session: await get_or_create_user_session(...) "
@@ -79,7 +76,11 @@ INVALID = (
 )
 
 
-class ReuseSessionCodemod(LegacyCallCodemod):
+class ReuseSessionCodemod(AwaitedKeywordCallCodemod):
+    accepted_keywords = SESSION_KEYWORDS
+    required_keywords = REQUIRED_IDS
+    new_callee_name = "get_or_create_user_session"
+    identifies = "conversation"
     not_a_legacy_call_reason = "not a call: the factory is used as a value"
 
     def rewrite_reason(self, callee: str) -> str:
@@ -89,29 +90,12 @@ class ReuseSessionCodemod(LegacyCallCodemod):
         )
 
     def mapping_problem(self, mapping: ArgumentMapping, signature: tuple[str, ...]) -> str | None:
-        passed = mapping.names()
-        if "db_session" in passed:
+        if "db_session" in mapping.names():
             return (
                 "passes a per-request db_session: a session shared by the whole "
                 "conversation cannot hold it"
             )
-        unsupported = sorted(passed - SESSION_KEYWORDS)
-        if unsupported:
-            return (
-                f"passes {', '.join(unsupported)}, which get_or_create_user_session does not accept"
-            )
-        missing = [name for name in REQUIRED_IDS if name not in passed]
-        if missing:
-            return f"does not pass {' or '.join(missing)}: the conversation cannot be identified"
-        return None
-
-    def new_call(
-        self, call: cst.Call, mapping: ArgumentMapping, config: Config
-    ) -> cst.BaseExpression:
-        from ctxmigrate.codemods.arguments import awaited_keyword_call, target_expression
-
-        target = target_expression(self.configured_target(config))
-        return awaited_keyword_call(call, target, mapping)
+        return super().mapping_problem(mapping, signature)
 
 
 RULE = RuleDefinition(
