@@ -366,41 +366,18 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
     generated = _generated_wrapper(function, name, record, track, is_async=is_async)
     if generated is not None:
         wrapper: Any = generated
-    elif is_async:
-
-        async def observed_coroutine(*args: Any, **kwargs: Any) -> Any:
-            frame = getframe(1)
-            module = frame.f_globals.get("__name__", "")
-            while module in _WRAPPER_MODULES and frame.f_back is not None:
-                frame = frame.f_back
-                module = frame.f_globals.get("__name__", "")
-            if module.startswith("ctxmigrate.shim."):
-                # The session layer building a session's context: not a legacy call.
-                return await function(*args, **kwargs)
-            code = frame.f_code
-            if by_name:
-                count = len(args)
-                user = args[user_at] if user_at < count else kwargs.get("user_id")
-                thread = args[thread_at] if thread_at < count else kwargs.get("thread_id")
-            else:
-                user, thread = _from_first_argument(args, kwargs)
-            record(name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread)
-            result = await function(*args, **kwargs)
-            track(name, result)
-            return result
-
-        wrapper = observed_coroutine
     else:
 
-        def observed(*args: Any, **kwargs: Any) -> Any:
-            frame = getframe(1)
+        def record_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+            """Record the call site and conversation; False for the session layer's calls."""
+            frame = getframe(2)  # the wrapper's caller
             module = frame.f_globals.get("__name__", "")
             while module in _WRAPPER_MODULES and frame.f_back is not None:
                 frame = frame.f_back
                 module = frame.f_globals.get("__name__", "")
             if module.startswith("ctxmigrate.shim."):
                 # The session layer building a session's context: not a legacy call.
-                return function(*args, **kwargs)
+                return False
             code = frame.f_code
             if by_name:
                 count = len(args)
@@ -409,11 +386,28 @@ def _observe(function: Any, api: str | None, observer: LegacyObserver | None) ->
             else:
                 user, thread = _from_first_argument(args, kwargs)
             record(name, code.co_filename, frame.f_lineno or 0, code.co_qualname, user, thread)
-            result = function(*args, **kwargs)
-            track(name, result)
-            return result
+            return True
 
-        wrapper = observed
+        if is_async:
+
+            async def observed_coroutine(*args: Any, **kwargs: Any) -> Any:
+                if not record_call(args, kwargs):
+                    return await function(*args, **kwargs)
+                result = await function(*args, **kwargs)
+                track(name, result)
+                return result
+
+            wrapper = observed_coroutine
+        else:
+
+            def observed(*args: Any, **kwargs: Any) -> Any:
+                if not record_call(args, kwargs):
+                    return function(*args, **kwargs)
+                result = function(*args, **kwargs)
+                track(name, result)
+                return result
+
+            wrapper = observed
     wrapper = functools.wraps(function)(wrapper)
     wrapper.__ctxmigrate_observed__ = name
     return wrapper

@@ -392,9 +392,23 @@ def test_star_args_factories_use_the_generic_wrapper() -> None:
     def variadic(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
         return (args, kwargs)
 
-    assert variadic("u", thread_id="t") == (("u",), {"thread_id": "t"})
+    @observe_legacy
+    async def variadic_async(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return (args, kwargs)
+
+    assert variadic("u", thread_id="t") == (("u",), {"thread_id": "t"})  # generic-sync-site
+
+    async def handler() -> tuple[Any, ...]:
+        return await variadic_async("u", thread_id="t")  # generic-async-site
+
+    assert asyncio.run(handler()) == (("u",), {"thread_id": "t"})
     report = legacy_observer().report()
-    assert (report["calls"], report["call_sites"][0]["conversations"]) == (1, 1)
+    sites = sorted(report["call_sites"], key=lambda site: site["line"])
+    assert [(site["path"], site["line"]) for site in sites] == [
+        (HERE, line_of("generic-sync-site")),
+        (HERE, line_of("generic-async-site")),
+    ]
+    assert [(site["calls"], site["conversations"]) for site in sites] == [(1, 1), (1, 1)]
 
 
 def test_the_deprecated_drop_in_is_observed_too(tmp_path: Path) -> None:
