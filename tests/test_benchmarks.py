@@ -18,20 +18,20 @@ def size(files: int, seed: int) -> list[str]:
     return ["--files", str(files), "--seed", str(seed)]
 
 
-def generate(out: Path, files: int, seed: int) -> dict[str, object]:
+def run_script(script: str, *arguments: str) -> str:
+    """Run ``benchmarks/<script>`` in a new interpreter; its stdout, after a clean exit."""
     completed = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "gen_monorepo.py"),
-            "--out",
-            str(out),
-            *size(files, seed),
-        ],
+        [sys.executable, str(BENCHMARKS / script), *arguments],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return completed.stdout
+
+
+def generate(out: Path, files: int, seed: int, *extra: str) -> dict[str, object]:
+    run_script("gen_monorepo.py", "--out", str(out), *size(files, seed), *extra)
     manifest: dict[str, object] = json.loads((out / "bench-manifest.json").read_text())
     return manifest
 
@@ -87,48 +87,22 @@ def test_generated_tree_is_a_committed_git_checkout(tmp_path: Path) -> None:
 
 
 def test_bench_audit_quick_reports_the_ratios_and_a_correct_audit(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "bench_audit.py"),
-            "--quick",
-            "--out",
-            str(tmp_path / "t"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    stdout = run_script("bench_audit.py", "--quick", "--out", str(tmp_path / "t"))
 
-    assert completed.returncode == 0, completed.stdout + completed.stderr
     for label in (
         "ratio audit (cold) / git grep:",
         "ratio LibCST visitor / audit (cold):",
         "extrapolated linearly by bytes",
         "findings match the planted sites: yes",
     ):
-        assert label in completed.stdout, completed.stdout
+        assert label in stdout, stdout
 
 
 def test_mentions_name_the_context_types_in_filler_modules_and_plant_nothing(
     tmp_path: Path,
 ) -> None:
     plain = generate(tmp_path / "plain", files=300, seed=3)
-    mentions = [*size(300, 3), "--mentions", "60"]
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "gen_monorepo.py"),
-            "--out",
-            str(tmp_path / "m"),
-            *mentions,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    manifest = json.loads((tmp_path / "m" / "bench-manifest.json").read_text())
+    manifest = generate(tmp_path / "m", 300, 3, "--mentions", "60")
 
     assert manifest["planted"] == plain["planted"]
     assert manifest["mentions"] == 60
@@ -144,48 +118,22 @@ def test_mentions_name_the_context_types_in_filler_modules_and_plant_nothing(
 
 
 def test_bench_audit_on_a_tree_of_mentions_finds_the_planted_sites(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "bench_audit.py"),
-            "--files",
-            "400",
-            "--mentions",
-            "150",
-            "--no-visitor",
-            "--repeats",
-            "1",
-            "--out",
-            str(tmp_path / "t"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    stdout = run_script(
+        "bench_audit.py",
+        *("--files", "400", "--mentions", "150", "--no-visitor", "--repeats", "1"),
+        *("--out", str(tmp_path / "t")),
     )
 
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "files only name the context types" in completed.stdout
-    assert "(goal: <= 30x)" in completed.stdout
-    assert "findings match the planted sites: yes" in completed.stdout
-    assert "LibCST QualifiedNameProvider" not in completed.stdout
+    assert "files only name the context types" in stdout
+    assert "(goal: <= 30x)" in stdout
+    assert "findings match the planted sites: yes" in stdout
+    assert "LibCST QualifiedNameProvider" not in stdout
 
 
 def test_bench_progress_quick_reports_the_ratios_and_a_consistent_burndown(
     tmp_path: Path,
 ) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "bench_progress.py"),
-            "--quick",
-            "--out",
-            str(tmp_path / "t"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
+    stdout = run_script("bench_progress.py", "--quick", "--out", str(tmp_path / "t"))
     for label in (
         "ratio with / without baseline, warm:",
         "ratio baseline step / audit, warm:",
@@ -193,4 +141,4 @@ def test_bench_progress_quick_reports_the_ratios_and_a_consistent_burndown(
         "progress --history 5, history cached",
         "burndown consistent with the migrated commits and the work tree: yes",
     ):
-        assert label in completed.stdout, completed.stdout
+        assert label in stdout, stdout
