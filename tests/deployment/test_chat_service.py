@@ -75,7 +75,14 @@ async def connections_on_each_worker(
                 await connection.close()
         if len(kept) >= workers and all(len(c) == per_worker for c in kept.values()):
             return kept
-    raise AssertionError(f"connections did not reach {workers} workers: {list(kept)}")
+    # Close what was kept, so the failure does not leak sockets into later tests.
+    for connections in kept.values():
+        for connection in connections:
+            await connection.close()
+    raise AssertionError(
+        f"connections did not reach {workers} workers: {list(kept)}; "
+        f"the supervisor's children: {service.child_pids()}\n{service.log()}"
+    )
 
 
 def test_one_run_id_per_conversation_across_workers(
