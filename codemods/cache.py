@@ -7,8 +7,11 @@ a repository must not be able to run code when someone audits it):
   module name and the engine version;
 * ``outcome``: a file's findings or error, keyed by its bytes, where it sits
   (display path, module, test or not), the configuration, the selected rules,
-  and a digest of the whole project index: a change in any module that could
-  alter resolution invalidates every outcome, never a summary.
+  and a digest of the project index: a change in any summarised module that
+  could alter resolution invalidates every outcome, never a summary. Modules
+  summarised only when asked about (``engine._split_lazy``) are not in that
+  digest: an outcome lists those its analysis consulted, with a digest of
+  each one's bytes, and is reused only while they match.
 
 A corrupt or unreadable entry, or one without the expected shape (a hand-edited
 ``{"error": null}``), counts as a miss; a cache that cannot be written
@@ -108,23 +111,36 @@ class AnalysisCache:
     def store_summary(self, key: str, value: dict[str, Any]) -> None:
         self._store("summary", key, value)
 
-    def outcome(self, key: str) -> tuple[list[Finding], FileError | None] | None:
+    def outcome(self, key: str) -> tuple[list[Finding], FileError | None, dict[str, str]] | None:
+        """(findings, error, {lazy module consulted: digest of its bytes})."""
         value = self._load("outcome", key)
         try:
             findings = [_finding(item) for item in value["findings"]]
             error = None if value["error"] is None else _file_error(value["error"])
+            depends = value["depends_on"]
+            if not isinstance(depends, dict) or not all(
+                isinstance(item, str) for item in (*depends, *depends.values())
+            ):
+                raise ValueError("bad depends_on")
         except (TypeError, KeyError, ValueError):
             self._reject(value)
             return None
-        return findings, error
+        return findings, error, depends
 
-    def store_outcome(self, key: str, findings: list[Finding], error: FileError | None) -> None:
+    def store_outcome(
+        self,
+        key: str,
+        findings: list[Finding],
+        error: FileError | None,
+        depends_on: dict[str, str],
+    ) -> None:
         self._store(
             "outcome",
             key,
             {
                 "findings": [finding.to_json() for finding in findings],
                 "error": None if error is None else error.to_json(),
+                "depends_on": depends_on,
             },
         )
 

@@ -8,13 +8,18 @@ The CLI calls ``run`` only. The pipeline, cheapest step first:
    legacy name was re-exported under, appears in them); in a checkout only the
    files git grep selects are read, elsewhere every file is (errors for
    unreadable, binary, undecodable or huge files);
-3. a module summary per candidate (``ast``, cached by content hash) builds the
-   project index, and the legacy targets are discovered from it; the same
-   ``ast`` tree gives the site hints (``site_hints.py``);
+3. a module summary (``ast``, cached by content hash) builds the project
+   index, and the legacy targets are discovered from it; the same ``ast``
+   tree gives the site hints (``site_hints.py``). Candidates whose text shows
+   they can hold no site but an import and define nothing legacy (most of
+   them, on a tree half-way through a migration) are not parsed: their hints
+   come from the text, and their summary is built only if the index asks
+   about them (``_split_lazy``);
 4. each candidate that can hold a site is parsed with LibCST, resolved and
    classified (in worker processes when there are enough of them to pay for
    them); with ``fix=True`` the same worker applies the codemods;
-5. the CTX104 class census is computed over all summaries.
+5. the CTX104 class census is computed over the summaries (a lazy file
+   defines no census class).
 
 LibCST is imported only when a file must be parsed (not on a warm-cache run).
 """
@@ -22,6 +27,7 @@ LibCST is imported only when a file must be parsed (not on a warm-cache run).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -58,6 +64,7 @@ from ctxmigrate.codemods.site_hints import (
     SiteHints,
     hint_names,
     needs_analysis,
+    text_hints,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +106,8 @@ class _Outcome:
     findings: list[Finding]
     error: FileError | None = None
     fix: FixResult | None = None
+    # The lazy modules the analysis looked at (``ProjectIndex.consulted``).
+    consulted: frozenset[str] = frozenset()
 
 
 def default_codemods() -> tuple[Codemod, ...]:
@@ -139,8 +148,11 @@ def _analyze_file(
     fix: bool,
     accept: frozenset[AcceptKey] | None,
 ) -> _Outcome:
+    index.consulted = set()
     with deep_recursion():
-        return _analyze_and_fix(path, source, config, index, codemods, fix, accept)
+        outcome = _analyze_and_fix(path, source, config, index, codemods, fix, accept)
+    outcome.consulted = frozenset(index.consulted)
+    return outcome
 
 
 def _analyze_and_fix(
@@ -246,8 +258,9 @@ def run(
     hints: list[SiteHints | None] = []
     parsed: list[SourceText] = []
     names = hint_names(known, config)
+    eager, lazy = (candidates, []) if fix else _split_lazy(candidates, module_files, names, config)
     for candidate, summary_or_error in zip(
-        candidates, _summaries(candidates, module_files, cache, jobs, names), strict=True
+        eager, _summaries(eager, module_files, cache, jobs, names), strict=True
     ):
         if isinstance(summary_or_error, FileError):
             report.errors.append(summary_or_error)
@@ -255,6 +268,9 @@ def run(
             summaries.append(summary_or_error[0])
             hints.append(summary_or_error[1])
             parsed.append(candidate)
+    for candidate, lazy_hints in lazy:
+        parsed.append(candidate)
+        hints.append(lazy_hints)
     candidate_paths = {candidate.file.path for candidate in candidates}
     read_data = {source.file.path: source.data for source in sources}
     others: dict[str, tuple[ModuleFile, bytes | None]] = {}
@@ -267,14 +283,17 @@ def run(
                 for name in (module_file.module, *source_file.module_aliases):
                     others.setdefault(name, (module_file, data))
     aliases = {source.module: source.module_aliases for source in discovery.files}
+    lazy_sources = [(module_files[c.file.path], c.data) for c, _ in lazy]
     index = build_index(
         summaries,
         list(module_files.values()),
         aliases,
-        _non_candidate_star_imports(summaries, others),
+        _non_candidate_star_imports(summaries, others, lazy_sources),
         known,
         config,
         _mentions(parsed, module_files, known) if fix else None,
+        lazy_files=[module_file for module_file, _ in lazy_sources],
+        loader=_LazyLoader(lazy_sources, cache),
     )
     selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
     # Only files that can hold a site are parsed with LibCST (see site_hints).
@@ -288,7 +307,10 @@ def run(
             candidate_hints, module_files[candidate.file.path].module, index, import_rule
         )
     ]
-    outcomes = _analyze_all(analysed, config, index, selected, fix, accept, jobs, progress, cache)
+    lazy_data = {module_file.module: data for module_file, data in lazy_sources}
+    outcomes = _analyze_all(
+        analysed, config, index, selected, fix, accept, jobs, progress, cache, lazy_data
+    )
 
     fixes: list[FixResult] = []
     for outcome in outcomes:
@@ -302,9 +324,10 @@ def run(
     from ctxmigrate.codemods.rules.duplicate_context_class import census_findings
 
     if rule_selected(CENSUS_RULE, config):
+        # Lazy files (after the summarised ones in ``parsed``) define no census class.
         displays = {
             summary.module: module_files[c.file.path].display
-            for summary, c in zip(summaries, parsed, strict=True)
+            for summary, c in zip(summaries, parsed[: len(summaries)], strict=True)
         }
         report.findings.extend(census_findings(summaries, displays))
     report.findings.sort(key=Finding.sort_key)
@@ -329,6 +352,112 @@ def _mentions(
     from ctxmigrate.codemods.external_uses import dotted_mentions
 
     return {module_files[c.file.path].module: dotted_mentions(c.data, known) for c in parsed}
+
+
+def _split_lazy(
+    candidates: Sequence[SourceText],
+    module_files: Mapping[Path, ModuleFile],
+    names: HintNames,
+    config: Config,
+) -> tuple[list[SourceText], list[tuple[SourceText, SiteHints]]]:
+    """(candidates summarised now, candidates summarised when asked about, with their hints).
+
+    On a tree half-way through a migration most candidates only name the
+    context types (imports, annotations, ``isinstance``): parsing each costs
+    far more than everything else the audit does with them. A candidate is
+    lazy when its text shows it can hold no site but an import
+    (``site_hints.text_hints``), defines no legacy target or census class
+    (no ``def``/``class`` of such a name in it) and is not the module of a
+    configured target (which may bind it by assignment). A lazy file that is
+    never imported from is never parsed: a syntax error in it goes unreported,
+    as it cannot change a finding.
+    """
+    definitions, configured_modules = _definition_markers(config)
+    eager: list[SourceText] = []
+    lazy: list[tuple[SourceText, SiteHints]] = []
+    for candidate in candidates:
+        module_file = module_files[candidate.file.path]
+        hints = None
+        if not configured_modules.intersection(
+            (module_file.module, *candidate.file.module_aliases)
+        ) and not _defines(candidate.data, definitions):
+            hints = text_hints(candidate.data, module_file.module, module_file.is_package, names)
+        if hints is None:
+            eager.append(candidate)
+        else:
+            lazy.append((candidate, hints))
+    return eager, lazy
+
+
+_DEFINING_KEYWORD = re.compile(rb"\b(?:def|class)(?:\s|\\)+\Z")
+
+
+def _defines(data: bytes, names: Sequence[bytes]) -> bool:
+    """Whether ``def name``/``class name`` may occur in ``data`` for one of ``names``.
+
+    Looks at each occurrence of a name (a few per file) rather than scanning
+    the whole text with a pattern that starts with ``\b`` (no fast search).
+    """
+    for name in names:
+        start = data.find(name)
+        while start >= 0:
+            end = start + len(name)
+            if (end == len(data) or not (data[end : end + 1].isalnum() or data[end] == 95)) and (
+                _DEFINING_KEYWORD.search(data, max(0, start - 64), start) is not None
+            ):
+                return True
+            start = data.find(name, end)
+    return False
+
+
+def _definition_markers(config: Config) -> tuple[tuple[bytes, ...], frozenset[str]]:
+    """(legacy and census names a ``def``/``class`` may define, the configured targets' modules)."""
+    from ctxmigrate.codemods.rules import legacy_targets
+
+    names = set(CENSUS_CLASS_NAMES)
+    modules: set[str] = set()
+    for target in legacy_targets():
+        names.add(target.default_name)
+        for qualname in config.legacy_names(target):
+            module, _, name = qualname.rpartition(".")
+            modules.add(module)
+            names.add(name)
+    return tuple(name.encode() for name in sorted(names)), frozenset(modules)
+
+
+class _LazyLoader:
+    """Summarises a lazy candidate from the bytes already read, through the cache."""
+
+    def __init__(self, sources: Sequence[tuple[ModuleFile, bytes]], cache: AnalysisCache) -> None:
+        self._data = {module_file.module: data for module_file, data in sources}
+        self._cache = cache
+
+    def __call__(self, module_file: ModuleFile) -> ModuleSummary | None:
+        from ctxmigrate.codemods.analysis.summaries import SUMMARY_VERSION, ModuleSummary
+
+        data = self._data[module_file.module]
+        key = digest(
+            "lazy summary",
+            str(SUMMARY_VERSION),
+            module_file.module,
+            str(module_file.is_package),
+            data,
+        )
+        cached = self._cache.summary(key)
+        if cached is not None and "summary" in cached:
+            try:
+                return ModuleSummary.from_json(cached["summary"])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+                pass  # a corrupt entry is a miss
+        elif cached is not None:
+            return None
+        result, cacheable = _summarize_job((data, module_file, None))
+        if isinstance(result, FileError):
+            if cacheable:
+                self._cache.store_summary(key, {"error": result.message})
+            return None
+        self._cache.store_summary(key, {"summary": result[0].to_json(), "hints": None})
+        return result[0]
 
 
 def _summaries(
@@ -396,7 +525,7 @@ def _summaries(
 
 
 def _summarize_job(
-    item: tuple[bytes, ModuleFile, HintNames],
+    item: tuple[bytes, ModuleFile, HintNames | None],
 ) -> tuple[tuple[ModuleSummary, SiteHints | None] | FileError, bool]:
     """(summary and hints, or the error; whether the outcome may be cached)."""
     data, module_file, names = item
@@ -426,8 +555,25 @@ def _analyze_all(
     jobs: int | None,
     progress: Callable[[int, int], None] | None,
     cache: AnalysisCache,
+    lazy_data: Mapping[str, bytes],
 ) -> list[_Outcome]:
+    """Each file's outcome, from the cache or analysed.
+
+    A cached outcome also records the lazy modules its analysis consulted,
+    with a digest of each one's bytes: it is reused only while they match
+    (the index digest in its key covers everything else).
+    """
     total = len(parsed)
+    lazy_digests: dict[str, str] = {}
+
+    def lazy_digest(module: str) -> str | None:
+        data = lazy_data.get(module)
+        if data is None:
+            return None
+        if module not in lazy_digests:
+            lazy_digests[module] = digest(data)
+        return lazy_digests[module]
+
     outcomes: dict[int, _Outcome] = {}
     shared = digest(
         config.fingerprint(),
@@ -441,7 +587,9 @@ def _analyze_all(
         module_file = index.files[str(candidate.file.path)]
         keys[position] = digest(shared, repr(module_file), candidate.data)
         cached = cache.outcome(keys[position])
-        if cached is not None:
+        if cached is not None and all(
+            lazy_digest(module) == expected for module, expected in cached[2].items()
+        ):
             outcomes[position] = _Outcome(module_file.display, cached[0], cached[1])
         else:
             pending.append(position)
@@ -473,7 +621,13 @@ def _analyze_all(
                 progress(done, total)
     for position in pending:
         outcome = outcomes[position]
-        cache.store_outcome(keys[position], outcome.findings, outcome.error)
+        consulted = {module: lazy_digest(module) for module in sorted(outcome.consulted)}
+        cache.store_outcome(
+            keys[position],
+            outcome.findings,
+            outcome.error,
+            {module: value for module, value in consulted.items() if value is not None},
+        )
     return [outcomes[position] for position in range(total)]
 
 

@@ -26,8 +26,10 @@ may still have no finding; a file they rule out has none.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,6 +51,15 @@ class HintNames:
     def key(self) -> str:
         """For cache keys: hints depend on these names."""
         return repr((sorted(self.functions), sorted(self.methods), sorted(self.known)))
+
+    @cached_property
+    def site_needles(self) -> tuple[bytes, ...]:
+        """Text without any of these cannot name a site (``may_name_a_site``)."""
+        classes = self.known - self.functions
+        return (
+            *(name.encode() for name in sorted(self.functions | self.methods)),
+            *(f".{name}{quote}".encode() for name in sorted(classes) for quote in "\"'"),
+        )
 
 
 def hint_names(known: Iterable[str], config: Config) -> HintNames:
@@ -102,13 +113,126 @@ def site_hints(
     a dotted path ending in a legacy class name (``"app.ws.WebSocketContext"``):
     then only the statements are visited, for the imports.
     """
-    functions, methods, known = names.functions, names.methods, names.known
-    classes = known - functions
-    if any(name.encode() in source for name in functions | methods) or any(
-        f".{name}{quote}".encode() in source for name in classes for quote in "\"'"
-    ):
+    if may_name_a_site(source, names):
         return _walk_everything(tree, module, is_package, names)
-    return SiteHints(False, _imports(tree.body, module, is_package, known))
+    return SiteHints(False, _imports(tree.body, module, is_package, names.known))
+
+
+def may_name_a_site(source: bytes, names: HintNames) -> bool:
+    """Whether the text names a legacy function or factory method, or holds a
+    dotted path to a legacy class in a string: else only imports can be sites."""
+    return any(needle in source for needle in names.site_needles)
+
+
+def text_hints(source: bytes, module: str, is_package: bool, names: HintNames) -> SiteHints | None:
+    """The hints of a file that cannot name a site, from its text alone; None
+    when it may name one (or cannot be decoded): then ``site_hints`` decides.
+
+    Such a file's only possible sites are ``from X import name`` statements
+    of a known name. For each occurrence of a known name, the statement that
+    may hold it is the one starting at the last ``from`` before it that can
+    begin a statement; it is followed to its end (parentheses, comments and
+    line continuations included) and, when it reaches the name, parsed with
+    ``ast``. Text in strings and comments may yield extra imports: the hints
+    may over-approximate (``needs_analysis`` then sends the file to the full
+    analysis, which decides), never miss one.
+    """
+    from ctxmigrate.codemods.analysis.parsing import decoded
+
+    if may_name_a_site(source, names):
+        return None
+    try:
+        text = decoded(source)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return None
+    known = names.known
+    found: list[tuple[str, str]] = []
+    examined: set[int] = set()
+    for name in known:
+        position = text.find(name)
+        while position >= 0:
+            start = _statement_start_before(text, position)
+            if start is not None and start not in examined:
+                end = _statement_end(text, start)
+                if end is not None and end > position:
+                    examined.add(start)
+                    found.extend(_parsed_imports(text[start:end], module, is_package, known))
+            position = text.find(name, position + len(name))
+    return SiteHints(False, tuple(dict.fromkeys(sorted(found))))
+
+
+# Matched only where ``str.rfind`` found "from" (a regex scan of the whole
+# text with the look-behind first runs at a tenth of the speed).
+_FROM_WORD = re.compile(r"(?<![\w.])from\b")
+# A statement's text up to a character that needs a closer look; an import
+# statement holds no quotes, so one ends the search (it is not an import).
+_PLAIN = re.compile(r"[^\n\r;#(\\\"']*")
+# Atomic (``*+``): an unclosed parenthesis must fail at once, not retry
+# every way of splitting the comments inside it.
+_PARENTHESISED = re.compile(r"\((?:[^)#\"']++|#[^\n\r]*+)*+\)")
+_CONTINUATION = re.compile(r"\\(?:\r\n|\r|\n)")
+
+
+def _parsed_imports(
+    statement: str, module: str, is_package: bool, known: frozenset[str]
+) -> list[tuple[str, str]]:
+    try:
+        tree = ast.parse(statement)
+    except (SyntaxError, ValueError):
+        return []  # not an import: a real one always parses on its own
+    found: list[tuple[str, str]] = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            found.extend(_imported(node, module, is_package, known))
+    return found
+
+
+def _statement_start_before(text: str, position: int) -> int | None:
+    """The last word ``from`` before ``position`` that can begin a statement.
+
+    When ``position`` is inside a ``from ... import`` statement, that is its
+    start: inside one, no ``from`` can begin a statement (a module path holds
+    it only inside a longer word, a comment only after ``#``).
+    """
+    start = text.rfind("from", 0, position)
+    while start >= 0:
+        if _starts_statement(text, start):
+            return start
+        start = text.rfind("from", 0, start)
+    return None
+
+
+def _starts_statement(text: str, start: int) -> bool:
+    """Whether the word ``from`` at ``start`` can begin a statement: after a line
+    break (or a line continuation), ``;`` or a compound statement's ``:``."""
+    if _FROM_WORD.match(text, start) is None:
+        return False
+    before = start - 1
+    while before >= 0 and text[before] in " \t\f":
+        before -= 1
+    return before < 0 or text[before] in "\n\r;:"
+
+
+def _statement_end(text: str, start: int) -> int | None:
+    """Where the simple statement starting at ``start`` ends (None: it holds a string)."""
+    position = start
+    while True:
+        position = _PLAIN.match(text, position).end()  # type: ignore[union-attr]
+        if position == len(text) or text[position] in "\n\r;#":
+            return position
+        character = text[position]
+        if character == "(":
+            group = _PARENTHESISED.match(text, position)
+            if group is None:
+                return None
+            position = group.end()
+        elif character == "\\":
+            continued = _CONTINUATION.match(text, position)
+            if continued is None:
+                return None
+            position = continued.end()
+        else:  # a quote
+            return None
 
 
 def _walk_everything(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ctxmigrate.codemods.analysis.parsing import ModuleFile
@@ -15,41 +15,56 @@ if TYPE_CHECKING:
     from ctxmigrate.codemods.analysis.summaries import ModuleSummary
 
 
+_STAR_HINT = re.compile(rb"import[ \t]*\*")
 _STAR_IMPORT = re.compile(rb"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*\*", re.MULTILINE)
 
 
 def _non_candidate_star_imports(
-    summaries: Sequence[ModuleSummary], others: Mapping[str, tuple[ModuleFile, bytes | None]]
+    summaries: Sequence[ModuleSummary],
+    others: Mapping[str, tuple[ModuleFile, bytes | None]],
+    lazy: Sequence[tuple[ModuleFile, bytes]] = (),
 ) -> dict[str, tuple[str, ...]]:
     """Star imports of the non-candidate modules a candidate star-imports, transitively.
 
     Only those can pass a legacy name on, so only those are scanned (a regex
     over every file of a large tree would cost as much as the pre-filter).
+    The star imports of the ``lazy`` candidates (not summarised yet) are read
+    from their text the same way.
     """
-    from ctxmigrate.codemods.analysis.summaries import absolute_module
-
     stars: dict[str, tuple[str, ...]] = {}
     pending = [star for summary in summaries for star in summary.star_imports]
+    for module_file, data in lazy:
+        pending.extend(_star_imports(module_file, data))
     while pending:
         module = pending.pop()
         if module in stars or module not in others:
             continue
-        module_file, data = others[module]
-        if data is None:
+        module_file, other_data = others[module]
+        if other_data is None:
             try:
-                data = module_file.abspath.read_bytes()
+                other_data = module_file.abspath.read_bytes()
             except OSError:
-                data = b""  # gone or unreadable since it was listed: passes nothing on
-        found = []
-        for match in _STAR_IMPORT.finditer(data):
-            level = len(match.group(1))
-            name = match.group(2).decode() or None
-            absolute = absolute_module(module_file.module, module_file.is_package, level, name)
-            if absolute is not None:
-                found.append(absolute)
+                other_data = b""  # gone or unreadable since it was listed: passes nothing on
+        found = _star_imports(module_file, other_data)
         stars[module] = tuple(found)
         pending.extend(found)
     return {module: found for module, found in stars.items() if found}
+
+
+def _star_imports(module_file: ModuleFile, data: bytes) -> list[str]:
+    """The modules ``data`` star-imports (``from X import *`` lines), as absolute names."""
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
+
+    found: list[str] = []
+    if _STAR_HINT.search(data) is None:  # a literal prefix: runs at memory speed
+        return found
+    for match in _STAR_IMPORT.finditer(data):
+        level = len(match.group(1))
+        name = match.group(2).decode() or None
+        absolute = absolute_module(module_file.module, module_file.is_package, level, name)
+        if absolute is not None:
+            found.append(absolute)
+    return found
 
 
 def build_index(
@@ -60,9 +75,15 @@ def build_index(
     known_names: frozenset[str],
     config: Config,
     mentions: Mapping[str, frozenset[str]] | None = None,
+    lazy_files: Sequence[ModuleFile] = (),
+    loader: Callable[[ModuleFile], ModuleSummary | None] | None = None,
 ) -> ProjectIndex:
     """The cross-module index; ``mentions`` (module -> dotted paths it names) is
-    only needed when fixing, to keep imports other modules reach."""
+    only needed when fixing, to keep imports other modules reach.
+
+    ``lazy_files`` are candidates summarised only when the index is asked
+    about them (``loader`` builds the summary); they must not define a legacy
+    target, since targets are discovered from ``summaries``."""
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex, discover_targets
     from ctxmigrate.codemods.external_uses import external_uses
 
@@ -90,6 +111,11 @@ def build_index(
         module_aliases=dict(aliases),
     )
     index.files = {str(module_file.abspath): module_file for module_file in files}
+    for module_file in lazy_files:
+        for name in (module_file.module, *aliases.get(module_file.module, ())):
+            if name not in by_name:
+                index.lazy_files.setdefault(name, module_file)
+    index.loader = loader
     if mentions is not None:
         index.external_uses = external_uses(by_name, mentions)
     return index
@@ -108,6 +134,9 @@ def index_digest(index: ProjectIndex) -> str:
             "targets": [[t.kind, t.qualname, t.params, t.is_async] for t in index.targets],
             "known": sorted(index.known_names),
             "aliases": sorted(index.module_aliases.items()),
+            # Which modules are lazy; a change in one of them invalidates only
+            # the outcomes that consulted it (engine._analyze_all).
+            "lazy": sorted({module_file.module for module_file in index.lazy_files.values()}),
         },
         sort_keys=True,
     )

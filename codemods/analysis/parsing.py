@@ -88,7 +88,8 @@ def parse_module(source: bytes, python_error: SyntaxError | None = None) -> cst.
         raise SourceError(f"cannot read as Python source: {error}") from None
 
 
-def _decoded(source: bytes) -> str:
+def decoded(source: bytes) -> str:
+    """``source`` decoded as Python does (encoding cookie, BOM, else UTF-8)."""
     encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
     return source.decode(encoding)
 
@@ -115,7 +116,7 @@ def summarize_source(
         tree, python_error = None, None
     if tree is not None:
         module, is_package = module_file.module, module_file.is_package
-        summary = summarize_ast(tree, module, is_package, _decoded(source))
+        summary = summarize_ast(tree, module, is_package, decoded(source))
         hints = None if names is None else site_hints(tree, source, module, is_package, names)
         return summary, hints
     # Syntax newer than the running interpreter: LibCST reads it.

@@ -8,7 +8,7 @@ match. The legacy targets are discovered here from the rules' declarations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +51,23 @@ class ProjectIndex:
     # {module: {name: why another module needs it}} (external_uses.py): apply
     # keeps such a name's import even when this module no longer uses it.
     external_uses: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Candidates summarised only when asked about (``summary``), by every name
+    # they go by: files that can hold no site and define nothing legacy, which
+    # matter only as a source another module imports from (a re-export).
+    lazy_files: dict[str, Any] = field(default_factory=dict)
+    # How a lazy module is summarised (None: read and parse its file); not pickled.
+    loader: Callable[[Any], ModuleSummary | None] | None = field(default=None, repr=False)
+    # The lazy modules (primary names) the analysis looked at since this was
+    # last reset: a cached outcome stays valid only while they are unchanged.
+    consulted: set[str] = field(default_factory=set, repr=False)
+    _lazy_summaries: dict[str, ModuleSummary | None] = field(default_factory=dict, repr=False)
     _targets_by_qualname: dict[str, Target] = field(default_factory=dict, repr=False)
     _exports: dict[tuple[str, str], tuple[Symbol, ...]] = field(default_factory=dict, repr=False)
     _in_progress: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    # The lazy modules each memoised export depended on, and those of the
+    # exports being computed (innermost last): a memo hit must count them too.
+    _export_deps: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict, repr=False)
+    _dep_frames: list[set[str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         for target in self.targets:
@@ -66,6 +80,10 @@ class ProjectIndex:
         state = dict(self.__dict__)
         state["_exports"] = {}
         state["_in_progress"] = set()
+        state["_export_deps"] = {}
+        state["_dep_frames"] = []
+        state["consulted"] = set()
+        state["loader"] = None
         return state
 
     @property
@@ -76,27 +94,49 @@ class ProjectIndex:
         return self._targets_by_qualname.get(qualname)
 
     def summary(self, module: str) -> ModuleSummary | None:
-        return self.summaries.get(module)
+        """The summary of ``module``; a lazy one is built on first use (None when
+        the module is not a candidate, or its file cannot be parsed)."""
+        found = self.summaries.get(module)
+        if found is not None or not self.lazy_files:
+            return found
+        module_file = self.lazy_files.get(module)
+        if module_file is None:
+            return None
+        primary = module_file.module
+        self._note((primary,))
+        if primary not in self._lazy_summaries:
+            load = self.loader if self.loader is not None else summary_from_disk
+            self._lazy_summaries[primary] = load(module_file)
+        return self._lazy_summaries[primary]
+
+    def _note(self, modules: Iterable[str]) -> None:
+        (self._dep_frames[-1] if self._dep_frames else self.consulted).update(modules)
 
     def export(self, module: str, name: str) -> tuple[Symbol, ...]:
         """What ``module.name`` refers to (several symbols when bound several ways)."""
         key = (module, name)
         cached = self._exports.get(key)
         if cached is not None:
+            self._note(self._export_deps.get(key, ()))
             return cached
         if key in self._in_progress:  # an import cycle: it adds nothing new
             return ()
         self._in_progress.add(key)
+        self._dep_frames.append(set())
         try:
             result = self._compute_export(module, name)
         finally:
             self._in_progress.discard(key)
+            deps = self._dep_frames.pop()
         self._exports[key] = result
+        if deps:
+            self._export_deps[key] = frozenset(deps)
+            self._note(deps)
         return result
 
     def _compute_export(self, module: str, name: str) -> tuple[Symbol, ...]:
         qualname = f"{module}.{name}"
-        summary = self.summaries.get(module)
+        summary = self.summary(module)
         if summary is not None:
             bindings = summary.bindings.get(name)
             if bindings:
@@ -119,7 +159,7 @@ class ProjectIndex:
 
     def _star_export(self, star_modules: Iterable[str], name: str) -> tuple[Symbol, ...]:
         for star_module in star_modules:
-            source = self.summaries.get(star_module)
+            source = self.summary(star_module)
             if source is not None and source.all_names is not None:
                 if name not in source.all_names:
                     continue
@@ -164,7 +204,7 @@ class ProjectIndex:
         target = self.target(f"{module}.{name}")
         if target is None:
             return None
-        summary = self.summaries.get(module)
+        summary = self.summary(module)
         bindings = () if summary is None else summary.bindings.get(name, ())
         if any(binding.kind in ("def", "class") for binding in bindings):
             return None
@@ -183,6 +223,17 @@ class ProjectIndex:
                     following.append(None)
             current = tuple(dict.fromkeys(following))
         return current
+
+
+def summary_from_disk(module_file: Any) -> ModuleSummary | None:
+    """A lazy module's summary read from its file (in worker processes); None
+    when it cannot be read or parsed (like a candidate with a syntax error)."""
+    from ctxmigrate.codemods.analysis.parsing import SourceError, summarize_source
+
+    try:
+        return summarize_source(module_file.abspath.read_bytes(), module_file)[0]
+    except (OSError, SourceError, RecursionError):
+        return None
 
 
 def discover_targets(config: Config, summaries: Mapping[str, ModuleSummary]) -> tuple[Target, ...]:

@@ -261,12 +261,16 @@ def test_a_finding_of_the_wrong_shape_in_the_cache_is_a_miss(tree: Path) -> None
         "message": "m",
         "fix": None,
     }
-    cache._store("outcome", "ab" * 32, {"findings": [good], "error": None})
+    entry = {"findings": [good], "error": None, "depends_on": {"pkg.ws": "d" * 64}}
+    cache._store("outcome", "ab" * 32, entry)
     assert cache.outcome("ab" * 32) is not None
     for broken in ({**good, "line": True}, {**good, "category": "other"}, {**good, "x": 1}):
-        cache._store("outcome", "ab" * 32, {"findings": [broken], "error": None})
+        cache._store("outcome", "ab" * 32, {**entry, "findings": [broken]})
         assert cache.outcome("ab" * 32) is None, broken
-    assert (cache.hits, cache.misses) == (1, 3)
+    for depends in (None, ["pkg.ws"], {"pkg.ws": 1}):
+        cache._store("outcome", "ab" * 32, {**entry, "depends_on": depends})
+        assert cache.outcome("ab" * 32) is None, depends
+    assert (cache.hits, cache.misses) == (1, 6)
 
 
 def test_cached_bindings_of_the_wrong_shape_are_misses(tree: Path) -> None:

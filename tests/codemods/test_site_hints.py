@@ -180,14 +180,33 @@ def test_without_the_import_rule_an_import_alone_is_not_analysed(
     assert findings == every_file_analysed(tree, Config(root=tree, ignore=("CTX103",)))
 
 
+NEWER_SYNTAX = 'NAMES = {"a": 1}\nLABEL = f"{NAMES["a"]}"\n'
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="PEP 701 f-strings parse with ast")
-def test_syntax_ast_cannot_read_is_always_analysed(
+def test_syntax_ast_cannot_read_is_analysed_when_it_may_name_a_site(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Quotes reused inside an f-string (PEP 701): ast on 3.11 fails, LibCST reads it.
     (tree / "app" / "newer.py").write_text(
-        'from app.ws import WebSocketContext\nNAMES = {"a": 1}\nLABEL = f"{NAMES["a"]}"\n'
+        "from app.deps import create_user_execution_context\n" + NEWER_SYNTAX
     )
     seen, findings = analysed_paths(tree, monkeypatch, Config(root=tree))
     assert "app/newer.py" in seen
-    assert not [f for f in findings if f["path"] == "app/newer.py"]
+    assert findings == every_file_analysed(tree, Config(root=tree))
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="PEP 701 f-strings parse with ast")
+def test_syntax_ast_cannot_read_that_only_names_a_class_is_decided_from_its_text(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its imports are read from the text: a right one needs no analysis, a wrong one does.
+    (tree / "app" / "newer.py").write_text("from app.ws import WebSocketContext\n" + NEWER_SYNTAX)
+    (tree / "app" / "newer_wrong.py").write_text(
+        "from app.annotations import WebSocketContext\n" + NEWER_SYNTAX
+    )
+    seen, findings = analysed_paths(tree, monkeypatch, Config(root=tree))
+    assert "app/newer.py" not in seen
+    assert "app/newer_wrong.py" in seen
+    assert ("app/newer_wrong.py", "CTX103") in {(f["path"], f["rule"]) for f in findings}
+    assert findings == every_file_analysed(tree, Config(root=tree))
