@@ -603,6 +603,7 @@ def select_candidates(
     census_needles = [name.encode() for name in CENSUS_CLASS_NAMES]
     pending = list(range(len(sources)))
     chosen: set[int] = set()
+    searched: set[int] = set()  # chosen files searched for aliases of every known name
     scan_names = set(known)
     first_round = True
     while True:
@@ -622,15 +623,22 @@ def select_candidates(
         pending = remaining
         first_round = False
         # Aliases of aliases are learned within the chosen files until stable.
+        # A file is searched once for every name known when it is chosen, then
+        # only for the names learned since (the search is per name: searching
+        # for more names at once finds exactly the union).
         learned = set(known)
-        while True:
-            extra: set[str] = set()
-            for index in chosen:
-                extra |= learned_aliases(sources[index].data, learned)
-            extra -= learned
-            if not extra:
-                break
+        fresh = sorted(chosen - searched)
+        searched.update(fresh)
+        extra: set[str] = set()
+        for index in fresh:
+            extra |= learned_aliases(sources[index].data, learned)
+        extra -= learned
+        while extra:
             learned |= extra
+            newer: set[str] = set()
+            for index in searched:
+                newer |= learned_aliases(sources[index].data, extra)
+            extra = newer - learned
         scan_names = learned - known
         known = learned
         if not scan_names:

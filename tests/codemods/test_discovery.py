@@ -126,6 +126,20 @@ def test_prefilter_follows_aliases_to_a_fixpoint() -> None:
     assert known == LEGACY | {"make_ctx", "build"}
 
 
+def test_a_file_chosen_early_is_searched_again_for_names_learned_later() -> None:
+    sources = [
+        # Chosen first; binds an alias of a name only b.py teaches.
+        source(
+            "a.py", "from deps import create_user_execution_context as make_ctx\nlate = built\n"
+        ),
+        source("b.py", "from a import make_ctx\nbuilt = make_ctx\n"),
+        source("c.py", "from a import late\nlate(user_id=1)\n"),
+    ]
+    candidates, known = select_candidates(sources, LEGACY)
+    assert known == LEGACY | {"make_ctx", "built", "late"}
+    assert [c.file.display for c in candidates] == ["a.py", "b.py", "c.py"]
+
+
 def test_learned_aliases_from_imports_and_assignments() -> None:
     text = b"""\
 from x import (
