@@ -33,6 +33,8 @@ from tests.redis.conftest import RedisServer
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 KEY_PREFIX = "chat"
+# How long connections_on_each_worker waits for the kernel to hand connections to every worker.
+REACH_EVERY_WORKER_SECONDS = 30.0
 
 
 def stored_record(redis_server: RedisServer, user_id: str, thread_id: str) -> dict[str, Any]:
@@ -56,10 +58,14 @@ async def connections_on_each_worker(
     The kernel hands a new connection to whichever worker accepts first, and an
     idle worker often wins many in a row: so open them in concurrent batches,
     ask each connection which worker it reached (a message to a conversation of
-    its own), keep what is needed and close the rest.
+    its own), keep what is needed and close the rest. The service answers its
+    health check as soon as one worker serves: on a loaded machine the other
+    may still be starting, so batches go on (a short pause apart) until a
+    deadline rather than for a fixed count that a fast loop spends in a moment.
     """
     kept: dict[int, list[ClientConnection]] = {}
-    for _ in range(50):
+    deadline = time.monotonic() + REACH_EVERY_WORKER_SECONDS
+    while time.monotonic() < deadline:
         batch = await asyncio.gather(
             *(connect(service.ws_url(), open_timeout=10) for _ in range(2 * per_worker))
         )
@@ -75,12 +81,14 @@ async def connections_on_each_worker(
                 await connection.close()
         if len(kept) >= workers and all(len(c) == per_worker for c in kept.values()):
             return kept
+        await asyncio.sleep(0.05)
     # Close what was kept, so the failure does not leak sockets into later tests.
     for connections in kept.values():
         for connection in connections:
             await connection.close()
     raise AssertionError(
-        f"connections did not reach {workers} workers: {list(kept)}; "
+        f"connections did not reach {workers} workers in {REACH_EVERY_WORKER_SECONDS} s: "
+        f"{list(kept)}; "
         f"the supervisor's children: {service.child_pids()}\n{service.log()}"
     )
 
