@@ -27,6 +27,9 @@ from typing import NamedTuple
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.git import enclosing_checkout, git_refusal, run_git
 from ctxmigrate.codemods.model import CtxmigrateError, FileError
+from ctxmigrate.codemods.module_names import ModuleNamer, relative_posix
+from ctxmigrate.codemods.module_names import module_names as module_names
+from ctxmigrate.codemods.path_patterns import path_matcher
 from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
 
 # Skipped by the directory walk outside a git checkout (inside one,
@@ -53,9 +56,8 @@ SKIPPED_DIRECTORIES = frozenset(
 _CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """One discovered ``.py`` file."""
+class SourceFile(NamedTuple):
+    """One discovered ``.py`` file (a tuple: one is made per file)."""
 
     path: Path  # absolute
     display: str  # relative to the current directory, "/" separators (JSON ``path``)
@@ -116,10 +118,8 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     one, else the first in name order, so the result never depends on the
     order in which directories are listed.
     """
-    import pathspec
-
-    exclude = pathspec.GitIgnoreSpec.from_lines(config.exclude) if config.exclude else None
-    tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
+    excluded = path_matcher(config.exclude) if config.exclude else None
+    in_test = path_matcher(config.test_patterns)
     base = os.path.abspath(cwd) if cwd is not None else os.getcwd()
     real_base = os.path.realpath(base)
     found: list[_Found] = []
@@ -162,22 +162,23 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
         ):
             chosen[record.real] = record
     root = str(config.root.resolve())
+    names = ModuleNamer(root)
     files: list[SourceFile] = []
     for record in chosen.values():
         absolute = record.absolute
-        project_path = _relative_posix(absolute, root) or os.path.basename(absolute)
-        if exclude is not None and exclude.match_file(project_path):
+        project_path = relative_posix(absolute, root) or os.path.basename(absolute)
+        if excluded is not None and excluded(project_path):
             continue
-        module, aliases = module_names(absolute, root)
+        module, aliases = names(absolute)
         files.append(
             SourceFile(
-                path=Path(absolute),
-                display=_relative_posix(absolute, base) or display_path(Path(absolute), cwd),
-                project_path=project_path,
-                module=module,
-                module_aliases=aliases,
-                in_test=tests.match_file(project_path),
-                git_searchable=record.searchable,
+                Path(absolute),
+                relative_posix(absolute, base) or display_path(Path(absolute), cwd),
+                project_path,
+                module,
+                aliases,
+                in_test(project_path),
+                record.searchable,
             )
         )
     files.sort(key=lambda source: source.display)
@@ -191,18 +192,10 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     )
 
 
-def _relative_posix(path: str, base: str) -> str | None:
-    """``path`` relative to ``base`` when it is inside it, with "/" separators."""
-    prefix = base if base.endswith(os.sep) else base + os.sep
-    if not path.startswith(prefix):
-        return None
-    return path[len(prefix) :].replace(os.sep, "/")
-
-
 def _through_link(absolute: str, base: str, real_base: str) -> bool:
     """Whether a given path goes through a symlink below the current directory
     (or anywhere, outside it): ``lib/appl/handler.py`` with ``lib/appl -> ../app``."""
-    relative = _relative_posix(absolute, base)
+    relative = relative_posix(absolute, base)
     if absolute == base:
         return False
     expected = os.path.join(real_base, relative) if relative is not None else absolute
@@ -363,54 +356,6 @@ def _walk(directory: Path, errors: list[FileError], cwd: Path | None, linked: bo
 
     visit(os.path.abspath(directory), os.path.realpath(directory), linked)
     return listed
-
-
-@lru_cache(maxsize=8192)
-def _is_package(directory: str) -> bool:
-    return os.path.isfile(os.path.join(directory, "__init__.py"))
-
-
-def module_names(
-    path: str, root: str, is_package: Callable[[str], bool] = _is_package
-) -> tuple[str, tuple[str, ...]]:
-    """The module name used for relative imports, and other names it may go by.
-
-    The primary name follows ``__init__.py`` files up to the top package (so a
-    ``src/`` layout needs nothing special); a file in a directory without
-    ``__init__.py`` (namespace package, script folder) is named by its path
-    from the project root instead, minus a leading ``src/``.
-    """
-    directory, filename = os.path.split(path)
-    stem = filename[:-3] if filename.endswith(".py") else filename
-    parts: list[str] = [] if stem == "__init__" else [stem]
-    in_package = is_package(directory)
-    while is_package(directory):
-        parent, package = os.path.split(directory)
-        if not package:
-            break
-        parts.insert(0, package)
-        directory = parent
-    by_packages = ".".join(parts)
-    by_root = _root_relative_module(path, root)
-    # A file outside any package is named from the root: a namespace package
-    # or a script folder is imported by its path.
-    primary = by_packages or by_root or stem if in_package or not by_root else by_root
-    aliases = tuple(sorted({name for name in (by_packages, by_root) if name and name != primary}))
-    return primary, aliases
-
-
-def _root_relative_module(path: str, root: str) -> str:
-    relative = _relative_posix(path, root)
-    if relative is None:
-        return ""
-    parts = relative.removesuffix(".py").split("/")
-    if parts and parts[0] == "src" and len(parts) > 1:
-        parts = parts[1:]
-    if parts and parts[-1] == "__init__":
-        parts = parts[:-1]
-    if not all(part.isidentifier() for part in parts):
-        return ""
-    return ".".join(parts)
 
 
 @dataclass
