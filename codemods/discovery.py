@@ -70,6 +70,8 @@ class SourceFile(NamedTuple):
     # bytes, so the pre-filter may ask git instead of reading it (symlinks are
     # not followed by git grep and are always read).
     git_searchable: bool = False
+    # Its size when git listed it (from the listing's lstat), -1 when unknown.
+    size: int = -1
 
 
 @dataclass
@@ -94,6 +96,7 @@ class _Found(NamedTuple):
     real: str  # os.path.realpath, computed without a syscall where possible
     linked: bool  # reached through a symlink (the file itself or a directory on the way)
     searchable: bool = False  # a regular file listed by git ls-files
+    size: int = -1  # a searchable file's size from that listing's lstat
 
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
@@ -179,6 +182,7 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
                 aliases,
                 in_test(project_path),
                 record.searchable,
+                record.size,
             )
         )
     files.sort(key=lambda source: source.display)
@@ -237,15 +241,17 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
         # Deleted-but-tracked files are listed by git yet absent (a symlink
         # loop is kept: reading it reports the error).
         try:
-            mode = os.lstat(path).st_mode
+            info = os.lstat(path)
         except OSError:
             continue
+        mode = info.st_mode
         if stat.S_ISLNK(mode):
             if not os.path.isdir(path):
                 listed.append(_Found(path, os.path.realpath(path), True))
         elif not stat.S_ISDIR(mode):
             real = real_prefix + (name if native else name.replace("/", os.sep))
-            listed.append(_Found(path, real, linked, stat.S_ISREG(mode)))
+            regular = stat.S_ISREG(mode)
+            listed.append(_Found(path, real, linked, regular, info.st_size if regular else -1))
     return listed, None
 
 

@@ -238,7 +238,10 @@ def run(
         1 for error in discovery.errors if error.path.endswith(".py")
     )
     prefilter = TextPrefilter(
-        discovery, config, [results[given] for given in discovery.git_directories]
+        discovery,
+        config,
+        [results[given] for given in discovery.git_directories],
+        all(first_greps[given].complete for given in discovery.git_directories),
     )
     candidates, known = select_candidates(
         prefilter.initial_sources(), legacy_names, prefilter.sources_mentioning

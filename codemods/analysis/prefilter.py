@@ -33,11 +33,17 @@ class TextPrefilter:
     """
 
     def __init__(
-        self, discovery: Discovery, config: Config, first_matches: list[set[str] | None]
+        self,
+        discovery: Discovery,
+        config: Config,
+        first_matches: list[set[str] | None],
+        all_readable: bool = False,
     ) -> None:
         """``first_matches``: git grep's answer for the legacy and census names,
-        one per checkout directory of ``discovery``."""
+        one per checkout directory of ``discovery``; ``all_readable``: git
+        grep opened every file it searched (it said nothing on stderr)."""
         self.config = config
+        self._all_readable = all_readable
         self.directories = discovery.git_directories
         self.sources: list[SourceText] = []
         self.read_errors: list[FileError] = []
@@ -67,12 +73,21 @@ class TextPrefilter:
         return sources
 
     def _must_read(self, file: SourceFile) -> bool:
-        """Oversized and unreadable files get their error whatever they contain."""
-        try:
-            too_big = os.stat(file.path).st_size > self.config.max_file_bytes
-        except OSError:
+        """Oversized and unreadable files get their error whatever they contain.
+
+        The size comes from the listing (no ``stat``); a file is checked for
+        read permission only when git grep could not read some file.
+        """
+        if file.size < 0:
+            try:
+                size = os.stat(file.path).st_size
+            except OSError:
+                return True
+        else:
+            size = file.size
+        if size > self.config.max_file_bytes:
             return True
-        return too_big or not os.access(file.path, os.R_OK)
+        return not self._all_readable and not os.access(file.path, os.R_OK)
 
     def initial_sources(self) -> list[SourceText]:
         wanted = [

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,6 +191,75 @@ def test_git_grep_outside_a_checkout_has_no_answer(tmp_path: Path) -> None:
     project(tmp_path)
 
     assert GitGrep(tmp_path, ["make_ctx"]).result() is None
+
+
+def _checked_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path given to ``os.stat`` or ``os.access`` from now on."""
+    checked: list[str] = []
+    real_stat, real_access = os.stat, os.access
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        checked.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    def access(path: Any, *args: Any, **kwargs: Any) -> Any:
+        checked.append(os.fspath(path))
+        return real_access(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "access", access)
+    return checked
+
+
+def test_files_git_grep_read_and_ruled_out_are_not_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    checked = _checked_paths(monkeypatch)
+
+    assert audit(tmp_path, monkeypatch).to_json() == expected
+    assert str(tmp_path / "pkg" / "unrelated.py") not in checked
+
+
+def test_when_git_grep_could_not_read_a_file_read_permission_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    answer = GitGrep.result
+
+    def incomplete(grep: GitGrep) -> set[str] | None:
+        found = answer(grep)
+        grep.complete = False  # as if git had said "failed to stat 'x.py'"
+        return found
+
+    monkeypatch.setattr(GitGrep, "result", incomplete)
+    checked = _checked_paths(monkeypatch)
+
+    assert audit(tmp_path, monkeypatch).to_json() == expected
+    assert str(tmp_path / "pkg" / "unrelated.py") in checked
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads a mode-000 file"
+)
+def test_git_grep_is_incomplete_when_it_cannot_read_a_file(tmp_path: Path) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    grep = GitGrep(tmp_path, ["make_ctx"])
+    grep.result()
+    assert grep.complete
+    secret = tmp_path / "pkg" / "unrelated.py"
+    secret.chmod(0)
+    try:
+        grep = GitGrep(tmp_path, ["make_ctx"])
+        assert grep.result() is not None
+        assert not grep.complete
+    finally:
+        secret.chmod(0o644)
 
 
 # --- a checkout git refuses to read ------------------------------------------------------
