@@ -1,6 +1,6 @@
 """Content-hash cache of per-file analysis results under ``.ctxmigrate_cache/``.
 
-Two kinds of entries, both JSON (never pickle: a cache directory committed to
+Three kinds of entries, both JSON (never pickle: a cache directory committed to
 a repository must not be able to run code when someone audits it):
 
 * ``summary``: a candidate file's module summary, keyed by its bytes, its
@@ -11,7 +11,10 @@ a repository must not be able to run code when someone audits it):
   could alter resolution invalidates every outcome, never a summary. Modules
   summarised only when asked about (``engine._split_lazy``) are not in that
   digest: an outcome lists those its analysis consulted, with a digest of
-  each one's bytes, and is reused only while they match.
+  each one's bytes, and is reused only while they match;
+* ``names``: the aliases of the legacy names the last run learned, so the
+  next run's first ``git grep`` looks for them too (``TextPrefilter``); a
+  stale list costs a ``git grep``, never a finding.
 
 A corrupt or unreadable entry, or one without the expected shape (a hand-edited
 ``{"error": null}``), counts as a miss; a cache that cannot be written
@@ -110,6 +113,19 @@ class AnalysisCache:
 
     def store_summary(self, key: str, value: dict[str, Any]) -> None:
         self._store("summary", key, value)
+
+    def learned_names(self, key: str) -> list[str]:
+        """The aliases of legacy names the last run learned (``names`` entry), or []."""
+        value = self._load("names", key)
+        if isinstance(value, list) and all(
+            isinstance(name, str) and name.isidentifier() for name in value
+        ):
+            return value
+        self._reject(value)
+        return []
+
+    def store_learned_names(self, key: str, names: list[str]) -> None:
+        self._store("names", key, names)
 
     def outcome(self, key: str) -> tuple[list[Finding], FileError | None, dict[str, str]] | None:
         """(findings, error, {lazy module consulted: digest of its bytes})."""

@@ -400,48 +400,52 @@ def _read_at_most(path: Path, size: int) -> bytes:
 def read_sources(
     files: Iterable[SourceFile], config: Config
 ) -> tuple[list[SourceText], list[FileError]]:
-    """The bytes of every readable source file; an error for each file that is not.
+    """The bytes of every readable source file; an error for each file that is not
+    (``read_source``)."""
+    sources: list[SourceText] = []
+    errors: list[FileError] = []
+    for source in files:
+        data, error = read_source(source, config.max_file_bytes)
+        if error is not None:
+            errors.append(error)
+        elif data is not None:
+            sources.append(SourceText(source, data))
+    return sources, errors
+
+
+def read_source(source: SourceFile, limit: int) -> tuple[bytes | None, FileError | None]:
+    """(the bytes read, or None; why the file is not source text, or None).
+
+    Both None: the file was deleted since it was listed. Bytes with an error:
+    they are not Python source text (binary, undecodable).
 
     Only regular files (after following symlinks) are opened: a FIFO would
     block forever, ``/dev/zero`` never ends. One ``stat`` per file decides,
-    then at most ``max-file-size + 1`` bytes are read (a file that grew past
-    the limit since the ``stat`` is still rejected).
+    then at most ``limit + 1`` bytes are read (a file that grew past the
+    limit since the ``stat`` is still rejected).
     """
-    sources: list[SourceText] = []
-    errors: list[FileError] = []
-    limit = config.max_file_bytes
-    for source in files:
-        try:
-            info = os.stat(source.path)
-            if not stat.S_ISREG(info.st_mode):
-                kind = _file_kind(info.st_mode)
-                errors.append(FileError(source.display, f"not a regular file: {kind}; not read"))
-                continue
-            data = b"" if info.st_size > limit else _read_at_most(source.path, limit + 1)
-        except FileNotFoundError as error:
-            if os.path.islink(source.path):
-                errors.append(FileError(source.display, _describe_os_error(error)))
-            continue  # deleted since it was listed (a tracked file removed from disk)
-        except (OSError, RuntimeError) as error:
-            errors.append(FileError(source.display, _describe_os_error(error)))
-            continue
-        if info.st_size > limit or len(data) > limit:
-            size = max(info.st_size, len(data))
-            more = "" if info.st_size > limit else "at least "
-            errors.append(
-                FileError(
-                    source.display,
-                    f"skipped: {more}{size:,} bytes is over the {limit:,}-byte limit "
-                    "(max-file-size); large files are usually generated",
-                )
-            )
-            continue
-        problem = text_problem(data)
-        if problem is not None:
-            errors.append(FileError(source.display, problem))
-            continue
-        sources.append(SourceText(source, data))
-    return sources, errors
+    try:
+        info = os.stat(source.path)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _file_kind(info.st_mode)
+            return None, FileError(source.display, f"not a regular file: {kind}; not read")
+        data = b"" if info.st_size > limit else _read_at_most(source.path, limit + 1)
+    except FileNotFoundError as error:
+        if os.path.islink(source.path):
+            return None, FileError(source.display, _describe_os_error(error))
+        return None, None  # deleted since it was listed (a tracked file removed from disk)
+    except (OSError, RuntimeError) as error:
+        return None, FileError(source.display, _describe_os_error(error))
+    if info.st_size > limit or len(data) > limit:
+        size = max(info.st_size, len(data))
+        more = "" if info.st_size > limit else "at least "
+        return None, FileError(
+            source.display,
+            f"skipped: {more}{size:,} bytes is over the {limit:,}-byte limit "
+            "(max-file-size); large files are usually generated",
+        )
+    problem = text_problem(data)
+    return data, None if problem is None else FileError(source.display, problem)
 
 
 def text_problem(data: bytes) -> str | None:

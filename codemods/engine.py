@@ -221,11 +221,13 @@ def run(
     config = normalized_selection(config, _known_rules(codemods))
     check_rule_selection(config, _known_rules(codemods))
     legacy_names = legacy_short_names(config)
+    cache = AnalysisCache(config.root, enabled=use_cache and not fix)
+    first_names = (*legacy_names, *CENSUS_CLASS_NAMES)
+    names_key = digest("learned names", *sorted(first_names))
+    remembered = cache.learned_names(names_key)
     # Started before discovery: git searches while ls-files output is processed.
     first_greps = {
-        given: GitGrep(given, (*legacy_names, *CENSUS_CLASS_NAMES))
-        for given in paths
-        if given.is_dir()
+        given: GitGrep(given, (*first_names, *remembered)) for given in paths if given.is_dir()
     }
     try:
         discovery = discover(paths, config)
@@ -242,10 +244,15 @@ def run(
         config,
         [results[given] for given in discovery.git_directories],
         all(first_greps[given].complete for given in discovery.git_directories),
+        first_names,
+        remembered,
     )
     candidates, known = select_candidates(
         prefilter.initial_sources(), legacy_names, prefilter.sources_mentioning
     )
+    learned = sorted(name for name in known - set(legacy_names) if name.isidentifier())
+    if learned != remembered:
+        cache.store_learned_names(names_key, learned)
     report.errors.extend(prefilter.read_errors)
     if not candidates:
         report.errors.sort(key=lambda error: error.path)
@@ -254,7 +261,6 @@ def run(
     candidates.sort(key=lambda candidate: order[candidate.file.path])
     sources = prefilter.sources
 
-    cache = AnalysisCache(config.root, enabled=use_cache and not fix)
     codemods = default_codemods() if codemods is None else codemods
     module_files = {source.path: _module_file(source) for source in discovery.files}
     summaries: list[ModuleSummary] = []

@@ -262,6 +262,74 @@ def test_git_grep_is_incomplete_when_it_cannot_read_a_file(tmp_path: Path) -> No
         secret.chmod(0o644)
 
 
+
+def _counted_greps(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The needles of every ``git grep`` started from now on."""
+    started: list[list[str]] = []
+    real_init = GitGrep.__init__
+
+    def init(grep: GitGrep, directory: Path, needles: Any) -> None:
+        started.append(sorted(needles))
+        real_init(grep, directory, needles)
+
+    monkeypatch.setattr(GitGrep, "__init__", init)
+    return started
+
+
+def cached_audit(root: Path, monkeypatch: pytest.MonkeyPatch) -> AuditReport:
+    monkeypatch.chdir(root)
+    return run([root], Config(root=root), jobs=1).report
+
+
+def test_a_warm_run_looks_for_the_aliases_learned_last_time_in_its_first_git_grep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    greps = _counted_greps(monkeypatch)
+
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert len(greps) == 3  # the legacy names, then make_ctx, then mk
+    greps.clear()
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert len(greps) == 1
+    assert {"make_ctx", "mk"} <= set(greps[0])
+
+
+def test_remembered_aliases_that_are_gone_or_new_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    # Names only a remembered alias: binary junk, reported only once the alias is learned.
+    write(tmp_path, "pkg/junk_naming_mk.py", b"\0 mk")
+    git(tmp_path, "init", "-q")
+    cached_audit(tmp_path, monkeypatch)
+    # mk is no longer learned; mk2 is new.
+    write(tmp_path, "pkg/renamed.py", "from pkg.reexport import make_ctx as mk2\n")
+    write(tmp_path, "pkg/calls_alias.py", CALLS_ALIAS.replace("mk", "mk2"))
+    expected = audit(tmp_path, monkeypatch).to_json()
+    greps = _counted_greps(monkeypatch)
+
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert "pkg/junk_naming_mk.py" not in {error["path"] for error in expected["errors"]}
+    assert len(greps) == 2  # mk2 was not remembered
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+
+
+def test_a_file_naming_only_a_remembered_alias_is_reported_when_the_alias_is_learned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    write(tmp_path, "pkg/junk_naming_mk.py", b"\0 mk")
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    assert "pkg/junk_naming_mk.py" in {error["path"] for error in expected["errors"]}
+
+    cached_audit(tmp_path, monkeypatch)
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+
+
 # --- a checkout git refuses to read ------------------------------------------------------
 
 DUBIOUS = (
