@@ -1,6 +1,6 @@
 """Content-hash cache of per-file analysis results under ``.ctxmigrate_cache/``.
 
-Three kinds of entries, both JSON (never pickle: a cache directory committed to
+Four kinds of entries, both JSON (never pickle: a cache directory committed to
 a repository must not be able to run code when someone audits it):
 
 * ``summary``: a candidate file's module summary, keyed by its bytes, its
@@ -12,6 +12,9 @@ a repository must not be able to run code when someone audits it):
   summarised only when asked about (``engine._split_lazy``) are not in that
   digest: an outcome lists those its analysis consulted, with a digest of
   each one's bytes, and is reused only while they match;
+* ``hints``: one entry per run, which candidates are summarised only when
+  asked about and their site hints from the text (``engine._split_lazy``),
+  keyed by the hint names, and each file by its bytes and module;
 * ``names``: the aliases of the legacy names the last run learned, so the
   next run's first ``git grep`` looks for them too (``TextPrefilter``); a
   stale list costs a ``git grep``, never a finding.
@@ -126,6 +129,18 @@ class AnalysisCache:
 
     def store_learned_names(self, key: str, names: list[str]) -> None:
         self._store("names", key, names)
+
+    def text_hints(self, key: str) -> dict[str, Any]:
+        """The text-hint decisions of the last run's candidates (``hints`` entry):
+        ``{file key: None (summarise it now) | site hints as JSON}``; {} on a miss."""
+        value = self._load("hints", key)
+        if isinstance(value, dict):
+            return value
+        self._reject(value)
+        return {}
+
+    def store_text_hints(self, key: str, value: dict[str, Any]) -> None:
+        self._store("hints", key, value)
 
     def outcome(self, key: str) -> tuple[list[Finding], FileError | None, dict[str, str]] | None:
         """(findings, error, {lazy module consulted: digest of its bytes})."""

@@ -262,7 +262,6 @@ def test_git_grep_is_incomplete_when_it_cannot_read_a_file(tmp_path: Path) -> No
         secret.chmod(0o644)
 
 
-
 def _counted_greps(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The needles of every ``git grep`` started from now on."""
     started: list[list[str]] = []
