@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +84,8 @@ class AnalysisCache:
                     ignore.write_text("# created by ctxmigrate\n*\n", encoding="utf-8")
                 self._prepared = True
             path.parent.mkdir(parents=True, exist_ok=True)
+            import tempfile  # only when writing: a warm run reads
+
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 json.dump(value, handle)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -554,6 +553,8 @@ def _summaries(
     ]
     workers = _worker_count(len(missing), jobs)
     if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(max_workers=workers) as pool:
             computed = list(
                 pool.map(_summarize_job, jobs_input, chunksize=_chunk_size(missing, workers))
@@ -647,6 +648,9 @@ def _analyze_all(
         progress(done, total)
     workers = _worker_count(len(pending), jobs)
     if workers > 1:
+        # Imported only here (11-14 ms): a warm run has nothing to analyse.
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(
             max_workers=workers,
             initializer=_init_worker,
@@ -681,6 +685,8 @@ def _analyze_all(
 
 
 def _worker_count(pending: int, jobs: int | None) -> int:
+    if pending < 2 * min(POOL_MIN_FILES_PER_WORKER_FORK, POOL_MIN_FILES_PER_WORKER_SPAWN):
+        return 1  # too few for two workers whatever the start method (and no import)
     import multiprocessing
 
     available = jobs if jobs is not None else (os.cpu_count() or 1)
