@@ -59,7 +59,9 @@ _CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 class SourceFile(NamedTuple):
     """One discovered ``.py`` file (a tuple: one is made per file)."""
 
-    path: Path  # absolute
+    # The absolute path, a string: a Path per file (built, hashed, printed)
+    # cost a twentieth of a warm audit; ``path`` makes one when needed.
+    absolute: str
     display: str  # relative to the current directory, "/" separators (JSON ``path``)
     project_path: str  # relative to the project root, for test/exclude patterns
     module: str  # dotted module name used for relative imports
@@ -72,6 +74,10 @@ class SourceFile(NamedTuple):
     git_searchable: bool = False
     # Its size when git listed it (from the listing's lstat), -1 when unknown.
     size: int = -1
+
+    @property
+    def path(self) -> Path:
+        return Path(self.absolute)
 
 
 @dataclass
@@ -175,7 +181,7 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
         module, aliases = names(absolute)
         files.append(
             SourceFile(
-                Path(absolute),
+                absolute,
                 relative_posix(absolute, base) or display_path(Path(absolute), cwd),
                 project_path,
                 module,
@@ -424,14 +430,15 @@ def read_source(source: SourceFile, limit: int) -> tuple[bytes | None, FileError
     then at most ``limit + 1`` bytes are read (a file that grew past the
     limit since the ``stat`` is still rejected).
     """
+    path = source.path
     try:
-        info = os.stat(source.path)
+        info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
             kind = _file_kind(info.st_mode)
             return None, FileError(source.display, f"not a regular file: {kind}; not read")
-        data = b"" if info.st_size > limit else _read_at_most(source.path, limit + 1)
+        data = b"" if info.st_size > limit else _read_at_most(path, limit + 1)
     except FileNotFoundError as error:
-        if os.path.islink(source.path):
+        if os.path.islink(path):
             return None, FileError(source.display, _describe_os_error(error))
         return None, None  # deleted since it was listed (a tracked file removed from disk)
     except (OSError, RuntimeError) as error:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,9 +194,30 @@ def _module_file(source: SourceFile) -> ModuleFile:
         source.display,
         source.path,
         source.module,
-        source.path.name == "__init__.py",
+        os.path.basename(source.absolute) == "__init__.py",
         source.in_test,
     )
+
+
+class _OtherModuleFiles(Mapping[str, tuple[ModuleFile, "bytes | None"]]):
+    """The files that are not candidates, by module name, each made a ModuleFile
+    only when a star import reaches it (most never are)."""
+
+    def __init__(self, files: Mapping[str, tuple[SourceFile, bytes | None]]) -> None:
+        self._files = files
+
+    def __getitem__(self, module: str) -> tuple[ModuleFile, bytes | None]:
+        source, data = self._files[module]
+        return _module_file(source), data
+
+    def __contains__(self, module: object) -> bool:
+        return module in self._files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
 
 
 def run(
@@ -256,12 +277,14 @@ def run(
     if not candidates:
         report.errors.sort(key=lambda error: error.path)
         return RunResult(report, git_refusals=discovery.git_refusals)
-    order = {source.path: position for position, source in enumerate(discovery.files)}
-    candidates.sort(key=lambda candidate: order[candidate.file.path])
+    order = {source.absolute: position for position, source in enumerate(discovery.files)}
+    candidates.sort(key=lambda candidate: order[candidate.file.absolute])
     sources = prefilter.sources
 
     codemods = default_codemods() if codemods is None else codemods
-    module_files = {source.path: _module_file(source) for source in discovery.files}
+    # Only candidates get a ModuleFile (and a Path) up front; the index knows
+    # every other file by its module name alone.
+    module_files = {c.file.absolute: _module_file(c.file) for c in candidates}
     summaries: list[ModuleSummary] = []
     hints: list[SiteHints | None] = []
     parsed: list[SourceText] = []
@@ -281,29 +304,30 @@ def run(
     for candidate, lazy_hints in lazy:
         parsed.append(candidate)
         hints.append(lazy_hints)
-    candidate_paths = {candidate.file.path for candidate in candidates}
-    read_data = {source.file.path: source.data for source in sources}
-    others: dict[str, tuple[ModuleFile, bytes | None]] = {}
+    read_data = {source.file.absolute: source.data for source in sources}
+    others: dict[str, tuple[SourceFile, bytes | None]] = {}
+    other_modules: list[str] = []
     for source_file in discovery.files:
-        if source_file.path not in candidate_paths:
-            module_file = module_files[source_file.path]
+        if source_file.absolute not in module_files:
+            other_modules.append(source_file.module)
             # None: the pre-filter left it unread (git grep); read if star-imported.
-            data = read_data.get(source_file.path)
+            data = read_data.get(source_file.absolute)
             if data is not None or source_file.git_searchable:
-                for name in (module_file.module, *source_file.module_aliases):
-                    others.setdefault(name, (module_file, data))
+                for name in (source_file.module, *source_file.module_aliases):
+                    others.setdefault(name, (source_file, data))
     aliases = {source.module: source.module_aliases for source in discovery.files}
-    lazy_sources = [(module_files[c.file.path], c.data) for c, _ in lazy]
+    lazy_sources = [(module_files[c.file.absolute], c.data) for c, _ in lazy]
     index = build_index(
         summaries,
         list(module_files.values()),
         aliases,
-        _non_candidate_star_imports(summaries, others, lazy_sources),
+        _non_candidate_star_imports(summaries, _OtherModuleFiles(others), lazy_sources),
         known,
         config,
         _mentions(parsed, module_files, known) if fix else None,
         lazy_files=[module_file for module_file, _ in lazy_sources],
         loader=_LazyLoader(lazy_sources, cache),
+        other_modules=other_modules,
     )
     selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
     # Only files that can hold a site are parsed with LibCST (see site_hints).
@@ -314,7 +338,7 @@ def run(
         candidate
         for candidate, candidate_hints in zip(parsed, hints, strict=True)
         if needs_analysis(
-            candidate_hints, module_files[candidate.file.path].module, index, import_rule
+            candidate_hints, module_files[candidate.file.absolute].module, index, import_rule
         )
     ]
     lazy_data = {module_file.module: data for module_file, data in lazy_sources}
@@ -336,7 +360,7 @@ def run(
     if rule_selected(CENSUS_RULE, config):
         # Lazy files (after the summarised ones in ``parsed``) define no census class.
         displays = {
-            summary.module: module_files[c.file.path].display
+            summary.module: module_files[c.file.absolute].display
             for summary, c in zip(summaries, parsed[: len(summaries)], strict=True)
         }
         report.findings.extend(census_findings(summaries, displays))
@@ -355,18 +379,18 @@ def _known_rules(codemods: Sequence[Codemod] | None) -> tuple[Rule, ...]:
 
 
 def _mentions(
-    parsed: Sequence[SourceText], module_files: Mapping[Path, ModuleFile], known: frozenset[str]
+    parsed: Sequence[SourceText], module_files: Mapping[str, ModuleFile], known: frozenset[str]
 ) -> dict[str, frozenset[str]]:
     """Dotted paths each candidate names: only apply needs them, to keep imports
     that other modules reach (a re-export, a ``mock.patch`` target)."""
     from ctxmigrate.codemods.external_uses import dotted_mentions
 
-    return {module_files[c.file.path].module: dotted_mentions(c.data, known) for c in parsed}
+    return {module_files[c.file.absolute].module: dotted_mentions(c.data, known) for c in parsed}
 
 
 def _split_lazy(
     candidates: Sequence[SourceText],
-    module_files: Mapping[Path, ModuleFile],
+    module_files: Mapping[str, ModuleFile],
     names: HintNames,
     config: Config,
     cache: AnalysisCache,
@@ -394,7 +418,7 @@ def _split_lazy(
     eager: list[SourceText] = []
     lazy: list[tuple[SourceText, SiteHints]] = []
     for candidate in candidates:
-        module_file = module_files[candidate.file.path]
+        module_file = module_files[candidate.file.absolute]
         hints = None
         if not configured_modules.intersection(
             (module_file.module, *candidate.file.module_aliases)
@@ -510,7 +534,7 @@ class _LazyLoader:
 
 def _summaries(
     candidates: Sequence[SourceText],
-    module_files: Mapping[Path, ModuleFile],
+    module_files: Mapping[str, ModuleFile],
     cache: AnalysisCache,
     jobs: int | None,
     names: HintNames,
@@ -525,7 +549,7 @@ def _summaries(
     keys: dict[int, str] = {}
     missing: list[int] = []
     for position, candidate in enumerate(candidates):
-        module_file = module_files[candidate.file.path]
+        module_file = module_files[candidate.file.absolute]
         keys[position] = digest(
             "summary",
             str(SUMMARY_VERSION),
@@ -549,7 +573,7 @@ def _summaries(
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             missing.append(position)  # a corrupt entry is a miss
     jobs_input = [
-        (candidates[p].data, module_files[candidates[p].file.path], names) for p in missing
+        (candidates[p].data, module_files[candidates[p].file.absolute], names) for p in missing
     ]
     workers = _worker_count(len(missing), jobs)
     if workers > 1:

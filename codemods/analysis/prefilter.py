@@ -75,15 +75,15 @@ class TextPrefilter:
         return found
 
     def _read_files(self, files: Sequence[SourceFile]) -> list[SourceText]:
-        files = [file for file in files if str(file.path) not in self._read]
-        self._read.update(str(file.path) for file in files)
+        files = [file for file in files if file.absolute not in self._read]
+        self._read.update(file.absolute for file in files)
         sources, errors = read_sources(files, self.config)
         self.sources.extend(sources)
         self.read_errors.extend(errors)
         return sources
 
     def _admit(self, file: SourceFile, data: bytes, error: FileError | None) -> SourceText | None:
-        self._read.add(str(file.path))
+        self._read.add(file.absolute)
         if error is not None:
             self.read_errors.append(error)
             return None
@@ -99,21 +99,21 @@ class TextPrefilter:
         """
         if file.size < 0:
             try:
-                size = os.stat(file.path).st_size
+                size = os.stat(file.absolute).st_size
             except OSError:
                 return True
         else:
             size = file.size
         if size > self.config.max_file_bytes:
             return True
-        return not self._all_readable and not os.access(file.path, os.R_OK)
+        return not self._all_readable and not os.access(file.absolute, os.R_OK)
 
     def initial_sources(self) -> list[SourceText]:
         if not self._remembered:
             wanted = [
                 file
                 for file in self._searchable
-                if str(file.path) in self._first_matches or self._must_read(file)
+                if file.absolute in self._first_matches or self._must_read(file)
             ]
             return self._read_files([*self._others, *wanted])
         first = list(self._others)
@@ -121,13 +121,13 @@ class TextPrefilter:
         for file in self._searchable:
             if self._must_read(file):
                 first.append(file)
-            elif str(file.path) in self._first_matches:
+            elif file.absolute in self._first_matches:
                 maybe.append(file)
         sources = self._read_files(first)
         for file in maybe:
             data, error = read_source(file, self.config.max_file_bytes)
             if data is None:  # changed since git read it: reported (or dropped) now
-                self._read.add(str(file.path))
+                self._read.add(file.absolute)
                 if error is not None:
                     self.read_errors.append(error)
             elif any(needle in data for needle in self._first_needles):
@@ -135,19 +135,19 @@ class TextPrefilter:
                 if admitted is not None:
                     sources.append(admitted)
             else:
-                self._held[str(file.path)] = (file, data, error)
+                self._held[file.absolute] = (file, data, error)
         return sources
 
     def sources_mentioning(self, names: set[str]) -> list[SourceText]:
         """Files not read yet that may mention one of ``names`` (re-export rounds)."""
-        unread = [file for file in self._searchable if str(file.path) not in self._read]
+        unread = [file for file in self._searchable if file.absolute not in self._read]
         if not unread:
             return []
         if names <= self._remembered:
             needles = [name.encode() for name in names]
             found: list[SourceText] = []
             for file in unread:
-                held = self._held.get(str(file.path))
+                held = self._held.get(file.absolute)
                 if held is not None and any(needle in held[1] for needle in needles):
                     admitted = self._admit(*held)
                     if admitted is not None:
@@ -157,4 +157,4 @@ class TextPrefilter:
         matches = self._union([grep.result() for grep in greps])
         if matches is None:
             return self._read_files(unread)
-        return self._read_files([file for file in unread if str(file.path) in matches])
+        return self._read_files([file for file in unread if file.absolute in matches])
