@@ -466,6 +466,10 @@ def text_problem(data: bytes) -> str | None:
         return f"not Python source: binary content (NUL byte at offset {nul})"
     encoding = "utf-8"
     body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    first_end = body.find(b"\n")
+    second_end = body.find(b"\n", first_end + 1) if first_end >= 0 else -1
+    if body.isascii() and b"coding" not in (body if second_end < 0 else body[:second_end]):
+        return None  # ASCII without a cookie (first two lines): valid UTF-8, no decoding
     for line in body.split(b"\n", 2)[:2]:
         cookie = _CODING_COOKIE.match(line)
         if cookie is not None:

@@ -85,10 +85,14 @@ class ModuleNamer:
         # A file outside any package is named from the root: a namespace package
         # or a script folder is imported by its path.
         primary = by_packages or by_root or stem if in_package or not by_root else by_root
-        aliases = tuple(
-            sorted({name for name in (by_packages, by_root) if name and name != primary})
-        )
-        return primary, aliases
+        # The other non-empty names, sorted (at most two).
+        first = by_packages if by_packages and by_packages != primary else ""
+        second = by_root if by_root and by_root != primary and by_root != first else ""
+        if first and second:
+            return primary, (first, second) if first < second else (second, first)
+        if first or second:
+            return primary, (first or second,)
+        return primary, ()
 
 
 _remembered_is_package = lru_cache(maxsize=8192)(is_package)

@@ -99,12 +99,21 @@ def build_index(
         for alias in aliases.get(summary.module, ()):
             by_name.setdefault(alias, summary)
     modules: set[str] = set()
+    named: set[str] = set()  # modules whose aliases are in ``modules``
+    rooted: set[str] = set()  # names whose parent packages are in ``modules``
     for module in (*(module_file.module for module_file in files), *other_modules):
+        if module in named:
+            continue
+        named.add(module)
         modules.add(module)
         modules.update(aliases.get(module, ()))
         # Parent packages exist even without an __init__.py (namespace packages).
-        parts = module.split(".")
-        modules.update(".".join(parts[:end]) for end in range(1, len(parts)))
+        name = module
+        while name and name not in rooted:
+            rooted.add(name)
+            name = name.rpartition(".")[0]
+            if name:
+                modules.add(name)
     targets = discover_targets(config, by_name)
     known = known_names | {target.qualname.rpartition(".")[2] for target in targets}
     index = ProjectIndex(

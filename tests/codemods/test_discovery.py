@@ -190,6 +190,11 @@ def test_learned_aliases_agree_with_the_whole_file_regexes(text: bytes) -> None:
         (b"x = '\xe9'\n", "cannot decode as utf-8 (line 1, byte 0xe9)"),
         (b"\x00\x01", "not Python source: binary content (NUL byte at offset 0)"),
         (b"# coding: nope\n", "unknown encoding 'nope' in the coding cookie"),
+        # ASCII text skips decoding only without a cookie, however long the first line.
+        (b"#" + b"-" * 5000 + b"\n# coding: hex\nx = 1\n", "unknown or non-text encoding 'hex'"),
+        (b"# a\n# coding: utf-16\nx = 1\n", "cannot decode as utf-16"),
+        (b"x = 1\n# coding: nope\n", None),
+        (b"# coding: ascii", None),
     ],
 )
 def test_text_problem(data: bytes, problem: str | None) -> None:
