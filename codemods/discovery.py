@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.git import enclosing_checkout, git_refusal, run_git
+from ctxmigrate.codemods.git import enclosing_checkout, git_refusal, run_git, run_git_streaming
 from ctxmigrate.codemods.model import CtxmigrateError, FileError
 from ctxmigrate.codemods.module_names import ModuleNamer, relative_posix
 from ctxmigrate.codemods.module_names import module_names as module_names
@@ -228,20 +228,18 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
 
     Regular files cost one ``lstat`` each (deleted-but-tracked files are
     dropped); their real path is the directory's plus the listed name. A
-    symlink is resolved (they are few).
+    symlink is resolved (they are few). Each name is handled as git lists it:
+    git prints the tracked files at once, then walks the tree for untracked
+    ones (most of its time), while these ``lstat`` calls run.
     """
-    completed = run_git(["ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"], directory)
-    if completed is None:  # no git binary
-        return None, None
-    if completed.returncode != 0:
-        return None, git_refusal(completed.stderr, str(directory))
     base = os.path.abspath(directory)
     real_prefix = os.path.join(os.path.realpath(directory), "")
     native = os.sep == "/"
-    listed = []
-    for raw in completed.stdout.split(b"\0"):
+    listed: list[_Found] = []
+
+    def add(raw: bytes) -> None:
         if not raw:
-            continue
+            return
         name = os.fsdecode(raw)
         path = os.path.join(base, name)
         # Deleted-but-tracked files are listed by git yet absent (a symlink
@@ -249,7 +247,7 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
         try:
             info = os.lstat(path)
         except OSError:
-            continue
+            return
         mode = info.st_mode
         if stat.S_ISLNK(mode):
             if not os.path.isdir(path):
@@ -258,6 +256,14 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
             real = real_prefix + (name if native else name.replace("/", os.sep))
             regular = stat.S_ISREG(mode)
             listed.append(_Found(path, real, linked, regular, info.st_size if regular else -1))
+
+    arguments = ["ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"]
+    finished = run_git_streaming(arguments, directory, add)
+    if finished is None:  # no git binary
+        return None, None
+    returncode, errors = finished
+    if returncode != 0:
+        return None, git_refusal(errors, str(directory))
     return listed, None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -30,6 +30,56 @@ def run_git(
         )
     except OSError:
         return None
+
+
+def run_git_streaming(
+    args: Sequence[str], cwd: Path | str, on_record: Callable[[bytes], None]
+) -> tuple[int, bytes] | None:
+    """``git *args`` with ``-z`` output: ``on_record`` gets each NUL-terminated
+    record as soon as git writes it (the caller works while git still runs);
+    then (exit code, stderr). None when there is no git binary.
+
+    Both pipes are read as data arrives, as ``communicate`` does, so git never
+    blocks on a full stderr pipe. Windows cannot wait on pipes: there the
+    output is handled once git has finished.
+    """
+    import selectors
+
+    if os.name == "nt":
+        completed = run_git(args, cwd)
+        if completed is None:
+            return None
+        for record in completed.stdout.split(b"\0"):
+            on_record(record)
+        return completed.returncode, completed.stderr
+    try:
+        process = subprocess.Popen(
+            ["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except OSError:
+        return None
+    assert process.stdout is not None and process.stderr is not None
+    errors: list[bytes] = []
+    pending = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                elif key.fileobj is process.stderr:
+                    errors.append(chunk)
+                else:
+                    *records, pending = (pending + chunk).split(b"\0")
+                    for record in records:
+                        on_record(record)
+    if pending:
+        on_record(pending)
+    process.stdout.close()
+    process.stderr.close()
+    return process.wait(), b"".join(errors)
 
 
 def enclosing_checkout(directory: str) -> str | None:

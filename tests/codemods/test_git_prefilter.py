@@ -12,7 +12,7 @@ import pytest
 
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import run
-from ctxmigrate.codemods.git import GitGrep
+from ctxmigrate.codemods.git import GitGrep, run_git, run_git_streaming
 from ctxmigrate.codemods.model import AuditReport
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
@@ -327,6 +327,33 @@ def test_a_file_naming_only_a_remembered_alias_is_reported_when_the_alias_is_lea
 
     cached_audit(tmp_path, monkeypatch)
     assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+
+
+def test_streamed_git_output_is_every_record_across_reads(tmp_path: Path) -> None:
+    # Over 64 KB of names: several reads, records split between them.
+    for number in range(1000):
+        write(tmp_path, f"pkg/{'deep/' * 10}module_with_a_long_name_{number:04}.py", "")
+    git(tmp_path, "init", "-q")
+    arguments = ["ls-files", "-co", "--exclude-standard", "-z"]
+    records: list[bytes] = []
+
+    finished = run_git_streaming(arguments, tmp_path, records.append)
+
+    completed = run_git(arguments, tmp_path)
+    assert completed is not None and len(completed.stdout) > 1 << 16
+    assert finished == (0, b"")
+    assert [r for r in records if r] == [r for r in completed.stdout.split(b"\0") if r]
+    assert len([r for r in records if r]) == 1000
+
+
+def test_streamed_git_reports_its_exit_code_and_stderr(tmp_path: Path) -> None:
+    records: list[bytes] = []
+
+    finished = run_git_streaming(["ls-files", "-z"], tmp_path, records.append)
+
+    assert finished is not None
+    assert finished[0] != 0 and b"not a git repository" in finished[1]
+    assert [r for r in records if r] == []
 
 
 # --- a checkout git refuses to read ------------------------------------------------------
