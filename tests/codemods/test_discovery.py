@@ -14,6 +14,7 @@ from ctxmigrate.codemods.discovery import (
     Discovery,
     SourceFile,
     SourceText,
+    _read_at_most,
     discover,
     display_path,
     learned_aliases,
@@ -378,3 +379,16 @@ def test_a_link_to_the_filesystem_root_is_a_loop_not_a_walk_of_everything(
         ("app/slash", f"symlink loop: points back to {display_path(Path('/'), tmp_path)}")
     ]
     assert len(found.files) == 3
+
+
+@pytest.mark.parametrize(
+    ("length", "limit"),
+    [(0, 10), (5, 10), (10, 10), (11, 10), (300_000, 400_000), (300_000, 70_000)],
+)
+def test_read_at_most_reads_the_file_up_to_the_limit(
+    tmp_path: Path, length: int, limit: int
+) -> None:
+    data = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
+    (tmp_path / "f.py").write_bytes(data)
+
+    assert _read_at_most(tmp_path / "f.py", limit) == data[:limit]
