@@ -32,9 +32,10 @@ class ModuleNamer:
         self._is_package = is_package
         # directory -> (whether it is a package, the package names from the top package down)
         self._packages: dict[str, tuple[bool, tuple[str, ...]]] = {}
-        # directory -> its root-relative parts ("src/" dropped), or None outside
-        # the root or when a part is not an identifier
-        self._relative: dict[str, tuple[str, ...] | None] = {}
+        # directory -> (whether it is a package, its dotted package name or "",
+        # its dotted root-relative name ("src." dropped), or None outside the
+        # root or when a part is not an identifier)
+        self._directories: dict[str, tuple[bool, str, str | None]] = {}
 
     def _package(self, directory: str) -> tuple[bool, tuple[str, ...]]:
         known = self._packages.get(directory)
@@ -48,20 +49,19 @@ class ModuleNamer:
             known = self._packages[directory] = (package, chain)
         return known
 
-    def _root_parts(self, directory: str) -> tuple[str, ...] | None:
-        if directory in self._relative:
-            return self._relative[directory]
+    def _directory(self, directory: str) -> tuple[bool, str, str | None]:
+        in_package, chain = self._package(directory)
         # The parts of a file "x" in the directory, minus "x".
         relative = relative_posix(os.path.join(directory, "x"), self._root)
-        parts: tuple[str, ...] | None = None
+        rooted: str | None = None
         if relative is not None:
-            parts = tuple(relative.split("/")[:-1])
+            parts = relative.split("/")[:-1]
             if parts and parts[0] == "src":
                 parts = parts[1:]
-            if not all(part.isidentifier() for part in parts):
-                parts = None
-        self._relative[directory] = parts
-        return parts
+            if all(part.isidentifier() for part in parts):
+                rooted = ".".join(parts)
+        known = self._directories[directory] = (in_package, ".".join(chain), rooted)
+        return known
 
     def __call__(self, path: str) -> tuple[str, tuple[str, ...]]:
         """The module name used for relative imports, and other names it may go by.
@@ -71,17 +71,21 @@ class ModuleNamer:
         without ``__init__.py`` (namespace package, script folder) is named by
         its path from the project root instead, minus a leading ``src/``.
         """
-        directory, filename = os.path.split(path)
+        directory, _, filename = path.rpartition("/")
+        if _SLOW_SPLIT or not directory or directory.endswith("/"):
+            directory, filename = os.path.split(path)
+        known = self._directories.get(directory)
+        in_package, packages, rooted = known if known is not None else self._directory(directory)
         stem = filename[:-3] if filename.endswith(".py") else filename
-        in_package, chain = self._package(directory)
-        by_packages = ".".join(chain if stem == "__init__" else (*chain, stem))
-        root_parts = self._root_parts(directory)
-        by_root = ""
-        if root_parts is not None:
-            if stem != "__init__":
-                by_root = ".".join((*root_parts, stem)) if stem.isidentifier() else ""
+        if stem == "__init__":
+            by_packages = packages
+            by_root = rooted or ""
+        else:
+            by_packages = f"{packages}.{stem}" if packages else stem
+            if rooted is None or not stem.isidentifier():
+                by_root = ""
             else:
-                by_root = ".".join(root_parts)
+                by_root = f"{rooted}.{stem}" if rooted else stem
         # A file outside any package is named from the root: a namespace package
         # or a script folder is imported by its path.
         primary = by_packages or by_root or stem if in_package or not by_root else by_root
@@ -93,6 +97,11 @@ class ModuleNamer:
         if first or second:
             return primary, (first or second,)
         return primary, ()
+
+
+# ``str.rpartition`` splits a path as ``os.path.split`` does where "/" is the
+# only separator (the root and repeated separators aside, checked above).
+_SLOW_SPLIT = os.sep != "/" or os.altsep is not None
 
 
 _remembered_is_package = lru_cache(maxsize=8192)(is_package)
