@@ -21,6 +21,7 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -191,7 +192,7 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
                 record.size,
             )
         )
-    files.sort(key=lambda source: source.display)
+    files.sort(key=attrgetter("display"))
     # Several errors for one directory (given twice) are one.
     unique_errors = list({(error.path, error.message): error for error in errors}.values())
     return Discovery(
@@ -232,7 +233,7 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
     git prints the tracked files at once, then walks the tree for untracked
     ones (most of its time), while these ``lstat`` calls run.
     """
-    base = os.path.abspath(directory)
+    prefix = os.path.join(os.path.abspath(directory), "")
     real_prefix = os.path.join(os.path.realpath(directory), "")
     native = os.sep == "/"
     listed: list[_Found] = []
@@ -241,7 +242,7 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
         if not raw:
             return
         name = os.fsdecode(raw)
-        path = os.path.join(base, name)
+        path = prefix + name  # os.path.join(directory, name): git names are relative
         # Deleted-but-tracked files are listed by git yet absent (a symlink
         # loop is kept: reading it reports the error).
         try:

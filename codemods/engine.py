@@ -315,7 +315,11 @@ def run(
             if data is not None or source_file.git_searchable:
                 for name in (source_file.module, *source_file.module_aliases):
                     others.setdefault(name, (source_file, data))
-    aliases = {source.module: source.module_aliases for source in discovery.files}
+    every_alias = {source.module: source.module_aliases for source in discovery.files}
+    # Most modules have none; an absent entry means the same (``.get(module, ())``).
+    aliases = {
+        module: module_aliases for module, module_aliases in every_alias.items() if module_aliases
+    }
     lazy_sources = [(module_files[c.file.absolute], c.data) for c, _ in lazy]
     index = build_index(
         summaries,
