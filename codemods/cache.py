@@ -1,6 +1,6 @@
 """Content-hash cache of per-file analysis results under ``.ctxmigrate_cache/``.
 
-Four kinds of entries, both JSON (never pickle: a cache directory committed to
+Five kinds of entries, both JSON (never pickle: a cache directory committed to
 a repository must not be able to run code when someone audits it):
 
 * ``summary``: a candidate file's module summary, keyed by its bytes, its
@@ -15,6 +15,9 @@ a repository must not be able to run code when someone audits it):
 * ``hints``: one entry per run, which candidates are summarised only when
   asked about and their site hints from the text (``engine._split_lazy``),
   keyed by the hint names, and each file by its bytes and module;
+* ``aliases``: one entry per run, the aliases each file the pre-filter
+  searched binds, by a digest of its bytes and the names asked about
+  (``engine._AliasMemo``);
 * ``names``: the aliases of the legacy names the last run learned, so the
   next run's first ``git grep`` looks for them too (``TextPrefilter``); a
   stale list costs a ``git grep``, never a finding.
@@ -142,6 +145,18 @@ class AnalysisCache:
 
     def store_text_hints(self, key: str, value: dict[str, Any]) -> None:
         self._store("hints", key, value)
+
+    def file_aliases(self, key: str) -> dict[str, Any]:
+        """The aliases the last run learned in each file (``aliases`` entry):
+        ``{file digest and names asked: [alias, ...]}``; {} on a miss."""
+        value = self._load("aliases", key)
+        if isinstance(value, dict):
+            return value
+        self._reject(value)
+        return {}
+
+    def store_file_aliases(self, key: str, value: dict[str, Any]) -> None:
+        self._store("aliases", key, value)
 
     def outcome(self, key: str) -> tuple[list[Finding], FileError | None, dict[str, str]] | None:
         """(findings, error, {lazy module consulted: digest of its bytes})."""

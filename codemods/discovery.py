@@ -15,12 +15,13 @@ Three steps, all cheap compared with parsing:
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -382,6 +383,11 @@ class SourceText:
     file: SourceFile
     data: bytes
 
+    @cached_property
+    def content_digest(self) -> str:
+        """SHA-256 of the bytes, computed once per run for the cache keys that need it."""
+        return hashlib.sha256(self.data).hexdigest()
+
 
 _FILE_KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -574,10 +580,15 @@ def _alias_patterns(names: frozenset[str]) -> tuple[re.Pattern[bytes], re.Patter
     return imported, assigned
 
 
+def _learned_aliases_of(source: SourceText, names: frozenset[str]) -> set[str]:
+    return learned_aliases(source.data, names)
+
+
 def select_candidates(
     sources: Sequence[SourceText],
     legacy_names: Iterable[str],
     more_sources: Callable[[set[str]], Sequence[SourceText]] | None = None,
+    aliases_of: Callable[[SourceText, frozenset[str]], set[str]] | None = None,
 ) -> tuple[list[SourceText], frozenset[str]]:
     """The files worth parsing, and every name (legacy or alias) that made them so.
 
@@ -586,8 +597,11 @@ def select_candidates(
     files mentioning ``make_ctx`` join (and may teach further aliases).
     ``more_sources(new_names)`` adds files not in ``sources`` that may mention
     the newly learned names (those ``git grep`` found); the candidates come
-    out in the order of ``sources``, then of what it added.
+    out in the order of ``sources``, then of what it added. ``aliases_of``
+    stands for ``learned_aliases`` of a source (the engine's is cached).
     """
+    if aliases_of is None:
+        aliases_of = _learned_aliases_of
     sources = list(sources)
     known = set(legacy_names)
     census = census_pattern()
@@ -621,14 +635,16 @@ def select_candidates(
         fresh = sorted(chosen - searched)
         searched.update(fresh)
         extra: set[str] = set()
+        asked = frozenset(learned)
         for index in fresh:
-            extra |= learned_aliases(sources[index].data, learned)
+            extra |= aliases_of(sources[index], asked)
         extra -= learned
         while extra:
             learned |= extra
             newer: set[str] = set()
+            asked = frozenset(extra)
             for index in searched:
-                newer |= learned_aliases(sources[index].data, extra)
+                newer |= aliases_of(sources[index], asked)
             extra = newer - learned
         scan_names = learned - known
         known = learned

@@ -52,6 +52,7 @@ from ctxmigrate.codemods.discovery import (
     SourceFile,
     SourceText,
     discover,
+    learned_aliases,
     select_candidates,
 )
 from ctxmigrate.codemods.git import GitGrep
@@ -267,9 +268,11 @@ def run(
         first_names,
         remembered,
     )
+    aliases_of = _AliasMemo(cache)
     candidates, known = select_candidates(
-        prefilter.initial_sources(), legacy_names, prefilter.sources_mentioning
+        prefilter.initial_sources(), legacy_names, prefilter.sources_mentioning, aliases_of
     )
+    aliases_of.store()
     learned = sorted(name for name in known - set(legacy_names) if name.isidentifier())
     if learned != remembered:
         cache.store_learned_names(names_key, learned)
@@ -428,7 +431,7 @@ def _split_lazy(
             (module_file.module, *candidate.file.module_aliases)
         ):
             key = (
-                digest(module_file.module, str(module_file.is_package), candidate.data)
+                digest(module_file.module, str(module_file.is_package), candidate.content_digest)
                 if cache.enabled
                 else ""
             )
@@ -463,6 +466,36 @@ def _text_hints_of(
     if _defines(data, definitions):
         return None
     return text_hints(data, module_file.module, module_file.is_package, names)
+
+
+class _AliasMemo:
+    """``learned_aliases`` of each file the pre-filter searches, cached in one
+    entry for the run by the file's content digest and the names asked about.
+
+    On a tree where thousands of files name a context type, searching each
+    for every known name cost 0.17 s of a warm run (0.05 s to hash them, and
+    ``_split_lazy`` reuses those digests).
+    """
+
+    def __init__(self, cache: AnalysisCache) -> None:
+        self._cache = cache
+        self._key = digest("aliases by file")
+        self._remembered = cache.file_aliases(self._key) if cache.enabled else {}
+        self._used: dict[str, list[str]] = {}
+
+    def __call__(self, source: SourceText, names: frozenset[str]) -> set[str]:
+        if not self._cache.enabled:
+            return learned_aliases(source.data, names)
+        key = f"{source.content_digest} {' '.join(sorted(names))}"
+        found = self._remembered.get(key)
+        if not isinstance(found, list) or not all(isinstance(name, str) for name in found):
+            found = sorted(learned_aliases(source.data, names))  # a miss, or a corrupt entry
+        self._used[key] = found
+        return set(found)
+
+    def store(self) -> None:
+        if self._cache.enabled and self._used != self._remembered:
+            self._cache.store_file_aliases(self._key, self._used)
 
 
 _DEFINING_KEYWORD = re.compile(rb"\b(?:def|class)(?:\s|\\)+\Z")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ctxmigrate.codemods import engine
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import run
 from ctxmigrate.codemods.git import GitGrep, run_git, run_git_streaming
@@ -354,6 +355,34 @@ def test_streamed_git_reports_its_exit_code_and_stderr(tmp_path: Path) -> None:
     assert finished is not None
     assert finished[0] != 0 and b"not a git repository" in finished[1]
     assert [r for r in records if r] == []
+
+
+def test_a_warm_run_reads_each_files_aliases_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    searched: list[bytes] = []
+    real_learned_aliases = engine.learned_aliases
+
+    def recording(data: bytes, names: Any) -> set[str]:
+        searched.append(data)
+        return real_learned_aliases(data, names)
+
+    monkeypatch.setattr(engine, "learned_aliases", recording)
+
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert searched
+    searched.clear()
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert searched == []
+    # An edited file is searched again, and what it now teaches counts.
+    write(tmp_path, "pkg/renamed.py", "from pkg.reexport import make_ctx as mk2\n")
+    write(tmp_path, "pkg/calls_alias.py", CALLS_ALIAS.replace("mk", "mk2"))
+    fresh = audit(tmp_path, monkeypatch).to_json()
+    assert cached_audit(tmp_path, monkeypatch).to_json() == fresh
+    assert fresh != expected
 
 
 # --- a checkout git refuses to read ------------------------------------------------------
