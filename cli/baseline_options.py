@@ -9,21 +9,17 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ctxmigrate.cli.terminal import write_text_output
-from ctxmigrate.codemods.baseline import (
-    BaselineMatch,
-    baseline_from_findings,
-    key_findings,
-    load_baseline,
-    match_baseline,
-    scope_of,
-)
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import AuditReport, ConfigError
+
+if TYPE_CHECKING:
+    # Imported when a baseline is used: an audit without one does not pay for it.
+    from ctxmigrate.codemods.baseline import BaselineMatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,6 +154,14 @@ def apply_baseline_options(
             f"{option} needs a run over the whole project (its root {config.root}); "
             "omit PATHS or pass the root"
         )
+    from ctxmigrate.codemods.baseline import (
+        baseline_from_findings,
+        key_findings,
+        load_baseline,
+        match_baseline,
+        scope_of,
+    )
+
     keyed = key_findings(report.findings, config.root)
     written = updated = False
     if write_baseline is not None:

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
 from ctxmigrate.cli.run_options import RunSetup
 from ctxmigrate.cli.terminal import stderr_console
-from ctxmigrate.codemods.evidence import (
-    EvidenceResult,
-    collect_evidence,
-    load_evidence,
-    parse_path_map,
-)
 from ctxmigrate.codemods.model import AuditReport
+
+if TYPE_CHECKING:
+    # Imported when --evidence is given: an audit without it does not pay for it.
+    from ctxmigrate.codemods.evidence import EvidenceResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 SortOrder = Literal["location", "evidence"]
@@ -72,6 +70,8 @@ def load_evidence_options(
         if path_map:
             raise click.UsageError("--evidence-path-map needs --evidence FILE")
         return None
+    from ctxmigrate.codemods.evidence import load_evidence, parse_path_map
+
     pairs = parse_path_map(path_map)
     observations, files = load_evidence(evidence_files)
     return LoadedEvidence(observations, files, pairs)
@@ -80,6 +80,8 @@ def load_evidence_options(
 def attach_loaded_evidence(
     report: AuditReport, setup: RunSetup, loaded: LoadedEvidence
 ) -> EvidenceResult:
+    from ctxmigrate.codemods.evidence import collect_evidence
+
     result = collect_evidence(
         report, setup.paths, setup.config, loaded.observations, loaded.files, loaded.path_map
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Any
 
@@ -57,5 +58,14 @@ def cli() -> None:
     """Migrate websocket_core backends to one session per conversation."""
 
 
+# Young collections every 100,000 allocations instead of 700: with the
+# defaults the cyclic GC ran 277 times in a warm audit of 25,000 files (0.11 s,
+# 7% of it) and 790 times in a cold serial one of 5,200 (0.25 s); the engine
+# makes little cyclic garbage (3 MB more peak memory on that cold run).
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def main() -> None:
+    """The console entry point (and ``python -m ctxmigrate``): a short-lived process."""
+    gc.set_threshold(*GC_THRESHOLDS)
     cli()

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import click
 
 from ctxmigrate.codemods.model import CtxmigrateError
-from ctxmigrate.codemods.rewrite.writing import atomic_write_bytes
 
 if TYPE_CHECKING:
     # rich costs ~0.05 s to import; a JSON report to a pipe never needs it.
@@ -143,6 +142,9 @@ def write_bytes_output(data: bytes, output: Path) -> None:
     if is_stdout(output):
         write_stdout_bytes(data)
         return
+    # Only for --output: a report to stdout does not import the writing module.
+    from ctxmigrate.codemods.rewrite.writing import atomic_write_bytes
+
     try:
         atomic_write_bytes(output, data)
     except OSError as error:

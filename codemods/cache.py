@@ -1,6 +1,6 @@
 """Content-hash cache of per-file analysis results under ``.ctxmigrate_cache/``.
 
-Two kinds of entries, both JSON (never pickle: a cache directory committed to
+Five kinds of entries, both JSON (never pickle: a cache directory committed to
 a repository must not be able to run code when someone audits it):
 
 * ``summary``: a candidate file's module summary, keyed by its bytes, its
@@ -11,7 +11,16 @@ a repository must not be able to run code when someone audits it):
   could alter resolution invalidates every outcome, never a summary. Modules
   summarised only when asked about (``engine._split_lazy``) are not in that
   digest: an outcome lists those its analysis consulted, with a digest of
-  each one's bytes, and is reused only while they match.
+  each one's bytes, and is reused only while they match;
+* ``hints``: one entry per run, which candidates are summarised only when
+  asked about and their site hints from the text (``engine._split_lazy``),
+  keyed by the hint names, and each file by its bytes and module;
+* ``aliases``: one entry per run, the aliases each file the pre-filter
+  searched binds, by a digest of its bytes and the names asked about
+  (``engine._AliasMemo``);
+* ``names``: the aliases of the legacy names the last run learned, so the
+  next run's first ``git grep`` looks for them too (``TextPrefilter``); a
+  stale list costs a ``git grep``, never a finding.
 
 A corrupt or unreadable entry, or one without the expected shape (a hand-edited
 ``{"error": null}``), counts as a miss; a cache that cannot be written
@@ -23,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +87,8 @@ class AnalysisCache:
                     ignore.write_text("# created by ctxmigrate\n*\n", encoding="utf-8")
                 self._prepared = True
             path.parent.mkdir(parents=True, exist_ok=True)
+            import tempfile  # only when writing: a warm run reads
+
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 json.dump(value, handle)
@@ -110,6 +120,43 @@ class AnalysisCache:
 
     def store_summary(self, key: str, value: dict[str, Any]) -> None:
         self._store("summary", key, value)
+
+    def learned_names(self, key: str) -> list[str]:
+        """The aliases of legacy names the last run learned (``names`` entry), or []."""
+        value = self._load("names", key)
+        if isinstance(value, list) and all(
+            isinstance(name, str) and name.isidentifier() for name in value
+        ):
+            return value
+        self._reject(value)
+        return []
+
+    def store_learned_names(self, key: str, names: list[str]) -> None:
+        self._store("names", key, names)
+
+    def text_hints(self, key: str) -> dict[str, Any]:
+        """The text-hint decisions of the last run's candidates (``hints`` entry):
+        ``{file key: None (summarise it now) | site hints as JSON}``; {} on a miss."""
+        value = self._load("hints", key)
+        if isinstance(value, dict):
+            return value
+        self._reject(value)
+        return {}
+
+    def store_text_hints(self, key: str, value: dict[str, Any]) -> None:
+        self._store("hints", key, value)
+
+    def file_aliases(self, key: str) -> dict[str, Any]:
+        """The aliases the last run learned in each file (``aliases`` entry):
+        ``{file digest and names asked: [alias, ...]}``; {} on a miss."""
+        value = self._load("aliases", key)
+        if isinstance(value, dict):
+            return value
+        self._reject(value)
+        return {}
+
+    def store_file_aliases(self, key: str, value: dict[str, Any]) -> None:
+        self._store("aliases", key, value)
 
     def outcome(self, key: str) -> tuple[list[Finding], FileError | None, dict[str, str]] | None:
         """(findings, error, {lazy module consulted: digest of its bytes})."""

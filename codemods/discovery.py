@@ -15,18 +15,23 @@ Three steps, all cheap compared with parsing:
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
 from ctxmigrate.codemods.config import Config
-from ctxmigrate.codemods.git import enclosing_checkout, git_refusal, run_git
+from ctxmigrate.codemods.git import enclosing_checkout, git_refusal, run_git, run_git_streaming
 from ctxmigrate.codemods.model import CtxmigrateError, FileError
+from ctxmigrate.codemods.module_names import ModuleNamer, relative_posix
+from ctxmigrate.codemods.module_names import module_names as module_names
+from ctxmigrate.codemods.path_patterns import path_matcher
 from ctxmigrate.codemods.rules.duplicate_context_class import CENSUS_CLASS_NAMES
 
 # Skipped by the directory walk outside a git checkout (inside one,
@@ -53,11 +58,12 @@ SKIPPED_DIRECTORIES = frozenset(
 _CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """One discovered ``.py`` file."""
+class SourceFile(NamedTuple):
+    """One discovered ``.py`` file (a tuple: one is made per file)."""
 
-    path: Path  # absolute
+    # The absolute path, a string: a Path per file (built, hashed, printed)
+    # cost a twentieth of a warm audit; ``path`` makes one when needed.
+    absolute: str
     display: str  # relative to the current directory, "/" separators (JSON ``path``)
     project_path: str  # relative to the project root, for test/exclude patterns
     module: str  # dotted module name used for relative imports
@@ -68,6 +74,12 @@ class SourceFile:
     # bytes, so the pre-filter may ask git instead of reading it (symlinks are
     # not followed by git grep and are always read).
     git_searchable: bool = False
+    # Its size when git listed it (from the listing's lstat), -1 when unknown.
+    size: int = -1
+
+    @property
+    def path(self) -> Path:
+        return Path(self.absolute)
 
 
 @dataclass
@@ -92,6 +104,7 @@ class _Found(NamedTuple):
     real: str  # os.path.realpath, computed without a syscall where possible
     linked: bool  # reached through a symlink (the file itself or a directory on the way)
     searchable: bool = False  # a regular file listed by git ls-files
+    size: int = -1  # a searchable file's size from that listing's lstat
 
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
@@ -116,10 +129,8 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     one, else the first in name order, so the result never depends on the
     order in which directories are listed.
     """
-    import pathspec
-
-    exclude = pathspec.GitIgnoreSpec.from_lines(config.exclude) if config.exclude else None
-    tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
+    excluded = path_matcher(config.exclude) if config.exclude else None
+    in_test = path_matcher(config.test_patterns)
     base = os.path.abspath(cwd) if cwd is not None else os.getcwd()
     real_base = os.path.realpath(base)
     found: list[_Found] = []
@@ -162,25 +173,27 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
         ):
             chosen[record.real] = record
     root = str(config.root.resolve())
+    names = ModuleNamer(root)
     files: list[SourceFile] = []
     for record in chosen.values():
         absolute = record.absolute
-        project_path = _relative_posix(absolute, root) or os.path.basename(absolute)
-        if exclude is not None and exclude.match_file(project_path):
+        project_path = relative_posix(absolute, root) or os.path.basename(absolute)
+        if excluded is not None and excluded(project_path):
             continue
-        module, aliases = module_names(absolute, root)
+        module, aliases = names(absolute)
         files.append(
             SourceFile(
-                path=Path(absolute),
-                display=_relative_posix(absolute, base) or display_path(Path(absolute), cwd),
-                project_path=project_path,
-                module=module,
-                module_aliases=aliases,
-                in_test=tests.match_file(project_path),
-                git_searchable=record.searchable,
+                absolute,
+                relative_posix(absolute, base) or display_path(Path(absolute), cwd),
+                project_path,
+                module,
+                aliases,
+                in_test(project_path),
+                record.searchable,
+                record.size,
             )
         )
-    files.sort(key=lambda source: source.display)
+    files.sort(key=attrgetter("display"))
     # Several errors for one directory (given twice) are one.
     unique_errors = list({(error.path, error.message): error for error in errors}.values())
     return Discovery(
@@ -191,18 +204,10 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
     )
 
 
-def _relative_posix(path: str, base: str) -> str | None:
-    """``path`` relative to ``base`` when it is inside it, with "/" separators."""
-    prefix = base if base.endswith(os.sep) else base + os.sep
-    if not path.startswith(prefix):
-        return None
-    return path[len(prefix) :].replace(os.sep, "/")
-
-
 def _through_link(absolute: str, base: str, real_base: str) -> bool:
     """Whether a given path goes through a symlink below the current directory
     (or anywhere, outside it): ``lib/appl/handler.py`` with ``lib/appl -> ../app``."""
-    relative = _relative_posix(absolute, base)
+    relative = relative_posix(absolute, base)
     if absolute == base:
         return False
     expected = os.path.join(real_base, relative) if relative is not None else absolute
@@ -225,34 +230,42 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
 
     Regular files cost one ``lstat`` each (deleted-but-tracked files are
     dropped); their real path is the directory's plus the listed name. A
-    symlink is resolved (they are few).
+    symlink is resolved (they are few). Each name is handled as git lists it:
+    git prints the tracked files at once, then walks the tree for untracked
+    ones (most of its time), while these ``lstat`` calls run.
     """
-    completed = run_git(["ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"], directory)
-    if completed is None:  # no git binary
-        return None, None
-    if completed.returncode != 0:
-        return None, git_refusal(completed.stderr, str(directory))
-    base = os.path.abspath(directory)
+    prefix = os.path.join(os.path.abspath(directory), "")
     real_prefix = os.path.join(os.path.realpath(directory), "")
     native = os.sep == "/"
-    listed = []
-    for raw in completed.stdout.split(b"\0"):
+    listed: list[_Found] = []
+
+    def add(raw: bytes) -> None:
         if not raw:
-            continue
+            return
         name = os.fsdecode(raw)
-        path = os.path.join(base, name)
+        path = prefix + name  # os.path.join(directory, name): git names are relative
         # Deleted-but-tracked files are listed by git yet absent (a symlink
         # loop is kept: reading it reports the error).
         try:
-            mode = os.lstat(path).st_mode
+            info = os.lstat(path)
         except OSError:
-            continue
+            return
+        mode = info.st_mode
         if stat.S_ISLNK(mode):
             if not os.path.isdir(path):
                 listed.append(_Found(path, os.path.realpath(path), True))
         elif not stat.S_ISDIR(mode):
             real = real_prefix + (name if native else name.replace("/", os.sep))
-            listed.append(_Found(path, real, linked, stat.S_ISREG(mode)))
+            regular = stat.S_ISREG(mode)
+            listed.append(_Found(path, real, linked, regular, info.st_size if regular else -1))
+
+    arguments = ["ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"]
+    finished = run_git_streaming(arguments, directory, add)
+    if finished is None:  # no git binary
+        return None, None
+    returncode, errors = finished
+    if returncode != 0:
+        return None, git_refusal(errors, str(directory))
     return listed, None
 
 
@@ -365,58 +378,15 @@ def _walk(directory: Path, errors: list[FileError], cwd: Path | None, linked: bo
     return listed
 
 
-@lru_cache(maxsize=8192)
-def _is_package(directory: str) -> bool:
-    return os.path.isfile(os.path.join(directory, "__init__.py"))
-
-
-def module_names(
-    path: str, root: str, is_package: Callable[[str], bool] = _is_package
-) -> tuple[str, tuple[str, ...]]:
-    """The module name used for relative imports, and other names it may go by.
-
-    The primary name follows ``__init__.py`` files up to the top package (so a
-    ``src/`` layout needs nothing special); a file in a directory without
-    ``__init__.py`` (namespace package, script folder) is named by its path
-    from the project root instead, minus a leading ``src/``.
-    """
-    directory, filename = os.path.split(path)
-    stem = filename[:-3] if filename.endswith(".py") else filename
-    parts: list[str] = [] if stem == "__init__" else [stem]
-    in_package = is_package(directory)
-    while is_package(directory):
-        parent, package = os.path.split(directory)
-        if not package:
-            break
-        parts.insert(0, package)
-        directory = parent
-    by_packages = ".".join(parts)
-    by_root = _root_relative_module(path, root)
-    # A file outside any package is named from the root: a namespace package
-    # or a script folder is imported by its path.
-    primary = by_packages or by_root or stem if in_package or not by_root else by_root
-    aliases = tuple(sorted({name for name in (by_packages, by_root) if name and name != primary}))
-    return primary, aliases
-
-
-def _root_relative_module(path: str, root: str) -> str:
-    relative = _relative_posix(path, root)
-    if relative is None:
-        return ""
-    parts = relative.removesuffix(".py").split("/")
-    if parts and parts[0] == "src" and len(parts) > 1:
-        parts = parts[1:]
-    if parts and parts[-1] == "__init__":
-        parts = parts[:-1]
-    if not all(part.isidentifier() for part in parts):
-        return ""
-    return ".".join(parts)
-
-
 @dataclass
 class SourceText:
     file: SourceFile
     data: bytes
+
+    @cached_property
+    def content_digest(self) -> str:
+        """SHA-256 of the bytes, computed once per run for the cache keys that need it."""
+        return hashlib.sha256(self.data).hexdigest()
 
 
 _FILE_KINDS = (
@@ -440,57 +410,80 @@ def _read_at_most(path: Path, size: int) -> bytes:
 
     ``O_NONBLOCK``: should the file be swapped for a FIFO between the ``stat``
     and the ``open``, the open does not wait for a writer.
+
+    Read with ``os.read`` in pieces of the file's own size: a buffered
+    ``read(size)`` allocates ``size`` bytes (the 5 MB limit) for every file,
+    which cost four times the reading itself.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    with open(os.open(path, flags), "rb") as handle:
-        return handle.read(size)
+    descriptor = os.open(path, flags)
+    try:
+        chunks: list[bytes] = []
+        remaining = size
+        # The expected size and one byte more (to see growth); then until EOF.
+        wanted = os.fstat(descriptor).st_size + 1
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, wanted))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+            wanted = 1 << 16
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def read_sources(
     files: Iterable[SourceFile], config: Config
 ) -> tuple[list[SourceText], list[FileError]]:
-    """The bytes of every readable source file; an error for each file that is not.
+    """The bytes of every readable source file; an error for each file that is not
+    (``read_source``)."""
+    sources: list[SourceText] = []
+    errors: list[FileError] = []
+    for source in files:
+        data, error = read_source(source, config.max_file_bytes)
+        if error is not None:
+            errors.append(error)
+        elif data is not None:
+            sources.append(SourceText(source, data))
+    return sources, errors
+
+
+def read_source(source: SourceFile, limit: int) -> tuple[bytes | None, FileError | None]:
+    """(the bytes read, or None; why the file is not source text, or None).
+
+    Both None: the file was deleted since it was listed. Bytes with an error:
+    they are not Python source text (binary, undecodable).
 
     Only regular files (after following symlinks) are opened: a FIFO would
     block forever, ``/dev/zero`` never ends. One ``stat`` per file decides,
-    then at most ``max-file-size + 1`` bytes are read (a file that grew past
-    the limit since the ``stat`` is still rejected).
+    then at most ``limit + 1`` bytes are read (a file that grew past the
+    limit since the ``stat`` is still rejected).
     """
-    sources: list[SourceText] = []
-    errors: list[FileError] = []
-    limit = config.max_file_bytes
-    for source in files:
-        try:
-            info = os.stat(source.path)
-            if not stat.S_ISREG(info.st_mode):
-                kind = _file_kind(info.st_mode)
-                errors.append(FileError(source.display, f"not a regular file: {kind}; not read"))
-                continue
-            data = b"" if info.st_size > limit else _read_at_most(source.path, limit + 1)
-        except FileNotFoundError as error:
-            if os.path.islink(source.path):
-                errors.append(FileError(source.display, _describe_os_error(error)))
-            continue  # deleted since it was listed (a tracked file removed from disk)
-        except (OSError, RuntimeError) as error:
-            errors.append(FileError(source.display, _describe_os_error(error)))
-            continue
-        if info.st_size > limit or len(data) > limit:
-            size = max(info.st_size, len(data))
-            more = "" if info.st_size > limit else "at least "
-            errors.append(
-                FileError(
-                    source.display,
-                    f"skipped: {more}{size:,} bytes is over the {limit:,}-byte limit "
-                    "(max-file-size); large files are usually generated",
-                )
-            )
-            continue
-        problem = text_problem(data)
-        if problem is not None:
-            errors.append(FileError(source.display, problem))
-            continue
-        sources.append(SourceText(source, data))
-    return sources, errors
+    path = source.path
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _file_kind(info.st_mode)
+            return None, FileError(source.display, f"not a regular file: {kind}; not read")
+        data = b"" if info.st_size > limit else _read_at_most(path, limit + 1)
+    except FileNotFoundError as error:
+        if os.path.islink(path):
+            return None, FileError(source.display, _describe_os_error(error))
+        return None, None  # deleted since it was listed (a tracked file removed from disk)
+    except (OSError, RuntimeError) as error:
+        return None, FileError(source.display, _describe_os_error(error))
+    if info.st_size > limit or len(data) > limit:
+        size = max(info.st_size, len(data))
+        more = "" if info.st_size > limit else "at least "
+        return None, FileError(
+            source.display,
+            f"skipped: {more}{size:,} bytes is over the {limit:,}-byte limit "
+            "(max-file-size); large files are usually generated",
+        )
+    problem = text_problem(data)
+    return data, None if problem is None else FileError(source.display, problem)
 
 
 def text_problem(data: bytes) -> str | None:
@@ -504,6 +497,10 @@ def text_problem(data: bytes) -> str | None:
         return f"not Python source: binary content (NUL byte at offset {nul})"
     encoding = "utf-8"
     body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    first_end = body.find(b"\n")
+    second_end = body.find(b"\n", first_end + 1) if first_end >= 0 else -1
+    if body.isascii() and b"coding" not in (body if second_end < 0 else body[:second_end]):
+        return None  # ASCII without a cookie (first two lines): valid UTF-8, no decoding
     for line in body.split(b"\n", 2)[:2]:
         cookie = _CODING_COOKIE.match(line)
         if cookie is not None:
@@ -583,10 +580,15 @@ def _alias_patterns(names: frozenset[str]) -> tuple[re.Pattern[bytes], re.Patter
     return imported, assigned
 
 
+def _learned_aliases_of(source: SourceText, names: frozenset[str]) -> set[str]:
+    return learned_aliases(source.data, names)
+
+
 def select_candidates(
     sources: Sequence[SourceText],
     legacy_names: Iterable[str],
     more_sources: Callable[[set[str]], Sequence[SourceText]] | None = None,
+    aliases_of: Callable[[SourceText, frozenset[str]], set[str]] | None = None,
 ) -> tuple[list[SourceText], frozenset[str]]:
     """The files worth parsing, and every name (legacy or alias) that made them so.
 
@@ -595,8 +597,11 @@ def select_candidates(
     files mentioning ``make_ctx`` join (and may teach further aliases).
     ``more_sources(new_names)`` adds files not in ``sources`` that may mention
     the newly learned names (those ``git grep`` found); the candidates come
-    out in the order of ``sources``, then of what it added.
+    out in the order of ``sources``, then of what it added. ``aliases_of``
+    stands for ``learned_aliases`` of a source (the engine's is cached).
     """
+    if aliases_of is None:
+        aliases_of = _learned_aliases_of
     sources = list(sources)
     known = set(legacy_names)
     census = census_pattern()
@@ -630,14 +635,16 @@ def select_candidates(
         fresh = sorted(chosen - searched)
         searched.update(fresh)
         extra: set[str] = set()
+        asked = frozenset(learned)
         for index in fresh:
-            extra |= learned_aliases(sources[index].data, learned)
+            extra |= aliases_of(sources[index], asked)
         extra -= learned
         while extra:
             learned |= extra
             newer: set[str] = set()
+            asked = frozenset(extra)
             for index in searched:
-                newer |= learned_aliases(sources[index].data, extra)
+                newer |= aliases_of(sources[index], asked)
             extra = newer - learned
         scan_names = learned - known
         known = learned

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ctxmigrate.codemods.analysis.parsing import ModuleFile
@@ -77,13 +77,18 @@ def build_index(
     mentions: Mapping[str, frozenset[str]] | None = None,
     lazy_files: Sequence[ModuleFile] = (),
     loader: Callable[[ModuleFile], ModuleSummary | None] | None = None,
+    other_modules: Iterable[str] = (),
 ) -> ProjectIndex:
     """The cross-module index; ``mentions`` (module -> dotted paths it names) is
     only needed when fixing, to keep imports other modules reach.
 
     ``lazy_files`` are candidates summarised only when the index is asked
     about them (``loader`` builds the summary); they must not define a legacy
-    target, since targets are discovered from ``summaries``."""
+    target, since targets are discovered from ``summaries``.
+
+    ``other_modules``: the module names of the project's other files, which
+    the analysis never looks up by path (``files`` must hold every file it
+    analyses)."""
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex, discover_targets
     from ctxmigrate.codemods.external_uses import external_uses
 
@@ -94,12 +99,21 @@ def build_index(
         for alias in aliases.get(summary.module, ()):
             by_name.setdefault(alias, summary)
     modules: set[str] = set()
-    for module_file in files:
-        modules.add(module_file.module)
-        modules.update(aliases.get(module_file.module, ()))
+    named: set[str] = set()  # modules whose aliases are in ``modules``
+    rooted: set[str] = set()  # names whose parent packages are in ``modules``
+    for module in (*(module_file.module for module_file in files), *other_modules):
+        if module in named:
+            continue
+        named.add(module)
+        modules.add(module)
+        modules.update(aliases.get(module, ()))
         # Parent packages exist even without an __init__.py (namespace packages).
-        parts = module_file.module.split(".")
-        modules.update(".".join(parts[:end]) for end in range(1, len(parts)))
+        name = module
+        while name and name not in rooted:
+            rooted.add(name)
+            name = name.rpartition(".")[0]
+            if name:
+                modules.add(name)
     targets = discover_targets(config, by_name)
     known = known_names | {target.qualname.rpartition(".")[2] for target in targets}
     index = ProjectIndex(

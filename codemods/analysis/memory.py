@@ -85,7 +85,9 @@ def build_memory_index(
         )
     texts = [
         SourceText(
-            SourceFile(m.abspath, m.display, m.display, m.module, aliases[m.module], m.in_test),
+            SourceFile(
+                str(m.abspath), m.display, m.display, m.module, aliases[m.module], m.in_test
+            ),
             sources[key],
         )
         for key, m in module_files.items()

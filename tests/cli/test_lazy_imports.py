@@ -13,16 +13,26 @@ from pathlib import Path
 
 import pytest
 
-# Runs the CLI in a fresh interpreter and prints the heavy packages it loaded.
+# Runs the CLI in a fresh interpreter and prints the modules it loaded.
 PROBE = """
 import json, sys
 from ctxmigrate.cli.main import cli
 try:
     cli(sys.argv[1:], standalone_mode=False)
 finally:
-    heavy = sorted({m for m in sys.modules if m in ("rich", "libcst", "libcst.codemod")})
-    print(json.dumps(heavy), file=sys.stderr)
+    print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
+HEAVY = ("rich", "libcst", "libcst.codemod")
+# Modules a warm JSON audit to stdout, without a baseline or evidence, never needs.
+UNNEEDED_WHEN_WARM = (
+    "ctxmigrate.codemods.baseline",
+    "ctxmigrate.codemods.evidence",
+    "ctxmigrate.codemods.rewrite.writing",
+    "concurrent.futures.process",
+    "multiprocessing",
+    "pathspec",
+    "tempfile",
+)
 
 LEGACY_CALLER = (
     "from pkg.deps import create_user_execution_context\n\n"
@@ -31,7 +41,7 @@ LEGACY_CALLER = (
 )
 
 
-def loaded_packages(root: Path, *args: str) -> list[str]:
+def loaded_packages(root: Path, *args: str, watched: tuple[str, ...] = HEAVY) -> list[str]:
     completed = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=root,
@@ -41,7 +51,7 @@ def loaded_packages(root: Path, *args: str) -> list[str]:
         env={"PATH": "/usr/bin:/bin", "GIT_CEILING_DIRECTORIES": str(root.parent)},
     )
     loaded: list[str] = json.loads(completed.stderr.strip().splitlines()[-1])
-    return loaded
+    return [module for module in loaded if module in watched]
 
 
 @pytest.fixture
@@ -80,3 +90,43 @@ def test_a_warm_cache_audit_parses_nothing_and_loads_no_libcst(tree: Path) -> No
     assert loaded_packages(tree, *audit) == ["libcst"]
     # Summaries, site hints and findings all come from the cache.
     assert loaded_packages(tree, *audit) == []
+
+
+def test_a_warm_json_audit_loads_no_pool_baseline_evidence_writing_or_pathspec(
+    tree: Path,
+) -> None:
+    (tree / "pkg" / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
+    (tree / "pkg" / "handler.py").write_text(LEGACY_CALLER)
+    audit = ("audit", "--format", "json", "--fail-on", "never")
+    loaded_packages(tree, *audit)
+
+    assert loaded_packages(tree, *audit, watched=UNNEEDED_WHEN_WARM) == []
+
+
+def test_the_baseline_and_writing_modules_load_when_their_options_are_used(tree: Path) -> None:
+    audit = ("audit", "--format", "json", "--fail-on", "never", "--no-cache")
+    watched = ("ctxmigrate.codemods.baseline", "ctxmigrate.codemods.rewrite.writing")
+
+    loaded = loaded_packages(
+        tree, *audit, "--write-baseline", "baseline.json", "--output", "out.json", watched=watched
+    )
+
+    assert loaded == sorted(watched)
+    assert (tree / "baseline.json").exists() and (tree / "out.json").exists()
+
+
+def test_the_entry_point_collects_young_objects_less_often(tree: Path) -> None:
+    # The collector's runs were 5-7% of a warm audit with the default thresholds.
+    probe = (
+        "import atexit, gc, sys\n"
+        "from ctxmigrate.cli.main import main\n"
+        "default = gc.get_threshold()\n"
+        "raised = lambda: gc.get_threshold()[0] > 100 * default[0]\n"
+        "atexit.register(lambda: print(raised(), file=sys.stderr))\n"
+        "sys.argv = ['ctxmigrate', 'list']\n"
+        "main()\n"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tree, capture_output=True, text=True, check=True
+    )
+    assert listed.stderr.strip().splitlines()[-1] == "True"

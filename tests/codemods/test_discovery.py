@@ -14,6 +14,7 @@ from ctxmigrate.codemods.discovery import (
     Discovery,
     SourceFile,
     SourceText,
+    _read_at_most,
     discover,
     display_path,
     learned_aliases,
@@ -190,6 +191,11 @@ def test_learned_aliases_agree_with_the_whole_file_regexes(text: bytes) -> None:
         (b"x = '\xe9'\n", "cannot decode as utf-8 (line 1, byte 0xe9)"),
         (b"\x00\x01", "not Python source: binary content (NUL byte at offset 0)"),
         (b"# coding: nope\n", "unknown encoding 'nope' in the coding cookie"),
+        # ASCII text skips decoding only without a cookie, however long the first line.
+        (b"#" + b"-" * 5000 + b"\n# coding: hex\nx = 1\n", "unknown or non-text encoding 'hex'"),
+        (b"# a\n# coding: utf-16\nx = 1\n", "cannot decode as utf-16"),
+        (b"x = 1\n# coding: nope\n", None),
+        (b"# coding: ascii", None),
     ],
 )
 def test_text_problem(data: bytes, problem: str | None) -> None:
@@ -373,3 +379,16 @@ def test_a_link_to_the_filesystem_root_is_a_loop_not_a_walk_of_everything(
         ("app/slash", f"symlink loop: points back to {display_path(Path('/'), tmp_path)}")
     ]
     assert len(found.files) == 3
+
+
+@pytest.mark.parametrize(
+    ("length", "limit"),
+    [(0, 10), (5, 10), (10, 10), (11, 10), (300_000, 400_000), (300_000, 70_000)],
+)
+def test_read_at_most_reads_the_file_up_to_the_limit(
+    tmp_path: Path, length: int, limit: int
+) -> None:
+    data = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
+    (tmp_path / "f.py").write_bytes(data)
+
+    assert _read_at_most(tmp_path / "f.py", limit) == data[:limit]

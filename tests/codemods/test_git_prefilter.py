@@ -6,12 +6,14 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ctxmigrate.codemods import engine
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import run
-from ctxmigrate.codemods.git import GitGrep
+from ctxmigrate.codemods.git import GitGrep, run_git, run_git_streaming
 from ctxmigrate.codemods.model import AuditReport
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
@@ -190,6 +192,197 @@ def test_git_grep_outside_a_checkout_has_no_answer(tmp_path: Path) -> None:
     project(tmp_path)
 
     assert GitGrep(tmp_path, ["make_ctx"]).result() is None
+
+
+def _checked_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path given to ``os.stat`` or ``os.access`` from now on."""
+    checked: list[str] = []
+    real_stat, real_access = os.stat, os.access
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        checked.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    def access(path: Any, *args: Any, **kwargs: Any) -> Any:
+        checked.append(os.fspath(path))
+        return real_access(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "access", access)
+    return checked
+
+
+def test_files_git_grep_read_and_ruled_out_are_not_checked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    checked = _checked_paths(monkeypatch)
+
+    assert audit(tmp_path, monkeypatch).to_json() == expected
+    assert str(tmp_path / "pkg" / "unrelated.py") not in checked
+
+
+def test_when_git_grep_could_not_read_a_file_read_permission_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    answer = GitGrep.result
+
+    def incomplete(grep: GitGrep) -> set[str] | None:
+        found = answer(grep)
+        grep.complete = False  # as if git had said "failed to stat 'x.py'"
+        return found
+
+    monkeypatch.setattr(GitGrep, "result", incomplete)
+    checked = _checked_paths(monkeypatch)
+
+    assert audit(tmp_path, monkeypatch).to_json() == expected
+    assert str(tmp_path / "pkg" / "unrelated.py") in checked
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads a mode-000 file"
+)
+def test_git_grep_is_incomplete_when_it_cannot_read_a_file(tmp_path: Path) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    grep = GitGrep(tmp_path, ["make_ctx"])
+    grep.result()
+    assert grep.complete
+    secret = tmp_path / "pkg" / "unrelated.py"
+    secret.chmod(0)
+    try:
+        grep = GitGrep(tmp_path, ["make_ctx"])
+        assert grep.result() is not None
+        assert not grep.complete
+    finally:
+        secret.chmod(0o644)
+
+
+def _counted_greps(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The needles of every ``git grep`` started from now on."""
+    started: list[list[str]] = []
+    real_init = GitGrep.__init__
+
+    def init(grep: GitGrep, directory: Path, needles: Any) -> None:
+        started.append(sorted(needles))
+        real_init(grep, directory, needles)
+
+    monkeypatch.setattr(GitGrep, "__init__", init)
+    return started
+
+
+def cached_audit(root: Path, monkeypatch: pytest.MonkeyPatch) -> AuditReport:
+    monkeypatch.chdir(root)
+    return run([root], Config(root=root), jobs=1).report
+
+
+def test_a_warm_run_looks_for_the_aliases_learned_last_time_in_its_first_git_grep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    greps = _counted_greps(monkeypatch)
+
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert len(greps) == 3  # the legacy names, then make_ctx, then mk
+    greps.clear()
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert len(greps) == 1
+    assert {"make_ctx", "mk"} <= set(greps[0])
+
+
+def test_remembered_aliases_that_are_gone_or_new_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    # Names only a remembered alias: binary junk, reported only once the alias is learned.
+    write(tmp_path, "pkg/junk_naming_mk.py", b"\0 mk")
+    git(tmp_path, "init", "-q")
+    cached_audit(tmp_path, monkeypatch)
+    # mk is no longer learned; mk2 is new.
+    write(tmp_path, "pkg/renamed.py", "from pkg.reexport import make_ctx as mk2\n")
+    write(tmp_path, "pkg/calls_alias.py", CALLS_ALIAS.replace("mk", "mk2"))
+    expected = audit(tmp_path, monkeypatch).to_json()
+    greps = _counted_greps(monkeypatch)
+
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert "pkg/junk_naming_mk.py" not in {error["path"] for error in expected["errors"]}
+    assert len(greps) == 2  # mk2 was not remembered
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+
+
+def test_a_file_naming_only_a_remembered_alias_is_reported_when_the_alias_is_learned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    write(tmp_path, "pkg/junk_naming_mk.py", b"\0 mk")
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    assert "pkg/junk_naming_mk.py" in {error["path"] for error in expected["errors"]}
+
+    cached_audit(tmp_path, monkeypatch)
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+
+
+def test_streamed_git_output_is_every_record_across_reads(tmp_path: Path) -> None:
+    # Over 64 KB of names: several reads, records split between them.
+    for number in range(1000):
+        write(tmp_path, f"pkg/{'deep/' * 10}module_with_a_long_name_{number:04}.py", "")
+    git(tmp_path, "init", "-q")
+    arguments = ["ls-files", "-co", "--exclude-standard", "-z"]
+    records: list[bytes] = []
+
+    finished = run_git_streaming(arguments, tmp_path, records.append)
+
+    completed = run_git(arguments, tmp_path)
+    assert completed is not None and len(completed.stdout) > 1 << 16
+    assert finished == (0, b"")
+    assert [r for r in records if r] == [r for r in completed.stdout.split(b"\0") if r]
+    assert len([r for r in records if r]) == 1000
+
+
+def test_streamed_git_reports_its_exit_code_and_stderr(tmp_path: Path) -> None:
+    records: list[bytes] = []
+
+    finished = run_git_streaming(["ls-files", "-z"], tmp_path, records.append)
+
+    assert finished is not None
+    assert finished[0] != 0 and b"not a git repository" in finished[1]
+    assert [r for r in records if r] == []
+
+
+def test_a_warm_run_reads_each_files_aliases_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    git(tmp_path, "init", "-q")
+    expected = audit(tmp_path, monkeypatch).to_json()
+    searched: list[bytes] = []
+    real_learned_aliases = engine.learned_aliases
+
+    def recording(data: bytes, names: Any) -> set[str]:
+        searched.append(data)
+        return real_learned_aliases(data, names)
+
+    monkeypatch.setattr(engine, "learned_aliases", recording)
+
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert searched
+    searched.clear()
+    assert cached_audit(tmp_path, monkeypatch).to_json() == expected
+    assert searched == []
+    # An edited file is searched again, and what it now teaches counts.
+    write(tmp_path, "pkg/renamed.py", "from pkg.reexport import make_ctx as mk2\n")
+    write(tmp_path, "pkg/calls_alias.py", CALLS_ALIAS.replace("mk", "mk2"))
+    fresh = audit(tmp_path, monkeypatch).to_json()
+    assert cached_audit(tmp_path, monkeypatch).to_json() == fresh
+    assert fresh != expected
 
 
 # --- a checkout git refuses to read ------------------------------------------------------

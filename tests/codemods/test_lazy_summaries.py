@@ -236,3 +236,31 @@ def test_apply_summarises_every_candidate(lazy_tree: Path, monkeypatch: pytest.M
     (lazy_tree / "app/unused_broken.py").unlink()
     seen, _ = summarised_paths(lazy_tree, monkeypatch, use_cache=False, fix=True)
     assert {"app/annotations.py", "app/wrong.py"} <= seen
+
+
+def test_a_warm_run_reads_the_lazy_decisions_from_the_cache(
+    lazy_tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searched: list[str] = []
+    real_text_hints = engine.text_hints
+
+    def recording(source: bytes, module: str, *args: object) -> object:
+        searched.append(module)
+        return real_text_hints(source, module, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "text_hints", recording)
+
+    def findings() -> list[dict[str, object]]:
+        return run([lazy_tree], Config(root=lazy_tree), jobs=1).report.to_json()["findings"]
+
+    cold = findings()
+    assert "app.annotations" in searched
+    searched.clear()
+    assert findings() == cold
+    assert searched == []
+    # An edit is decided again, for that file only, and the findings follow it.
+    (lazy_tree / "app/annotations.py").write_text("from app.context import WebSocketContext\n")
+    edited = findings()
+    assert searched == ["app.annotations"]
+    fresh = run([lazy_tree], Config(root=lazy_tree), jobs=1, use_cache=False).report
+    assert edited == fresh.to_json()["findings"]
