@@ -112,7 +112,7 @@ def pruned_source(source: bytes, names: Iterable[str]) -> bytes | None:
     bom = source.startswith(_BOM)
     text = source[len(_BOM) :] if bom else source
     lines = _Lines.of(text)
-    relevant = relevant_names(tree, text, lines, names)
+    relevant = _relevant_names(tree, text, lines, names)
     occurrences = _occurrences(text, (*sorted(relevant), *ALWAYS_RELEVANT))
     pieces: list[bytes] = []
     done = 0
@@ -192,7 +192,7 @@ def _is_already_pass(body: list[ast.stmt]) -> bool:
     return len(body) == 1 and isinstance(body[0], ast.Pass) and body[0].end_lineno == body[0].lineno
 
 
-def relevant_names(tree: ast.Module, text: bytes, lines: _Lines, names: Iterable[str]) -> set[str]:
+def _relevant_names(tree: ast.Module, text: bytes, lines: _Lines, names: Iterable[str]) -> set[str]:
     """``names`` and, transitively, every name bound at module or class level by a
     statement whose text contains a relevant name."""
     relevant = {name for name in names if name}
@@ -218,7 +218,8 @@ def _binding_statements(
 ) -> Iterator[tuple[bytes, frozenset[str]]]:
     """(text, names bound) of the statements at module or class level that bind names.
 
-    A compound statement (``if``, ``try``, ``for``, ``with``...) counts whole,
+    An import counts name by name (with its module); a compound statement
+    (``if``, ``try``, ``for``, ``with``...) counts whole,
     with every name bound in it outside function bodies: over-approximating
     only keeps more. Function bodies bind locals, seen by no other scope
     (``global``/``nonlocal`` keep a body whole); a ``def``'s own name is bound to
@@ -229,6 +230,16 @@ def _binding_statements(
             continue
         if isinstance(statement, ast.ClassDef):
             yield from _binding_statements(statement.body, text, lines)
+            continue
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            # Name by name: ``from deps import create_user_execution_context, get_db``
+            # makes ``get_db`` no more relevant than it was.
+            source = (statement.module or "") if isinstance(statement, ast.ImportFrom) else ""
+            for alias in statement.names:
+                if alias.name != "*":
+                    bound_name = (alias.asname or alias.name).split(".")[0]
+                    spelled = f"{source} {alias.name} {alias.asname or ''}"
+                    yield spelled.encode(), frozenset((bound_name,))
             continue
         bound = frozenset(_bound_names(statement))
         if bound:

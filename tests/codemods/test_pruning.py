@@ -232,6 +232,24 @@ def test_names_bound_from_a_relevant_name_are_relevant_transitively() -> None:
     assert b"return 1" not in pruned
 
 
+def test_an_import_makes_relevant_only_the_names_it_binds_from_a_relevant_one() -> None:
+    source = """\
+        from app.dependencies import create_user_execution_context as build, get_settings
+        import app.dependencies as deps, json
+
+        def uses_alias():
+            return build
+        def uses_module():
+            return deps
+        def uses_settings():
+            return get_settings(json)
+        """
+    pruned = prune(source)
+    assert pruned is not None
+    assert b"return build" in pruned
+    assert b"return deps" not in pruned and b"get_settings(json)" not in pruned
+
+
 # -- hazards: findings with and without pruning -----------------------------------
 
 UNRELATED = "\n\ndef unrelated(items):\n    return sorted(items)\n"
