@@ -24,7 +24,8 @@ strings included) contains none of these, as a substring:
   (``get_or_create_user_session``...), and, transitively, every name bound at
   module or class level by a statement whose text contains a relevant name
   (``make = create_user_execution_context`` makes ``make`` relevant;
-  ``from deps import create_user_execution_context as make`` too);
+  ``from deps import create_user_execution_context as make`` too, an import
+  counting name by name: ``get_db`` imported beside it is not);
 - ``getattr`` (CTX102 reads the evaluated string, which may spell a legacy name
   with escapes the text does not show);
 - ``global`` or ``nonlocal`` (a body that rebinds a module or enclosing name
