@@ -611,3 +611,72 @@ def test_apply_never_prunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert fixed.fixed is not None and b"return sorted(items)" in fixed.fixed
     audited, produced = audit_json([tmp_path], config, monkeypatch, enabled=True)
     assert produced and audited["findings"]
+
+
+# -- random files from the hazards' pieces -----------------------------------------
+
+MODULE_LEVEL = (
+    "from app import dependencies as deps",
+    "from app.dependencies import create_user_execution_context",
+    "from app.dependencies import create_user_execution_context as build",
+    "from app.websocket import WebSocketContext, create_websocket_manager",
+    "make = create_user_execution_context",
+    "import uuid",
+    "from unittest import mock",
+    "deps = None",
+    "get_or_create_user_session = None",
+    "__all__ = ['create_user_execution_context']",
+)
+BODIES = (
+    "return sorted(items)",
+    "return create_user_execution_context(user_id, thread_id)",
+    "return await create_user_execution_context(user_id, thread_id)",
+    "return deps.create_user_execution_context(user_id, thread_id)",
+    "return make(user_id, thread_id)",
+    "return build(user_id, thread_id)",
+    "global deps\n    deps = None",
+    "global make\n    make = len",
+    "thread_id = uuid.uuid4().hex\n    return create_user_execution_context(user_id, thread_id)",
+    "return getattr(deps, 'create_user_execution_cont\\x65xt')",
+    "return mock.patch('app.dependencies.create_user_execution_context')",
+    "manager = create_websocket_manager(user_id)\n    return manager",
+    "return WebSocketContext.create_for_user(items, user_id, thread_id)",
+    "get_or_create_user_session = 1\n    return create_user_execution_context(user_id, thread_id)",
+    "from app import dependencies as local\n    def inner():\n        nonlocal local\n"
+    "        local = None\n    return local.create_user_execution_context(user_id, thread_id)",
+    "return [create_user_execution_context(u, thread_id) for u in items]",
+    "return user_id  # ctxmigrate: ignore",
+)
+
+
+def random_module(seed: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    lines = rng.sample(MODULE_LEVEL, rng.randint(2, 6))
+    if rng.random() < 0.5:  # the module name global bodies rebind, and sites reach through
+        lines.insert(0, MODULE_LEVEL[0])
+    for number in range(rng.randint(2, 6)):
+        header = rng.choice(("def", "async def"))
+        body = rng.choice(BODIES)
+        if "await" in body:
+            header = "async def"
+        parameters = "items, user_id, thread_id"
+        if "\n" not in body and rng.random() < 0.3:
+            # A default evaluated at definition: a site on the header's line.
+            parameters += ', context=create_user_execution_context("u", "t")'
+            function = f"{header} f{number}({parameters}): {body}\n"
+        else:
+            function = f"{header} f{number}({parameters}):\n    {body}\n"
+        if rng.random() < 0.3:
+            method = textwrap.indent(function.replace("(items", "(self, items"), "    ")
+            function = f"class C{number}:\n{method}"
+        lines.append("\n" + function)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_files_have_the_same_findings_with_pruning(seed: int) -> None:
+    full, pruned = both_analyses(random_module(seed))
+    assert findings_of(pruned) == findings_of(full)
+    assert pruned.pruned
