@@ -69,7 +69,6 @@ _BOM = b"\xef\xbb\xbf"
 # Text that keeps a body whatever the names: see the module docstring.
 ALWAYS_RELEVANT = ("getattr", "global", "nonlocal")
 SUPPRESSION_MARKER = b"ctxmigrate"
-_BODY_FIELDS = ("body", "orelse", "finalbody")
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,9 @@ def pruned_source(source: bytes, names: Iterable[str]) -> bytes | None:
     occurrences = _occurrences(text, (*sorted(relevant), *ALWAYS_RELEVANT))
     pieces: list[bytes] = []
     done = 0
-    for start, end in _prunable_bodies(tree.body, lines, occurrences):
+    for start, end in sorted(_prunable_bodies(tree.body, text, lines, occurrences)):
+        if start < done:  # never expected: ranges are disjoint; the full text is safe
+            return None
         pieces.append(text[done:start])
         pieces.append(b"pass")
         # The line breaks the body held, so every later line keeps its number.
@@ -158,14 +159,14 @@ def _occurrences(text: bytes, needles: Iterable[str]) -> list[int]:
 
 
 def _prunable_bodies(
-    statements: list[ast.stmt], lines: _Lines, occurrences: list[int]
+    statements: list[ast.stmt], text: bytes, lines: _Lines, occurrences: list[int]
 ) -> Iterator[tuple[int, int]]:
-    """(start, end) byte ranges to replace, in text order, never nested."""
+    """(start, end) byte ranges to replace, in text order, disjoint."""
     for statement in statements:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
             first, last = statement.body[0], statement.body[-1]
             assert last.end_lineno is not None
-            start = lines.offset(first.lineno, first.col_offset)
+            start = _statement_start(first, text, lines)
             # To the end of the last line: a trailing ``;``, comment or ``\`` goes too.
             end = lines.ends[last.end_lineno - 1]
             index = bisect.bisect_left(occurrences, start)
@@ -176,16 +177,27 @@ def _prunable_bodies(
                     yield start, end
                 continue
             # Kept: its nested functions may still go.
-            yield from _prunable_bodies(statement.body, lines, occurrences)
+            yield from _prunable_bodies(statement.body, text, lines, occurrences)
             continue
-        for field in _BODY_FIELDS:
-            block = getattr(statement, field, None)
-            if isinstance(block, list):
-                yield from _prunable_bodies(block, lines, occurrences)
-        for handler in getattr(statement, "handlers", ()):
-            yield from _prunable_bodies(handler.body, lines, occurrences)
-        for case in getattr(statement, "cases", ()):
-            yield from _prunable_bodies(case.body, lines, occurrences)
+        # In text order: ``try`` blocks read body, handlers, ``else``, ``finally``.
+        blocks: list[list[ast.stmt]] = [getattr(statement, "body", None) or []]
+        blocks.extend(handler.body for handler in getattr(statement, "handlers", ()))
+        blocks.extend(case.body for case in getattr(statement, "cases", ()))
+        blocks.append(getattr(statement, "orelse", None) or [])
+        blocks.append(getattr(statement, "finalbody", None) or [])
+        for block in blocks:
+            yield from _prunable_bodies(block, text, lines, occurrences)
+
+
+def _statement_start(statement: ast.stmt, text: bytes, lines: _Lines) -> int:
+    """Where ``statement`` starts: a decorated one at its first decorator's ``@``
+    (``ast`` places a ``def`` or ``class`` at its keyword, after the decorators)."""
+    decorators = getattr(statement, "decorator_list", None)
+    if decorators:
+        first = decorators[0]
+        # Only blanks and line continuations separate ``@`` from its expression.
+        return text.rfind(b"@", 0, lines.offset(first.lineno, first.col_offset))
+    return lines.offset(statement.lineno, statement.col_offset)
 
 
 def _is_already_pass(body: list[ast.stmt]) -> bool:

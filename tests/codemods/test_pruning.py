@@ -195,6 +195,55 @@ def test_nested_functions_of_a_kept_body_and_methods_are_pruned() -> None:
     )
 
 
+def test_a_decorated_first_statement_goes_with_its_decorators() -> None:
+    source = """\
+        def deprecated(func):
+            @functools.wraps(
+                func,
+            )
+            @ other
+            def wrapper(*args):
+                return func(*args)
+            return wrapper
+        """
+    assert prune(source) == b"def deprecated(func):\n    pass\n" + b"\n" * 6
+
+
+def test_blocks_of_try_and_match_are_pruned_in_text_order() -> None:
+    # ``else`` comes after the handlers in the text, not after the body as in ``ast``.
+    source = """\
+        try:
+            def a():
+                return 1
+        except ImportError:
+            def b():
+                return 2
+        else:
+            def c():
+                return 3
+        finally:
+            def d():
+                return 4
+        match VALUE:
+            case 1:
+                def e():
+                    return 5
+            case _:
+                def f():
+                    return 6
+        for item in ITEMS:
+            def g():
+                return 7
+        else:
+            def h():
+                return 8
+        """
+    pruned = prune(source)
+    assert pruned is not None
+    assert b"return" not in pruned
+    assert pruned.count(b"pass") == 8
+
+
 @pytest.mark.parametrize(
     "body",
     [
