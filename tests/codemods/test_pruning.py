@@ -31,11 +31,14 @@ from .support import LEGACY_CONFIG, LEGACY_MODULES, golden_id, golden_inputs, go
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 NAMES = ("create_user_execution_context",)
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|\Z)")
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
 
 
 def lines_with_endings(text: str) -> list[str]:
-    return [line for line in _LINE.findall(text) if line]
+    """Every line with its line break; the last one (maybe empty) without."""
+    pieces = _LINE_BREAK.split(text)
+    endings = [*pieces[1::2], ""]
+    return [content + ending for content, ending in zip(pieces[::2], endings, strict=True)]
 
 
 def assert_positions_kept(original: bytes, pruned: bytes) -> None:
@@ -117,6 +120,11 @@ def test_crlf_lone_cr_tabs_bom_and_utf8_cookie_are_kept() -> None:
     assert prune(bom) == b"\xef\xbb\xbfdef f():\n    pass\n"
     cookie = b"# -*- coding: utf-8 -*-\ndef f():\n    return '\xc3\xa9'\n"
     assert prune(cookie) == b"# -*- coding: utf-8 -*-\ndef f():\n    pass\n"
+
+
+def test_a_last_body_without_a_final_line_break() -> None:
+    assert prune(b"def f():\n    x = 1\n    return x") == b"def f():\n    pass\n"
+    assert prune(b"def f(): return 1") == b"def f(): pass"
 
 
 def test_other_encodings_and_newer_syntax_are_not_pruned() -> None:
