@@ -166,7 +166,8 @@ def _analyze_and_fix(
 ) -> _Outcome:
     display = index.files[str(path)].display
     try:
-        analysis = analyze_source(path, source, config, index, codemods)
+        # Fixing needs the real tree; the audit alone parses the pruned text.
+        analysis = analyze_source(path, source, config, index, codemods, prune=not fix)
     except SourceError as error:
         return _Outcome(display, [], FileError(display, str(error)))
     except RecursionError:

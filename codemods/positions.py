@@ -111,10 +111,27 @@ class SourceLines:
 def node_spans(
     module: cst.Module, nodes: Iterable[cst.CSTNode]
 ) -> tuple[dict[int, Span], SourceLines]:
-    """Spans of ``nodes`` (keyed by ``id(node)``) and the module's lines."""
+    """Spans of ``nodes`` (keyed by ``id(node)``) and the module's lines up to
+    the end of the last top-level statement that holds one of them (at least
+    every line a node spans)."""
     wanted = frozenset(id(node) for node in nodes)
     state = _OffsetRecordingState(module, wanted)
-    module._codegen(state)
+    # What ``Module._codegen_impl`` does, stopped once every wanted node is seen:
+    # the statements after it cannot move it, and printing them costs as much
+    # again on a long file.
+    for empty_line in module.header:
+        empty_line._codegen(state)
+    for statement in module.body:
+        if len(state.ranges) == len(wanted):
+            break
+        statement._codegen(state)
+    else:  # printed to the end: the footer and the final line break as LibCST does
+        for empty_line in module.footer:
+            empty_line._codegen(state)
+        if not module.has_trailing_newline:
+            state.pop_trailing_newline()
+        elif not state.tokens:
+            state.add_token(state.default_newline)
     lines = SourceLines.of("".join(state.tokens))
     spans: dict[int, Span] = {}
     for key, (start, end) in state.ranges.items():

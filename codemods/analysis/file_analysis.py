@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ctxmigrate.codemods.analysis.parsing import ModuleFile, parse_module
+from ctxmigrate.codemods.analysis.parsing import ModuleFile, SourceError, parse_module
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.discovery import (
     module_names,
@@ -33,6 +33,9 @@ class FileAnalysis:
     findings: list[Finding]
     # Names other modules reach through this one, with why (apply keeps their imports).
     reached_from_outside: Mapping[str, str] = field(default_factory=dict)
+    # ``module`` was parsed from pruned text (``analysis/pruning.py``): its
+    # function bodies may be emptied, so it must never be rewritten.
+    pruned: bool = False
 
 
 def analyze_source(
@@ -41,9 +44,15 @@ def analyze_source(
     config: Config,
     index: ProjectIndex,
     codemods: Sequence[Codemod] | None = None,
+    *,
+    prune: bool = False,
 ) -> FileAnalysis:
     """Resolve and classify one file against the project index.
 
+    With ``prune``, LibCST parses the text ``pruning.pruned_source`` makes, in
+    which function bodies that cannot change a finding are emptied: same
+    findings, a fraction of the work on long files. For the audit only: the
+    resulting analysis cannot be fixed (``FileAnalysis.pruned``).
     Raises SourceError when the file cannot be parsed.
     """
     from ctxmigrate.codemods.analysis.lookup import method_receivers, new_name_clash
@@ -55,7 +64,11 @@ def analyze_source(
     from ctxmigrate.codemods.sites import Reference, Scope
 
     module_file = index.files.get(str(path.absolute())) or _module_file_on_disk(path, config)
-    module = parse_module(source)
+    if codemods is None:
+        from ctxmigrate.codemods import CODEMODS
+
+        codemods = CODEMODS
+    module, pruned = _parse(source, config, index, codemods, prune)
     finder = ReferenceFinder(module_file.module, module_file.is_package, index, config)
     finder.find(module)
     from ctxmigrate.codemods.rules import REGISTERED_RULES
@@ -68,7 +81,9 @@ def analyze_source(
     references: list[tuple[Codemod, Reference]] = []
     findings: list[Finding] = []
     if not nodes:
-        return FileAnalysis(module_file.display, module_file.abspath, source, module, [], [])
+        return FileAnalysis(
+            module_file.display, module_file.abspath, source, module, [], [], pruned=pruned
+        )
     # Only real comments suppress: "# ctxmigrate: ignore" inside a string must not.
     quoting = _strings_quoting_suppressions(module) if b"ctxmigrate:" in source.lower() else []
     spans, lines = node_spans(module, [*nodes, *quoting])
@@ -89,10 +104,6 @@ def analyze_source(
     def suppressed_at(line: int, end_line: int) -> frozenset[str]:
         return suppressed_on(line) | suppressed_on(end_line)
 
-    if codemods is None:
-        from ctxmigrate.codemods import CODEMODS
-
-        codemods = CODEMODS
     active = codemods
     # Every selected codemod judges every reference to its target: two rules
     # for one target both report.
@@ -172,7 +183,30 @@ def analyze_source(
         references,
         findings,
         index.external_uses.get(module_file.module, {}),
+        pruned,
     )
+
+
+def _parse(
+    source: bytes, config: Config, index: ProjectIndex, codemods: Sequence[Codemod], prune: bool
+) -> tuple[cst.Module, bool]:
+    """The LibCST module to analyse, and whether it was parsed from pruned text."""
+    if prune:
+        from ctxmigrate.codemods.analysis.pruning import pruned_source
+        from ctxmigrate.codemods.analysis.summaries import FACTORY_METHODS
+
+        names = set(index.known_names) | FACTORY_METHODS
+        for codemod in codemods:
+            required = codemod.required_import(config)
+            if required is not None:
+                names.add(required[1])
+        smaller = pruned_source(source, names)
+        if smaller is not None:
+            try:
+                return parse_module(smaller), True
+            except SourceError:
+                pass  # never expected (``ast`` read the file); the real text decides
+    return parse_module(source), False
 
 
 def _strings_quoting_suppressions(module: cst.Module) -> list[cst.CSTNode]:

@@ -102,7 +102,6 @@ def summarize_source(
     With ``names``, also the site hints of the ``ast`` tree (None when ``ast``
     could not read the file: it is then always analysed).
     """
-    from ctxmigrate.codemods.analysis.scopes import ScopeWalker, summarize_cst
     from ctxmigrate.codemods.analysis.summaries import summarize_ast
 
     try:
@@ -119,7 +118,10 @@ def summarize_source(
         summary = summarize_ast(tree, module, is_package, decoded(source))
         hints = None if names is None else site_hints(tree, source, module, is_package, names)
         return summary, hints
-    # Syntax newer than the running interpreter: LibCST reads it.
+    # Syntax newer than the running interpreter: LibCST reads it (and only then
+    # is it imported: ``scopes`` imports it, 0.1 s a summary worker need not pay).
+    from ctxmigrate.codemods.analysis.scopes import ScopeWalker, summarize_cst
+
     cst_module = parse_module(source, python_error)
     walker = ScopeWalker(module_file.module, module_file.is_package)
     walker.walk(cst_module)

@@ -80,7 +80,17 @@ def fix_source(
     codemods: Sequence[Codemod],
     accept: frozenset[AcceptKey] | None = None,
 ) -> FixResult:
-    """Rewrite the file's ``rewrite`` findings (those in ``accept`` when given)."""
+    """Rewrite the file's ``rewrite`` findings (those in ``accept`` when given).
+
+    Raises ValueError for an analysis of pruned text (``analyze_source(...,
+    prune=True)``): its tree lacks function bodies, and printing it would
+    delete them.
+    """
+    if analysis.pruned:
+        raise ValueError(
+            f"{analysis.path}: the analysis was made from pruned text (audit only); "
+            "fixing needs analyze_source(..., prune=False)"
+        )
     result = FixResult(path=analysis.path, abspath=analysis.abspath, original=analysis.source)
     sites, result.skipped = _plan(analysis, codemods, accept)
     if sites:

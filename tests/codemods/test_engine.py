@@ -207,6 +207,24 @@ def test_no_candidate_run_does_not_import_libcst(tmp_path: Path) -> None:
     assert completed.stdout.strip() == "False"
 
 
+def test_summarising_with_ast_does_not_import_libcst(tmp_path: Path) -> None:
+    # A census candidate: summarised (eagerly, it defines a context type), never analysed.
+    (tmp_path / "views.py").write_text("class WebSocketContext:\n    pass\n")
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from ctxmigrate.codemods.config import Config\n"
+        "from ctxmigrate.codemods.engine import run\n"
+        f"report = run([Path({str(tmp_path)!r})], Config(root=Path({str(tmp_path)!r})), (),"
+        " use_cache=False, jobs=1).report\n"
+        "assert report.files_scanned == 1 and not report.errors, report\n"
+        "print('libcst' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "False"
+
+
 def test_worker_count_needs_enough_files_per_worker() -> None:
     per_worker = (
         engine.POOL_MIN_FILES_PER_WORKER_FORK

@@ -16,7 +16,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ctxmigrate.codemods.analysis.scopes import ScopeWalker, summarize_cst
 from ctxmigrate.codemods.analysis.summaries import Binding, summarize_ast
-from ctxmigrate.codemods.positions import SourceLines, node_spans
+from ctxmigrate.codemods.positions import SourceLines, _OffsetRecordingState, node_spans
 
 SAMPLE = """\
 # -*- coding: utf-8 -*-
@@ -68,6 +68,34 @@ def test_spans_match_position_provider_with_unicode_and_crlf() -> None:
             span = spans[id(node)]
             assert (span.line, span.column) == (position.start.line, position.start.column + 1)
             assert (span.end_line, span.end_column) == (position.end.line, position.end.column + 1)
+
+
+def test_spans_print_the_module_only_up_to_the_last_statement_holding_a_node() -> None:
+    text = "# header\nfirst = 1\nsecond = call(2)  # comment\n\n\ndef later():\n    return 3\n"
+    module = cst.parse_module(text)
+    statement = module.body[1]
+    assert isinstance(statement, cst.SimpleStatementLine)
+    call = statement.body[0].value  # type: ignore[attr-defined]
+    spans, lines = node_spans(module, [call])
+    assert (spans[id(call)].line, spans[id(call)].column) == (3, 10)
+    assert lines.line(3) == "second = call(2)  # comment"
+    assert "later" not in lines.text
+    # The last statement (its range holds its line break): printed to the end as
+    # LibCST prints a module (footer, final line break popped when missing).
+    for source in (text, text.rstrip("\n"), text + "# footer\n"):
+        module = cst.parse_module(source)
+        last = module.body[-1]
+        state = _OffsetRecordingState(module, frozenset({id(last)}))
+        module._codegen(state)
+        full = SourceLines.of("".join(state.tokens))
+        start, end = state.ranges[id(last)]
+        spans, lines = node_spans(module, [last])
+        span = spans[id(last)]
+        assert ((span.line, span.column), (span.end_line, span.end_column)) == (
+            full.position(start),
+            full.position(end),
+        )
+        assert lines.text == full.text == source
 
 
 def test_source_lines_maps_offsets_and_strips_line_breaks() -> None:

@@ -1,0 +1,283 @@
+"""The audit's LibCST parse reads less: function bodies that cannot change a finding are emptied.
+
+A site file is often hundreds of lines long while its sites sit in one or two
+functions; parsing, walking and printing the rest with LibCST is most of a cold
+audit's time. ``pruned_source`` reads the file with ``ast`` and replaces the
+body of every function that cannot affect a finding by ``pass``, keeping every
+line and every column of what remains where it was: the body's text, from its
+first statement to the end of its last line, becomes ``pass`` followed by the
+line breaks it held (``def f():\\n    x = 1\\n    return x\\n`` becomes
+``def f():\\n    pass\\n\\n``; ``def f(): return 1`` becomes ``def f(): pass``).
+Decorators, parameters, defaults, annotations, the return annotation, the
+function's name and everything outside function bodies (module level, class
+bodies) are kept as written, so every enclosing ``def``/``class`` name a
+finding reports is still there.
+
+The rule. A function body (``def`` or ``async def``, at any depth: methods,
+nested functions, defs inside ``if``/``try``) is pruned when the text it
+occupies (from its first statement to the end of its last line, comments and
+strings included) contains none of these, as a substring:
+
+- a *relevant name*: the known legacy names and aliases (the project index's
+  ``known_names``: what the resolving pass notes), the legacy classes' factory
+  methods (``create_for_user``), the names the rewrites would import
+  (``get_or_create_user_session``...), and, transitively, every name bound at
+  module or class level by a statement whose text contains a relevant name
+  (``make = create_user_execution_context`` makes ``make`` relevant;
+  ``from deps import create_user_execution_context as make`` too, an import
+  counting name by name: ``get_db`` imported beside it is not);
+- ``getattr`` (CTX102 reads the evaluated string, which may spell a legacy name
+  with escapes the text does not show);
+- ``global`` or ``nonlocal`` (a body that rebinds a module or enclosing name
+  changes what a kept site resolves to, or whether the rewrite's import would
+  clash: ``new_name_clash``);
+- ``ctxmigrate`` in any case (a suppression comment on a line a kept finding
+  shares, or a string quoting one).
+
+Otherwise the body is kept and the functions nested in it are examined the same
+way. Why that is enough: the resolving pass notes only names, attributes,
+calls and strings that spell a relevant name (or ``getattr``), so a body
+without one holds no reference and no audit-only site (CTX101's assignments
+are read only in the scope of a reference); its bindings are local to it and
+to the scopes nested in it, which are pruned with it, unless ``global`` or
+``nonlocal`` says otherwise; what a ``def`` binds (its name, parameters, async
+or not) and what a class binds come from the kept header and class body;
+``await`` detection, method receivers and ``new_name_clash`` look only at the
+scopes that enclose a kept site. Positions come from the code LibCST prints,
+which is the pruned text: kept nodes print at their original line and column.
+
+Not pruned at all: a file ``ast`` cannot read (syntax newer than the running
+interpreter), a file in another encoding than UTF-8 (``ast`` columns count
+UTF-8 bytes), and a file where nothing qualifies. Only the audit reads pruned
+text: a rewrite needs the real tree (``fix_source`` refuses an analysis made
+from it).
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import io
+import re
+import tokenize
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+# Text that keeps a body whatever the names: see the module docstring.
+ALWAYS_RELEVANT = ("getattr", "global", "nonlocal")
+SUPPRESSION_MARKER = b"ctxmigrate"
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Byte offsets of a text's lines, numbered as ``ast`` does (CRLF, CR and LF end one)."""
+
+    starts: list[int]
+    # Where each line's content ends (its line break starts).
+    ends: list[int]
+
+    @classmethod
+    def of(cls, text: bytes) -> _Lines:
+        starts, ends = [0], []
+        for match in _LINE_BREAK.finditer(text):
+            ends.append(match.start())
+            starts.append(match.end())
+        ends.append(len(text))
+        return cls(starts, ends)
+
+    def offset(self, line: int, column: int) -> int:
+        return self.starts[line - 1] + column
+
+
+def pruned_source(source: bytes, names: Iterable[str]) -> bytes | None:
+    """``source`` with the function bodies that cannot change a finding emptied.
+
+    ``names``: the relevant names before the transitive closure (known legacy
+    names and aliases, factory methods, the names rewrites import). None when
+    nothing is pruned or the file is not pruned at all (see the module
+    docstring); the result is otherwise the same length in lines, with every
+    kept character at its original line and column.
+    """
+    if not _is_utf8(source):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes are the application's business
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    bom = source.startswith(_BOM)
+    text = source[len(_BOM) :] if bom else source
+    lines = _Lines.of(text)
+    relevant = _relevant_names(tree, text, lines, names)
+    occurrences = _occurrences(text, (*sorted(relevant), *ALWAYS_RELEVANT))
+    pieces: list[bytes] = []
+    done = 0
+    for start, end in sorted(_prunable_bodies(tree.body, text, lines, occurrences)):
+        if start < done:  # never expected: ranges are disjoint; the full text is safe
+            return None
+        pieces.append(text[done:start])
+        pieces.append(b"pass")
+        # The line breaks the body held, so every later line keeps its number.
+        pieces.extend(match.group() for match in _LINE_BREAK.finditer(text, start, end))
+        done = end
+    if not pieces:
+        return None
+    pieces.append(text[done:])
+    return (_BOM if bom else b"") + b"".join(pieces)
+
+
+def _is_utf8(source: bytes) -> bool:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    except (SyntaxError, LookupError):
+        return False
+    return encoding in ("utf-8", "utf-8-sig")
+
+
+def _occurrences(text: bytes, needles: Iterable[str]) -> list[int]:
+    """Sorted offsets where a needle (or the suppression marker, in any case) starts."""
+    found: list[int] = []
+    for needle in needles:
+        encoded = needle.encode()
+        if not encoded:
+            continue
+        position = text.find(encoded)
+        while position >= 0:
+            found.append(position)
+            position = text.find(encoded, position + 1)
+    lowered = text.lower()
+    position = lowered.find(SUPPRESSION_MARKER)
+    while position >= 0:
+        found.append(position)
+        position = lowered.find(SUPPRESSION_MARKER, position + 1)
+    found.sort()
+    return found
+
+
+def _prunable_bodies(
+    statements: list[ast.stmt], text: bytes, lines: _Lines, occurrences: list[int]
+) -> Iterator[tuple[int, int]]:
+    """(start, end) byte ranges to replace, in text order, disjoint."""
+    for statement in statements:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            first, last = statement.body[0], statement.body[-1]
+            assert last.end_lineno is not None
+            start = _statement_start(first, text, lines)
+            # To the end of the last line: a trailing ``;``, comment or ``\`` goes too.
+            end = lines.ends[last.end_lineno - 1]
+            index = bisect.bisect_left(occurrences, start)
+            # No needle holds whitespace or ``:``, so none starts before ``start`` and
+            # reaches into the body: the occurrences from ``start`` on are enough.
+            if index == len(occurrences) or occurrences[index] >= end:
+                if not _is_already_pass(statement.body):
+                    yield start, end
+                continue
+            # Kept: its nested functions may still go.
+            yield from _prunable_bodies(statement.body, text, lines, occurrences)
+            continue
+        # In text order: ``try`` blocks read body, handlers, ``else``, ``finally``.
+        blocks: list[list[ast.stmt]] = [getattr(statement, "body", None) or []]
+        blocks.extend(handler.body for handler in getattr(statement, "handlers", ()))
+        blocks.extend(case.body for case in getattr(statement, "cases", ()))
+        blocks.append(getattr(statement, "orelse", None) or [])
+        blocks.append(getattr(statement, "finalbody", None) or [])
+        for block in blocks:
+            yield from _prunable_bodies(block, text, lines, occurrences)
+
+
+def _statement_start(statement: ast.stmt, text: bytes, lines: _Lines) -> int:
+    """Where ``statement`` starts: a decorated one at its first decorator's ``@``
+    (``ast`` places a ``def`` or ``class`` at its keyword, after the decorators)."""
+    decorators = getattr(statement, "decorator_list", None)
+    if decorators:
+        first = decorators[0]
+        # Only blanks and line continuations separate ``@`` from its expression.
+        return text.rfind(b"@", 0, lines.offset(first.lineno, first.col_offset))
+    return lines.offset(statement.lineno, statement.col_offset)
+
+
+def _is_already_pass(body: list[ast.stmt]) -> bool:
+    """A one-line ``pass`` body gains nothing from being rewritten."""
+    return len(body) == 1 and isinstance(body[0], ast.Pass) and body[0].end_lineno == body[0].lineno
+
+
+def _relevant_names(tree: ast.Module, text: bytes, lines: _Lines, names: Iterable[str]) -> set[str]:
+    """``names`` and, transitively, every name bound at module or class level by a
+    statement whose text contains a relevant name."""
+    relevant = {name for name in names if name}
+    statements = list(_binding_statements(tree.body, text, lines))
+    pending = list(relevant)
+    while pending:
+        needles = [name.encode() for name in pending]
+        pending = []
+        remaining = []
+        for segment, bound in statements:
+            if any(needle in segment for needle in needles):
+                for name in bound - relevant:
+                    relevant.add(name)
+                    pending.append(name)
+            else:
+                remaining.append((segment, bound))
+        statements = remaining
+    return relevant
+
+
+def _binding_statements(
+    statements: list[ast.stmt], text: bytes, lines: _Lines
+) -> Iterator[tuple[bytes, frozenset[str]]]:
+    """(text, names bound) of the statements at module or class level that bind names.
+
+    An import counts name by name (with its module); a compound statement
+    (``if``, ``try``, ``for``, ``with``...) counts whole,
+    with every name bound in it outside function bodies: over-approximating
+    only keeps more. Function bodies bind locals, seen by no other scope
+    (``global``/``nonlocal`` keep a body whole); a ``def``'s own name is bound to
+    a function, which is not a legacy callable.
+    """
+    for statement in statements:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if isinstance(statement, ast.ClassDef):
+            yield from _binding_statements(statement.body, text, lines)
+            continue
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            # Name by name: ``from deps import create_user_execution_context, get_db``
+            # makes ``get_db`` no more relevant than it was.
+            source = (statement.module or "") if isinstance(statement, ast.ImportFrom) else ""
+            for alias in statement.names:
+                if alias.name != "*":
+                    bound_name = (alias.asname or alias.name).split(".")[0]
+                    spelled = f"{source} {alias.name} {alias.asname or ''}"
+                    yield spelled.encode(), frozenset((bound_name,))
+            continue
+        bound = frozenset(_bound_names(statement))
+        if bound:
+            assert statement.end_lineno is not None and statement.end_col_offset is not None
+            start = lines.offset(statement.lineno, statement.col_offset)
+            end = lines.offset(statement.end_lineno, statement.end_col_offset)
+            yield text[start:end], bound
+
+
+def _bound_names(statement: ast.stmt) -> Iterator[str]:
+    pending: list[ast.AST] = [statement]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.ClassDef):
+            yield node.name
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            yield node.id
+        elif isinstance(node, ast.alias):
+            yield (node.asname or node.name).split(".")[0]
+        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name is not None:
+            yield node.name
+        elif isinstance(node, ast.MatchMapping) and node.rest is not None:
+            yield node.rest
+        elif isinstance(node, ast.ExceptHandler) and node.name is not None:
+            yield node.name
+        pending.extend(ast.iter_child_nodes(node))
