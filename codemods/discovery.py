@@ -405,7 +405,7 @@ def _file_kind(mode: int) -> str:
     return "not a file"
 
 
-def _read_at_most(path: Path, size: int) -> bytes:
+def _read_at_most(path: str, size: int) -> bytes:
     """Up to ``size`` bytes of a file already known to be regular.
 
     ``O_NONBLOCK``: should the file be swapped for a FIFO between the ``stat``
@@ -461,7 +461,7 @@ def read_source(source: SourceFile, limit: int) -> tuple[bytes | None, FileError
     then at most ``limit + 1`` bytes are read (a file that grew past the
     limit since the ``stat`` is still rejected).
     """
-    path = source.path
+    path = source.absolute  # a string: no Path per file read
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):

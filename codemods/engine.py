@@ -483,11 +483,17 @@ class _AliasMemo:
         self._key = digest("aliases by file")
         self._remembered = cache.file_aliases(self._key) if cache.enabled else {}
         self._used: dict[str, list[str]] = {}
+        # A short digest of each set of names asked about, made once per set:
+        # the same few sets come with each of thousands of files.
+        self._names_digests: dict[frozenset[str], str] = {}
 
     def __call__(self, source: SourceText, names: frozenset[str]) -> set[str]:
         if not self._cache.enabled:
             return learned_aliases(source.data, names)
-        key = f"{source.content_digest} {' '.join(sorted(names))}"
+        names_digest = self._names_digests.get(names)
+        if names_digest is None:
+            names_digest = self._names_digests[names] = digest(*sorted(names))[:16]
+        key = f"{source.content_digest} {names_digest}"
         found = self._remembered.get(key)
         if not isinstance(found, list) or not all(isinstance(name, str) for name in found):
             found = sorted(learned_aliases(source.data, names))  # a miss, or a corrupt entry

@@ -391,4 +391,4 @@ def test_read_at_most_reads_the_file_up_to_the_limit(
     data = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
     (tmp_path / "f.py").write_bytes(data)
 
-    assert _read_at_most(tmp_path / "f.py", limit) == data[:limit]
+    assert _read_at_most(str(tmp_path / "f.py"), limit) == data[:limit]

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from ctxmigrate.codemods import engine
+from ctxmigrate.codemods.cache import AnalysisCache
 from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.discovery import SourceFile, SourceText
 from ctxmigrate.codemods.engine import run
 from ctxmigrate.codemods.git import GitGrep, run_git, run_git_streaming
 from ctxmigrate.codemods.model import AuditReport
@@ -383,6 +385,33 @@ def test_a_warm_run_reads_each_files_aliases_from_the_cache(
     fresh = audit(tmp_path, monkeypatch).to_json()
     assert cached_audit(tmp_path, monkeypatch).to_json() == fresh
     assert fresh != expected
+
+
+def test_the_aliases_cached_for_a_file_are_those_of_the_names_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same bytes, other names asked: a search of its own, never the other set's answer."""
+    searched: list[frozenset[str]] = []
+    real_learned_aliases = engine.learned_aliases
+
+    def recording(data: bytes, names: frozenset[str]) -> set[str]:
+        searched.append(names)
+        return real_learned_aliases(data, names)
+
+    monkeypatch.setattr(engine, "learned_aliases", recording)
+    data = b"from deps import make_ctx as mk\nfrom deps import other as ot\n"
+    source = SourceText(SourceFile(str(tmp_path / "a.py"), "a.py", "a.py", "a", (), False), data)
+    first = engine._AliasMemo(AnalysisCache(tmp_path))
+    assert first(source, frozenset({"make_ctx"})) == {"mk"}
+    assert first(source, frozenset({"other"})) == {"ot"}
+    first.store()
+    searched.clear()
+    warm = engine._AliasMemo(AnalysisCache(tmp_path))
+    assert warm(source, frozenset({"other"})) == {"ot"}
+    assert warm(source, frozenset({"make_ctx"})) == {"mk"}
+    assert searched == []
+    assert warm(source, frozenset({"make_ctx", "other"})) == {"mk", "ot"}
+    assert searched == [frozenset({"make_ctx", "other"})]
 
 
 # --- a checkout git refuses to read ------------------------------------------------------
