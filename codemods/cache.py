@@ -137,11 +137,7 @@ class AnalysisCache:
     def text_hints(self, key: str) -> dict[str, Any]:
         """The text-hint decisions of the last run's candidates (``hints`` entry):
         ``{file key: None (summarise it now) | site hints as JSON}``; {} on a miss."""
-        value = self._load("hints", key)
-        if isinstance(value, dict):
-            return value
-        self._reject(value)
-        return {}
+        return self._load_mapping("hints", key)
 
     def store_text_hints(self, key: str, value: dict[str, Any]) -> None:
         self._store("hints", key, value)
@@ -149,7 +145,11 @@ class AnalysisCache:
     def file_aliases(self, key: str) -> dict[str, Any]:
         """The aliases the last run learned in each file (``aliases`` entry):
         ``{file digest and names asked: [alias, ...]}``; {} on a miss."""
-        value = self._load("aliases", key)
+        return self._load_mapping("aliases", key)
+
+    def _load_mapping(self, kind: str, key: str) -> dict[str, Any]:
+        """A one-per-run entry holding a JSON object; {} on a miss or anything else."""
+        value = self._load(kind, key)
         if isinstance(value, dict):
             return value
         self._reject(value)
