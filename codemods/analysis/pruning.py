@@ -1,4 +1,4 @@
-"""The audit's LibCST parse reads less: function bodies that cannot change a finding are emptied.
+"""The audit's LibCST parse reads less: what cannot change a finding is emptied.
 
 A site file is often hundreds of lines long while its sites sit in one or two
 functions; parsing, walking and printing the rest with LibCST is most of a cold
@@ -45,6 +45,18 @@ or not) and what a class binds come from the kept header and class body;
 ``await`` detection, method receivers and ``new_name_clash`` look only at the
 scopes that enclose a kept site. Positions come from the code LibCST prints,
 which is the pruned text: kept nodes print at their original line and column.
+
+Then whole definitions. A ``def``, ``async def`` or ``class`` statement at
+module level (decorators included) is dropped, every line of it left empty,
+when its text holds none of the substrings above and the name it binds
+appears nowhere else in the text LibCST will read (the file with the bodies
+above emptied): no kept code can then resolve to it, so dropping the binding
+changes no finding, and it holds no reference or site of its own. A name
+spelled anywhere else (a call, ``__all__``, a base class, a decorator, a
+kept body, even as part of a longer word) keeps it; a name spelled only in
+pruned bodies does not. Below module level nothing is dropped whole (an
+emptied block would not parse). On the 5,200-file benchmark tree this
+takes the site files' kept non-blank lines from 4,597 to 1,783.
 
 Not pruned at all: a file ``ast`` cannot read (syntax newer than the running
 interpreter), a file in another encoding than UTF-8 (``ast`` columns count
@@ -93,7 +105,8 @@ class _Lines:
 
 
 def pruned_source(source: bytes, names: Iterable[str]) -> bytes | None:
-    """``source`` with the function bodies that cannot change a finding emptied.
+    """``source`` with the function bodies, then the module-level definitions,
+    that cannot change a finding emptied.
 
     ``names``: the relevant names before the transitive closure (known legacy
     names and aliases, factory methods, the names rewrites import). None when
@@ -114,20 +127,67 @@ def pruned_source(source: bytes, names: Iterable[str]) -> bytes | None:
     lines = _Lines.of(text)
     relevant = _relevant_names(tree, text, lines, names)
     occurrences = _occurrences(text, (*sorted(relevant), *ALWAYS_RELEVANT))
+    bodies = _replaced(text, sorted(_prunable_bodies(tree.body, text, lines, occurrences)), b"pass")
+    if bodies is None:
+        return None
+    unused = sorted(_unused_definitions(tree.body, text, lines, occurrences, bodies))
+    result = _replaced(bodies, unused, b"")
+    if result is None or result is text:
+        return None
+    return (_BOM if bom else b"") + result
+
+
+def _replaced(text: bytes, ranges: list[tuple[int, int]], filler: bytes) -> bytes | None:
+    """``text`` with each range replaced by ``filler`` and the line breaks it held
+    (so every later line keeps its number); ``text`` itself when there is no
+    range, None when ranges overlap (never expected; the full text is safe)."""
+    if not ranges:
+        return text
     pieces: list[bytes] = []
     done = 0
-    for start, end in sorted(_prunable_bodies(tree.body, text, lines, occurrences)):
-        if start < done:  # never expected: ranges are disjoint; the full text is safe
+    for start, end in ranges:
+        if start < done:
             return None
         pieces.append(text[done:start])
-        pieces.append(b"pass")
-        # The line breaks the body held, so every later line keeps its number.
+        pieces.append(filler)
         pieces.extend(match.group() for match in _LINE_BREAK.finditer(text, start, end))
         done = end
-    if not pieces:
-        return None
     pieces.append(text[done:])
-    return (_BOM if bom else b"") + b"".join(pieces)
+    return b"".join(pieces)
+
+
+def _unused_definitions(
+    statements: list[ast.stmt],
+    text: bytes,
+    lines: _Lines,
+    occurrences: list[int],
+    pruned: bytes,
+) -> Iterator[tuple[int, int]]:
+    """(start, end) ranges of ``pruned`` holding a module-level ``def`` or
+    ``class`` (decorators included) that can be dropped whole: its text holds
+    no needle, and the name it binds appears nowhere else in ``pruned`` (the
+    text LibCST will read), so no kept code can resolve to it.
+
+    ``pruned`` has the lines of ``text``; what precedes a module-level
+    statement on its line is never pruned, so its column is the same too.
+    """
+    pruned_lines = _Lines.of(pruned)
+    for statement in statements:
+        if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        assert statement.end_lineno is not None
+        start = _statement_start(statement, text, lines)
+        end = lines.ends[statement.end_lineno - 1]
+        index = bisect.bisect_left(occurrences, start)
+        if index < len(occurrences) and occurrences[index] < end:
+            continue
+        first_line = bisect.bisect_right(lines.starts, start)
+        pruned_start = pruned_lines.starts[first_line - 1] + (start - lines.starts[first_line - 1])
+        pruned_end = pruned_lines.ends[statement.end_lineno - 1]
+        name = statement.name.encode()
+        if name in pruned[:pruned_start] or name in pruned[pruned_end:]:
+            continue
+        yield pruned_start, pruned_end
 
 
 def _is_utf8(source: bytes) -> bool:

@@ -102,29 +102,29 @@ def test_body_on_its_own_lines_becomes_pass_and_blank_lines() -> None:
 
 
 def test_body_on_the_header_line() -> None:
-    assert prune("def f(): return 1; \nX = 1\n") == b"def f(): pass\nX = 1\n"
-    assert prune("async def f(a,\n        b): return (a,\n  b)\n") == (
-        b"async def f(a,\n        b): pass\n\n"
+    assert prune("def f(): return 1; \nX = f\n") == b"def f(): pass\nX = f\n"
+    assert prune("async def f(a,\n        b): return (a,\n  b)\nf\n") == (
+        b"async def f(a,\n        b): pass\n\nf\n"
     )
 
 
 def test_columns_count_utf8_bytes_before_the_body() -> None:
-    assert prune('def f(é="ü"): return "ö"\n') == 'def f(é="ü"): pass\n'.encode()
+    assert prune('def f(é="ü"): return "ö"\nf()\n') == 'def f(é="ü"): pass\nf()\n'.encode()
 
 
 def test_crlf_lone_cr_tabs_bom_and_utf8_cookie_are_kept() -> None:
-    crlf_tabs = b"def f():\r\n\treturn 1\r\n\r\nX = 2\r\n"
-    assert prune(crlf_tabs) == b"def f():\r\n\tpass\r\n\r\nX = 2\r\n"
-    assert prune(b"def f():\r  x = 1\r  return x\rX = 2\r") == b"def f():\r  pass\r\rX = 2\r"
-    bom = b"\xef\xbb\xbfdef f():\n    return 1\n"
-    assert prune(bom) == b"\xef\xbb\xbfdef f():\n    pass\n"
-    cookie = b"# -*- coding: utf-8 -*-\ndef f():\n    return '\xc3\xa9'\n"
-    assert prune(cookie) == b"# -*- coding: utf-8 -*-\ndef f():\n    pass\n"
+    crlf_tabs = b"def f():\r\n\treturn 1\r\n\r\nX = f\r\n"
+    assert prune(crlf_tabs) == b"def f():\r\n\tpass\r\n\r\nX = f\r\n"
+    assert prune(b"def f():\r  x = 1\r  return x\rX = f\r") == b"def f():\r  pass\r\rX = f\r"
+    bom = b"\xef\xbb\xbfdef f():\n    return 1\nf()\n"
+    assert prune(bom) == b"\xef\xbb\xbfdef f():\n    pass\nf()\n"
+    cookie = b"# -*- coding: utf-8 -*-\ndef f():\n    return '\xc3\xa9'\nf()\n"
+    assert prune(cookie) == b"# -*- coding: utf-8 -*-\ndef f():\n    pass\nf()\n"
 
 
 def test_a_last_body_without_a_final_line_break() -> None:
-    assert prune(b"def f():\n    x = 1\n    return x") == b"def f():\n    pass\n"
-    assert prune(b"def f(): return 1") == b"def f(): pass"
+    assert prune(b"f()\ndef f():\n    x = 1\n    return x") == b"f()\ndef f():\n    pass\n"
+    assert prune(b"f()\ndef f(): return 1") == b"f()\ndef f(): pass"
 
 
 def test_other_encodings_and_newer_syntax_are_not_pruned() -> None:
@@ -137,7 +137,7 @@ def test_other_encodings_and_newer_syntax_are_not_pruned() -> None:
 
 
 def test_nothing_to_prune_is_none() -> None:
-    assert prune("X = 1\n\n\ndef f():\n    pass\n") is None
+    assert prune("X = f\n\n\ndef f():\n    pass\n") is None
     assert prune("def f():\n    return create_user_execution_context()\n") is None
 
 
@@ -213,8 +213,9 @@ def test_a_decorated_first_statement_goes_with_its_decorators() -> None:
             def wrapper(*args):
                 return func(*args)
             return wrapper
+        X = deprecated
         """
-    assert prune(source) == b"def deprecated(func):\n    pass\n" + b"\n" * 6
+    assert prune(source) == b"def deprecated(func):\n    pass\n" + b"\n" * 6 + b"X = deprecated\n"
 
 
 def test_blocks_of_try_and_match_are_pruned_in_text_order() -> None:
@@ -305,6 +306,52 @@ def test_an_import_makes_relevant_only_the_names_it_binds_from_a_relevant_one() 
     assert pruned is not None
     assert b"return build" in pruned
     assert b"return deps" not in pruned and b"get_settings(json)" not in pruned
+
+
+def test_a_module_level_definition_nothing_kept_names_is_dropped_whole() -> None:
+    source = """\
+        import os
+
+
+        @register(
+            "x",
+        )
+        class Unused(Base):
+            def method(self):
+                return os.sep
+
+
+        async def helper(a): return a
+        X = 1
+        """
+    assert prune(source) == b"import os\n\n\n" + b"\n" * 9 + b"X = 1\n"
+
+
+@pytest.mark.parametrize(
+    "mention",
+    [
+        "X = helper\n",
+        '__all__ = ["helper"]\n',
+        "class Kept(helper):\n    pass\n",
+        "@helper\ndef decorated():\n    pass\n",
+        "async def handle(u):\n    return helper(create_user_execution_context(u))\n",
+    ],
+)
+def test_a_definition_that_kept_text_names_is_kept(mention: str) -> None:
+    pruned = prune("def helper(a):\n    return a\n" + mention)
+    assert pruned is not None and pruned.startswith(b"def helper(a):\n    pass\n")
+
+
+def test_a_name_used_only_in_a_pruned_body_does_not_keep_a_definition() -> None:
+    source = "def helper(a): return a\ndef other(): return helper(1)\nX = other\n"
+    assert prune(source) == b"\ndef other(): pass\nX = other\n"
+
+
+def test_definitions_below_module_level_are_never_dropped_whole() -> None:
+    assert prune("if X:\n    def helper(a): return a\n") == b"if X:\n    def helper(a): pass\n"
+    assert prune("class K:\n    def helper(a): return a\nK\n") == (
+        b"class K:\n    def helper(a): pass\nK\n"
+    )
 
 
 # -- hazards: findings with and without pruning -----------------------------------
@@ -533,6 +580,20 @@ HAZARDS: dict[str, tuple[str, str | None]] = {
             return WebSocketContext.create_for_user(websocket, "u", "t"), manager
         """,
         "WebSocketContext.create_for_user",
+    ),
+    # A module-level def rebinding the name a site resolves through: its text
+    # holds no needle, but kept code names it, so it is not dropped whole.
+    "definition_a_site_names": (
+        """\
+        from app import dependencies as deps
+
+        def deps():
+            return None
+
+        async def handle(user_id, thread_id):
+            return deps.create_user_execution_context(user_id, thread_id)
+        """,
+        "def deps():\n    pass",
     ),
     "body_on_the_header_line": (
         """\
