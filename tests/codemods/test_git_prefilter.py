@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -246,23 +247,48 @@ def test_when_git_grep_could_not_read_a_file_read_permission_is_checked(
     assert str(tmp_path / "pkg" / "unrelated.py") in checked
 
 
+RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def git_as_nobody(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Every process started from now on runs as ``nobody`` (root reads a mode-000
+    file; CI runs as root), with git told the root-owned checkout is safe."""
+    real_popen = subprocess.Popen
+
+    def popen(command: list[str], *args: Any, **kwargs: Any) -> Any:
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env"]
+        settings = [f"HOME={home}", "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory"]
+        return real_popen([*drop, *settings, "GIT_CONFIG_VALUE_0=*", *command], *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+
+
 @pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads a mode-000 file"
+    not hasattr(os, "geteuid") or (RUNNING_AS_ROOT and shutil.which("setpriv") is None),
+    reason="needs a user a mode-000 file stops (root: setpriv to become nobody)",
 )
-def test_git_grep_is_incomplete_when_it_cannot_read_a_file(tmp_path: Path) -> None:
-    project(tmp_path)
-    git(tmp_path, "init", "-q")
-    grep = GitGrep(tmp_path, ["make_ctx"])
-    grep.result()
-    assert grep.complete
-    secret = tmp_path / "pkg" / "unrelated.py"
-    secret.chmod(0)
+def test_git_grep_is_incomplete_when_it_cannot_read_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest's own temporary directories are closed to other users: nobody
+    # must reach this one.
+    checkout = Path(tempfile.mkdtemp(prefix="ctxmigrate-grep-"))
     try:
-        grep = GitGrep(tmp_path, ["make_ctx"])
+        checkout.chmod(0o755)
+        project(checkout)
+        git(checkout, "init", "-q")
+        if RUNNING_AS_ROOT:
+            git_as_nobody(monkeypatch, checkout)
+        grep = GitGrep(checkout, ["make_ctx"])
+        assert grep.result() is not None
+        assert grep.complete
+        (checkout / "pkg" / "unrelated.py").chmod(0)
+        grep = GitGrep(checkout, ["make_ctx"])
         assert grep.result() is not None
         assert not grep.complete
     finally:
-        secret.chmod(0o644)
+        monkeypatch.undo()
+        shutil.rmtree(checkout)
 
 
 def _counted_greps(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
