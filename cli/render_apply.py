@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -16,8 +17,12 @@ from rich.text import Text
 from ctxmigrate.cli.render_table import CATEGORY_STYLES
 from ctxmigrate.cli.terminal import display_path, uses_color, write_stdout_bytes
 from ctxmigrate.codemods.model import FileError, Finding
-from ctxmigrate.codemods.rewrite.planning import FixResult
 from ctxmigrate.codemods.rewrite.writing import WriteOutcome, build_patch, patch_paths, unified_diff
+
+if TYPE_CHECKING:
+    # Only named in annotations: importing planning pulls in LibCST's codemod
+    # framework, which ``ctxmigrate --help`` (it loads every subcommand) must not pay.
+    from ctxmigrate.codemods.rewrite.planning import FixResult
 
 DIFF_LINE_STYLES = (
     ("diff --git", "bold"),

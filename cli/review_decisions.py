@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ctxmigrate.codemods.model import CtxmigrateError, Finding
-from ctxmigrate.codemods.rewrite.apply_plan import finding_key
-from ctxmigrate.codemods.rewrite.planning import AcceptKey
+from ctxmigrate.codemods.rewrite.apply_plan import AcceptKey, finding_key
 from ctxmigrate.codemods.rewrite.writing import atomic_write_bytes, source_encoding
 
 DECISIONS_FILE = ".ctxmigrate-decisions.json"

@@ -70,7 +70,8 @@ from ctxmigrate.codemods.site_hints import (
 if TYPE_CHECKING:
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex
     from ctxmigrate.codemods.analysis.summaries import ModuleSummary
-    from ctxmigrate.codemods.rewrite.planning import AcceptKey, FixResult
+    from ctxmigrate.codemods.rewrite.apply_plan import AcceptKey
+    from ctxmigrate.codemods.rewrite.planning import FixResult
     from ctxmigrate.codemods.sites import Codemod
 
 

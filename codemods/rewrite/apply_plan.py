@@ -23,7 +23,7 @@ from ctxmigrate.codemods.rewrite.writing import uncommitted_files
 
 if TYPE_CHECKING:
     from ctxmigrate.codemods.engine import RunResult
-    from ctxmigrate.codemods.rewrite.planning import AcceptKey, FixResult
+    from ctxmigrate.codemods.rewrite.planning import FixResult
     from ctxmigrate.codemods.rewrite.writing import WriteOutcome
 
 
@@ -60,6 +60,10 @@ def _one_line(path: str) -> str:
     """A path for a one-line message: as is, or quoted when it holds a newline or
     another unprintable character."""
     return path if path.isprintable() else repr(path)
+
+
+# (path, line, column, rule) of a finding, as ``--interactive`` records approvals.
+AcceptKey = tuple[str, int, int, str]
 
 
 def finding_key(finding: Finding) -> AcceptKey:

@@ -37,13 +37,10 @@ from ctxmigrate.codemods.sites import Codemod, Reference
 
 if TYPE_CHECKING:
     from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis
+    from ctxmigrate.codemods.rewrite.apply_plan import AcceptKey
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
-
-
-# (path, line, column, rule) of a finding, as ``--interactive`` records approvals.
-AcceptKey = tuple[str, int, int, str]
 
 
 @dataclass
