@@ -234,9 +234,8 @@ def _module_file_on_disk(path: Path, config: Config) -> ModuleFile:
 
     absolute = path.absolute()
     module, _ = module_names(str(absolute), str(config.root.resolve()))
-    import pathspec
+    from ctxmigrate.codemods.path_patterns import path_matcher
 
-    tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
     try:
         project_path = absolute.relative_to(config.root.resolve()).as_posix()
     except ValueError:
@@ -246,5 +245,5 @@ def _module_file_on_disk(path: Path, config: Config) -> ModuleFile:
         absolute,
         module,
         absolute.name == "__init__.py",
-        tests.match_file(project_path),
+        path_matcher(config.test_patterns)(project_path),
     )

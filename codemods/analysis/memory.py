@@ -60,7 +60,7 @@ def build_memory_index(
     sources: Mapping[str, bytes], config: Config
 ) -> tuple[ProjectIndex, dict[str, ModuleFile]]:
     """The project index of in-memory files (``{"pkg/mod.py": b"..."}``)."""
-    import pathspec
+    from ctxmigrate.codemods.path_patterns import path_matcher
 
     root = config.root.absolute()
     keys = {PurePosixPath(key).as_posix() for key in sources}
@@ -72,7 +72,7 @@ def build_memory_index(
             return False
         return relative != "." and f"{relative}/__init__.py" in keys
 
-    tests = pathspec.GitIgnoreSpec.from_lines(config.test_patterns)
+    in_test = path_matcher(config.test_patterns)
     module_files: dict[str, ModuleFile] = {}
     aliases: dict[str, tuple[str, ...]] = {}
     for key in sources:
@@ -81,7 +81,7 @@ def build_memory_index(
         module, module_aliases = module_names(str(absolute), str(root), is_package)
         aliases[module] = module_aliases
         module_files[key] = ModuleFile(
-            posix, absolute, module, absolute.name == "__init__.py", tests.match_file(posix)
+            posix, absolute, module, absolute.name == "__init__.py", in_test(posix)
         )
     texts = [
         SourceText(
