@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctxmigrate.codemods.analysis.file_analysis import analyze_source
+from ctxmigrate.codemods.analysis.file_analysis import analyze_source, pruning_names
 from ctxmigrate.codemods.analysis.indexing import (
     _non_candidate_star_imports,
     build_index,
@@ -69,6 +69,7 @@ from ctxmigrate.codemods.site_hints import (
 
 if TYPE_CHECKING:
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex
+    from ctxmigrate.codemods.analysis.pruning import PrunedText
     from ctxmigrate.codemods.analysis.summaries import ModuleSummary
     from ctxmigrate.codemods.rewrite.apply_plan import AcceptKey
     from ctxmigrate.codemods.rewrite.planning import FixResult
@@ -134,10 +135,10 @@ def _init_worker(
     _WORKER_STATE = (config, index, codemods, fix, accept)
 
 
-def _analyze_in_worker(item: tuple[str, bytes]) -> _Outcome:
+def _analyze_in_worker(item: tuple[str, bytes, PrunedText | None]) -> _Outcome:
     assert _WORKER_STATE is not None
     config, index, codemods, fix, accept = _WORKER_STATE
-    return _analyze_file(Path(item[0]), item[1], config, index, codemods, fix, accept)
+    return _analyze_file(Path(item[0]), item[1], config, index, codemods, fix, accept, item[2])
 
 
 def _analyze_file(
@@ -148,10 +149,11 @@ def _analyze_file(
     codemods: Sequence[Codemod],
     fix: bool,
     accept: frozenset[AcceptKey] | None,
+    prepared: PrunedText | None = None,
 ) -> _Outcome:
     index.consulted = set()
     with deep_recursion():
-        outcome = _analyze_and_fix(path, source, config, index, codemods, fix, accept)
+        outcome = _analyze_and_fix(path, source, config, index, codemods, fix, accept, prepared)
     outcome.consulted = frozenset(index.consulted)
     return outcome
 
@@ -164,11 +166,14 @@ def _analyze_and_fix(
     codemods: Sequence[Codemod],
     fix: bool,
     accept: frozenset[AcceptKey] | None,
+    prepared: PrunedText | None,
 ) -> _Outcome:
     display = index.files[str(path)].display
     try:
         # Fixing needs the real tree; the audit alone parses the pruned text.
-        analysis = analyze_source(path, source, config, index, codemods, prune=not fix)
+        analysis = analyze_source(
+            path, source, config, index, codemods, prune=not fix, prepared=prepared
+        )
     except SourceError as error:
         return _Outcome(display, [], FileError(display, str(error)))
     except RecursionError:
@@ -297,15 +302,24 @@ def run(
     eager, lazy = (
         (candidates, []) if fix else _split_lazy(candidates, module_files, names, config, cache)
     )
-    for candidate, summary_or_error in zip(
-        eager, _summaries(eager, module_files, cache, jobs, names), strict=True
-    ):
+    selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
+
+    def prune_names() -> frozenset[str]:
+        return pruning_names(names.known, config, selected)
+
+    # The summary phase prunes too while it holds each file's ``ast`` tree
+    # (the audit's analysis reuses it); ``apply`` never prunes.
+    prepared: dict[str, PrunedText] = {}
+    summarised = _summaries(eager, module_files, cache, jobs, names, None if fix else prune_names)
+    for candidate, summary_or_error in zip(eager, summarised, strict=True):
         if isinstance(summary_or_error, FileError):
             report.errors.append(summary_or_error)
         else:
             summaries.append(summary_or_error[0])
             hints.append(summary_or_error[1])
             parsed.append(candidate)
+            if summary_or_error[2] is not None:
+                prepared[candidate.file.absolute] = summary_or_error[2]
     for candidate, lazy_hints in lazy:
         parsed.append(candidate)
         hints.append(lazy_hints)
@@ -338,7 +352,6 @@ def run(
         loader=_LazyLoader(lazy_sources, cache),
         other_modules=other_modules,
     )
-    selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
     # Only files that can hold a site are parsed with LibCST (see site_hints).
     from ctxmigrate.codemods.rules.non_defining_import import RULE as IMPORT_RULE
 
@@ -352,7 +365,7 @@ def run(
     ]
     lazy_data = {module_file.module: data for module_file, data in lazy_sources}
     outcomes = _analyze_all(
-        analysed, config, index, selected, fix, accept, jobs, progress, cache, lazy_data
+        analysed, config, index, selected, fix, accept, jobs, progress, cache, lazy_data, prepared
     )
 
     fixes: list[FixResult] = []
@@ -568,7 +581,7 @@ class _LazyLoader:
                 pass  # a corrupt entry is a miss
         elif cached is not None:
             return None
-        result, cacheable = _summarize_job((data, module_file, None))
+        result, cacheable = _summarize_job((data, module_file, None, None))
         if isinstance(result, FileError):
             if cacheable:
                 self._cache.store_summary(key, {"error": result.message})
@@ -583,14 +596,17 @@ def _summaries(
     cache: AnalysisCache,
     jobs: int | None,
     names: HintNames,
-) -> list[tuple[ModuleSummary, SiteHints | None] | FileError]:
-    """The module summary (or the error) of each candidate, from the cache or computed.
+    prune_names: Callable[[], frozenset[str]] | None,
+) -> list[tuple[ModuleSummary, SiteHints | None, PrunedText | None] | FileError]:
+    """The module summary (or the error) of each candidate, from the cache or computed,
+    with its site hints and, when computed with ``prune_names`` (asked for only
+    then: naming what rewrites import loads LibCST), its pruned text.
 
     Computed in worker processes when there are enough of them, like the analysis.
     """
     from ctxmigrate.codemods.analysis.summaries import SUMMARY_VERSION, ModuleSummary
 
-    results: dict[int, tuple[ModuleSummary, SiteHints | None] | FileError] = {}
+    results: dict[int, tuple[ModuleSummary, SiteHints | None, PrunedText | None] | FileError] = {}
     keys: dict[int, str] = {}
     missing: list[int] = []
     for position, candidate in enumerate(candidates):
@@ -612,13 +628,16 @@ def _summaries(
                 results[position] = (
                     ModuleSummary.from_json(cached["summary"]),
                     None if hints is None else SiteHints.from_json(hints),
+                    None,  # not cached: the analysis prunes it if it must
                 )
             else:
                 missing.append(position)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             missing.append(position)  # a corrupt entry is a miss
+    pruned_with = None if prune_names is None or not missing else prune_names()
     jobs_input = [
-        (candidates[p].data, module_files[candidates[p].file.absolute], names) for p in missing
+        (candidates[p].data, module_files[candidates[p].file.absolute], names, pruned_with)
+        for p in missing
     ]
     workers = _worker_count(len(missing), jobs)
     if workers > 1:
@@ -635,7 +654,7 @@ def _summaries(
         if cacheable and isinstance(result, FileError):
             cache.store_summary(keys[position], {"error": result.message})
         elif cacheable and not isinstance(result, FileError):
-            summary, hints = result
+            summary, hints, _ = result
             cache.store_summary(
                 keys[position],
                 {"summary": summary.to_json(), "hints": None if hints is None else hints.to_json()},
@@ -644,13 +663,13 @@ def _summaries(
 
 
 def _summarize_job(
-    item: tuple[bytes, ModuleFile, HintNames | None],
-) -> tuple[tuple[ModuleSummary, SiteHints | None] | FileError, bool]:
-    """(summary and hints, or the error; whether the outcome may be cached)."""
-    data, module_file, names = item
+    item: tuple[bytes, ModuleFile, HintNames | None, frozenset[str] | None],
+) -> tuple[tuple[ModuleSummary, SiteHints | None, PrunedText | None] | FileError, bool]:
+    """(summary, hints and pruned text, or the error; whether the outcome may be cached)."""
+    data, module_file, names, prune_names = item
     try:
         with deep_recursion():
-            return summarize_source(data, module_file, names), True
+            return summarize_source(data, module_file, names, prune_names), True
     except SourceError as error:
         return FileError(module_file.display, str(error)), True
     except RecursionError:
@@ -675,8 +694,10 @@ def _analyze_all(
     progress: Callable[[int, int], None] | None,
     cache: AnalysisCache,
     lazy_data: Mapping[str, bytes],
+    prepared: Mapping[str, PrunedText],
 ) -> list[_Outcome]:
-    """Each file's outcome, from the cache or analysed.
+    """Each file's outcome, from the cache or analysed (from its ``prepared``
+    pruned text, by absolute path, when the summary phase made one).
 
     A cached outcome also records the lazy modules its analysis consulted,
     with a digest of each one's bytes: it is reused only while they match
@@ -725,7 +746,10 @@ def _analyze_all(
             initializer=_init_worker,
             initargs=(config, index, codemods, fix, accept),
         ) as pool:
-            items = [(str(parsed[p].file.path), parsed[p].data) for p in pending]
+            items = [
+                (str(parsed[p].file.path), parsed[p].data, prepared.get(parsed[p].file.absolute))
+                for p in pending
+            ]
             results = pool.map(_analyze_in_worker, items, chunksize=_chunk_size(items, workers))
             for position, outcome in zip(pending, results, strict=True):
                 outcomes[position] = outcome
@@ -736,7 +760,14 @@ def _analyze_all(
         for position in pending:
             candidate = parsed[position]
             outcomes[position] = _analyze_file(
-                candidate.file.path, candidate.data, config, index, codemods, fix, accept
+                candidate.file.path,
+                candidate.data,
+                config,
+                index,
+                codemods,
+                fix,
+                accept,
+                prepared.get(candidate.file.absolute),
             )
             done += 1
             if progress is not None:

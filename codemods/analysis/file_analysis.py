@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import libcst as cst
 
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex
+    from ctxmigrate.codemods.analysis.pruning import PrunedText
     from ctxmigrate.codemods.sites import Codemod, Reference
 
 
@@ -46,6 +47,7 @@ def analyze_source(
     codemods: Sequence[Codemod] | None = None,
     *,
     prune: bool = False,
+    prepared: PrunedText | None = None,
 ) -> FileAnalysis:
     """Resolve and classify one file against the project index.
 
@@ -53,6 +55,8 @@ def analyze_source(
     which function bodies that cannot change a finding are emptied: same
     findings, a fraction of the work on long files. For the audit only: the
     resulting analysis cannot be fixed (``FileAnalysis.pruned``).
+    ``prepared``: the file pruned by the summary phase, used when it was
+    pruned with every name this analysis needs.
     Raises SourceError when the file cannot be parsed.
     """
     from ctxmigrate.codemods.analysis.lookup import method_receivers, new_name_clash
@@ -68,7 +72,7 @@ def analyze_source(
         from ctxmigrate.codemods import CODEMODS
 
         codemods = CODEMODS
-    module, pruned = _parse(source, config, index, codemods, prune)
+    module, pruned = _parse(source, config, index, codemods, prune, prepared)
     finder = ReferenceFinder(module_file.module, module_file.is_package, index, config)
     finder.find(module)
     from ctxmigrate.codemods.rules import REGISTERED_RULES
@@ -188,25 +192,43 @@ def analyze_source(
 
 
 def _parse(
-    source: bytes, config: Config, index: ProjectIndex, codemods: Sequence[Codemod], prune: bool
+    source: bytes,
+    config: Config,
+    index: ProjectIndex,
+    codemods: Sequence[Codemod],
+    prune: bool,
+    prepared: PrunedText | None,
 ) -> tuple[cst.Module, bool]:
     """The LibCST module to analyse, and whether it was parsed from pruned text."""
     if prune:
         from ctxmigrate.codemods.analysis.pruning import pruned_source
-        from ctxmigrate.codemods.analysis.summaries import FACTORY_METHODS
 
-        names = set(index.known_names) | FACTORY_METHODS
-        for codemod in codemods:
-            required = codemod.required_import(config)
-            if required is not None:
-                names.add(required[1])
-        smaller = pruned_source(source, names)
+        names = pruning_names(index.known_names, config, codemods)
+        if prepared is not None and names <= prepared.names:
+            smaller = prepared.text
+        else:
+            smaller = pruned_source(source, names)
         if smaller is not None:
             try:
                 return parse_module(smaller), True
             except SourceError:
                 pass  # never expected (``ast`` read the file); the real text decides
     return parse_module(source), False
+
+
+def pruning_names(
+    known: Iterable[str], config: Config, codemods: Sequence[Codemod]
+) -> frozenset[str]:
+    """The names pruning keeps code for (``pruning.py``): ``known`` legacy names
+    and aliases, the legacy classes' factory methods, what the rewrites import."""
+    from ctxmigrate.codemods.analysis.summaries import FACTORY_METHODS
+
+    names = set(known) | FACTORY_METHODS
+    for codemod in codemods:
+        required = codemod.required_import(config)
+        if required is not None:
+            names.add(required[1])
+    return frozenset(names)
 
 
 def _strings_quoting_suppressions(module: cst.Module) -> list[cst.CSTNode]:

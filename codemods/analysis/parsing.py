@@ -8,6 +8,7 @@ the running interpreter) and for the files that need analysis or rewriting.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import re
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctxmigrate.codemods.analysis import pruning
 from ctxmigrate.codemods.discovery import (
     text_problem,
 )
@@ -95,12 +97,17 @@ def decoded(source: bytes) -> str:
 
 
 def summarize_source(
-    source: bytes, module_file: ModuleFile, names: HintNames | None = None
-) -> tuple[ModuleSummary, SiteHints | None]:
+    source: bytes,
+    module_file: ModuleFile,
+    names: HintNames | None = None,
+    prune_names: frozenset[str] | None = None,
+) -> tuple[ModuleSummary, SiteHints | None, pruning.PrunedText | None]:
     """The module summary: from ``ast`` when it can parse the file, else from LibCST.
 
     With ``names``, also the site hints of the ``ast`` tree (None when ``ast``
-    could not read the file: it is then always analysed).
+    could not read the file: it is then always analysed); with
+    ``prune_names``, the text the audit's LibCST parse may read instead
+    (``pruning.py``), made from the same tree.
     """
     from ctxmigrate.codemods.analysis.summaries import summarize_ast
 
@@ -117,7 +124,13 @@ def summarize_source(
         module, is_package = module_file.module, module_file.is_package
         summary = summarize_ast(tree, module, is_package, decoded(source))
         hints = None if names is None else site_hints(tree, source, module, is_package, names)
-        return summary, hints
+        pruned = None
+        if prune_names is not None:
+            # Too deep to prune here: the analysis prunes it again, and reports what it must.
+            with contextlib.suppress(RecursionError):
+                text = pruning.pruned_source(source, prune_names, tree)
+                pruned = pruning.PrunedText(prune_names, text)
+        return summary, hints, pruned
     # Syntax newer than the running interpreter: LibCST reads it (and only then
     # is it imported: ``scopes`` imports it, 0.1 s a summary worker need not pay).
     from ctxmigrate.codemods.analysis.scopes import ScopeWalker, summarize_cst
@@ -125,7 +138,7 @@ def summarize_source(
     cst_module = parse_module(source, python_error)
     walker = ScopeWalker(module_file.module, module_file.is_package)
     walker.walk(cst_module)
-    return summarize_cst(walker, _census_with_cst(cst_module)), None
+    return summarize_cst(walker, _census_with_cst(cst_module)), None, None
 
 
 def _census_with_cst(module: cst.Module) -> list[Any]:

@@ -104,7 +104,22 @@ class _Lines:
         return self.starts[line - 1] + column
 
 
-def pruned_source(source: bytes, names: Iterable[str]) -> bytes | None:
+@dataclass(frozen=True)
+class PrunedText:
+    """What ``pruned_source`` made of a file (None: nothing to prune) with ``names``.
+
+    The summary phase prunes while it holds the file's ``ast`` tree; the
+    analysis reuses the result when the names it needs are among ``names``
+    (pruning with more names only keeps more), and prunes again otherwise.
+    """
+
+    names: frozenset[str]
+    text: bytes | None
+
+
+def pruned_source(
+    source: bytes, names: Iterable[str], tree: ast.Module | None = None
+) -> bytes | None:
     """``source`` with the function bodies, then the module-level definitions,
     that cannot change a finding emptied.
 
@@ -112,16 +127,18 @@ def pruned_source(source: bytes, names: Iterable[str]) -> bytes | None:
     names and aliases, factory methods, the names rewrites import). None when
     nothing is pruned or the file is not pruned at all (see the module
     docstring); the result is otherwise the same length in lines, with every
-    kept character at its original line and column.
+    kept character at its original line and column. ``tree``: ``ast``'s tree
+    of ``source``, when the caller has it (not parsed again).
     """
     if not _is_utf8(source):
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escapes are the application's business
-            tree = ast.parse(source)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+    if tree is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escapes are the application's business
+                tree = ast.parse(source)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return None
     bom = source.startswith(_BOM)
     text = source[len(_BOM) :] if bom else source
     lines = _Lines.of(text)

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import libcst as cst
@@ -21,7 +21,7 @@ import pytest
 
 from ctxmigrate.codemods import CODEMODS, engine
 from ctxmigrate.codemods.analysis import pruning
-from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis, analyze_source
+from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis, analyze_source, pruning_names
 from ctxmigrate.codemods.analysis.memory import build_memory_index
 from ctxmigrate.codemods.analysis.pruning import pruned_source
 from ctxmigrate.codemods.config import Config, load_config
@@ -627,16 +627,67 @@ def test_fix_source_refuses_an_analysis_of_pruned_text() -> None:
     assert fix_source(full, LEGACY_CONFIG, CODEMODS).error is None
 
 
+def code_analysed_with_nothing_prepared_to_prune(prepared_names: frozenset[str]) -> str:
+    """The code the analysis parsed, told that pruning with ``prepared_names``
+    left nothing to prune (``PrunedText.text`` None: the full text)."""
+    path = "app/handlers/case.py"
+    source = HAZARDS["body_on_the_header_line"][0]
+    sources = {**LEGACY_MODULES, path: (textwrap.dedent(source) + UNRELATED).encode()}
+    index, module_files = build_memory_index(sources, LEGACY_CONFIG)
+    analysis = analyze_source(
+        module_files[path].abspath,
+        sources[path],
+        LEGACY_CONFIG,
+        index,
+        CODEMODS,
+        prune=True,
+        prepared=pruning.PrunedText(prepared_names, None),
+    )
+    return analysis.module.code
+
+
+def test_the_analysis_parses_the_summary_phases_text_when_pruned_with_every_name_it_needs() -> None:
+    needed = pruning_names(
+        build_memory_index(LEGACY_MODULES, LEGACY_CONFIG)[0].known_names, LEGACY_CONFIG, CODEMODS
+    )
+    # Pruned with more names (as if "sorted" kept the unrelated body): used as it is.
+    assert "return sorted(items)" in code_analysed_with_nothing_prepared_to_prune(
+        needed | {"sorted"}
+    )
+    # Pruned without a name the analysis needs: pruned again, from the source.
+    assert "return sorted(items)" not in code_analysed_with_nothing_prepared_to_prune(
+        frozenset({"sorted"})
+    )
+
+
+def test_a_cold_audit_prunes_each_file_once_from_the_summary_phases_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(REPOSITORY)
+    app = REPOSITORY / "fixtures" / "legacy_app"
+    with_tree: list[bool] = []
+    real = pruning.pruned_source
+
+    def spy(source: bytes, names: Iterable[str], tree: ast.Module | None = None) -> bytes | None:
+        with_tree.append(tree is not None)
+        return real(source, names, tree)
+
+    monkeypatch.setattr(pruning, "pruned_source", spy)
+    engine.run([app], load_config(app), use_cache=False, jobs=1)
+
+    assert with_tree and all(with_tree)
+
+
 # -- whole trees: the audit with pruning equals the audit without -----------------
 
 
 def spy_on_pruning(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> list[bytes]:
     """Record every text pruning produced; with ``enabled`` False, prune nothing."""
     produced: list[bytes] = []
-    real: Callable[[bytes, Iterable[str]], bytes | None] = pruning.pruned_source
+    real = pruning.pruned_source
 
-    def spy(source: bytes, names: Iterable[str]) -> bytes | None:
-        result = real(source, names) if enabled else None
+    def spy(source: bytes, names: Iterable[str], tree: ast.Module | None = None) -> bytes | None:
+        result = real(source, names, tree) if enabled else None
         if result is not None:
             assert_positions_kept(source, result)
             produced.append(result)
