@@ -14,10 +14,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-# A configured target whose first dotted segment is one of these is an
-# expression evaluated at the call site (no import), e.g.
-# ``self.session_manager.get_or_create_user_session``.
-EXPRESSION_TARGET_ROOTS = frozenset({"self", "cls"})
+from ctxmigrate.codemods.targets import is_expression_target
 
 GENERATOR_EXPRESSION_REASON = (
     "inside a generator expression: await would turn it into an async generator "
@@ -139,22 +136,6 @@ def as_keyword(name: str, argument: cst.Arg) -> cst.Arg:
 def as_positional(argument: cst.Arg) -> cst.Arg:
     """``argument`` passed positionally; its value, comma and whitespace stay as written."""
     return argument.with_changes(keyword=None, equal=cst.MaybeSentinel.DEFAULT)
-
-
-def is_expression_target(target: str) -> bool:
-    return target.split(".", 1)[0] in EXPRESSION_TARGET_ROOTS
-
-
-def target_import(target: str) -> tuple[str, str] | None:
-    """``("a.b", "name")`` for ``a.b.name``; None for an expression target."""
-    if is_expression_target(target):
-        return None
-    module, _, name = target.rpartition(".")
-    if not module:
-        # A bare name: the application already provides it (a builtin-like
-        # helper or a name the module defines); nothing to import.
-        return None
-    return module, name
 
 
 def expression_target_problem(target: str, receivers: frozenset[str]) -> str | None:

@@ -130,7 +130,7 @@ class LegacyCallCodemod(ABC):
         return new
 
     def required_import(self, config: Config) -> tuple[str, str] | None:
-        from ctxmigrate.codemods.arguments import target_import
+        from ctxmigrate.codemods.targets import target_import
 
         return target_import(self.configured_target(config))
 

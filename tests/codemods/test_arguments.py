@@ -11,7 +11,6 @@ from ctxmigrate.codemods.arguments import (
     call_signature,
     code_for,
     map_arguments,
-    target_import,
 )
 
 
@@ -125,20 +124,3 @@ def test_as_keyword_names_a_positional_argument() -> None:
 def test_as_positional_drops_the_keyword() -> None:
     argument = call("f(user_context=ctx)").args[0]
     assert code_for(as_positional(argument)) == "ctx"
-
-
-@pytest.mark.parametrize(
-    ("target", "expected"),
-    [
-        (
-            "ctxmigrate.shim.get_or_create_user_session",
-            ("ctxmigrate.shim", "get_or_create_user_session"),
-        ),
-        ("shim.get_session", ("shim", "get_session")),
-        ("get_session", None),
-        ("self.sessions.get_or_create_user_session", None),
-        ("cls.sessions.get", None),
-    ],
-)
-def test_target_import(target: str, expected: tuple[str, str] | None) -> None:
-    assert target_import(target) == expected
