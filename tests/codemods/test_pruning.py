@@ -134,6 +134,12 @@ def test_other_encodings_and_newer_syntax_are_not_pruned() -> None:
     if sys.version_info < (3, 12):
         assert prune(newer) is None
     assert prune("def f(:\n    return 1\n") is None
+    assert prune(b"# -*- coding: no-such-codec -*-\ndef f():\n    return 1\nf\n") is None
+
+
+def test_an_invalid_escape_is_the_applications_business() -> None:
+    # ``ast`` warns about "\d" (an error under this suite's warning filter): not pruning's to raise.
+    assert prune(b'def f():\n    return "\\d"\nf\n') == b"def f():\n    pass\nf\n"
 
 
 def test_nothing_to_prune_is_none() -> None:
@@ -288,6 +294,29 @@ def test_names_bound_from_a_relevant_name_are_relevant_transitively() -> None:
     assert b"return make(1)" in pruned
     assert b"return Holder.factory" in pruned
     assert b"return 1" not in pruned
+
+
+@pytest.mark.parametrize(
+    "binding",
+    [
+        "if READY:\n    from app.dependencies import create_user_execution_context as make\n",
+        "if READY:\n    class make(create_user_execution_context):\n        pass\n",
+        "match create_user_execution_context:\n    case make:\n        pass\n",
+        "match [create_user_execution_context]:\n    case [*make]:\n        pass\n",
+        "match {1: create_user_execution_context}:\n    case {**make}:\n        pass\n",
+        "try:\n    pass\nexcept create_user_execution_context as make:\n    pass\n",
+    ],
+    ids=["import-in-if", "class-in-if", "match-as", "match-star", "match-rest", "except-as"],
+)
+def test_every_form_of_binding_in_a_statement_spelling_a_relevant_name_counts(
+    binding: str,
+) -> None:
+    # ``make`` is bound by a statement that names the legacy function: a body
+    # using only ``make`` may hold a site, so it is kept.
+    source = binding + "def uses():\n    return make(1)\nuses\n"
+    pruned = prune(source)
+    assert pruned is None or b"return make(1)" in pruned
+    assert prune(source.replace("create_user_execution_context", "unrelated_name")) is not None
 
 
 def test_an_import_makes_relevant_only_the_names_it_binds_from_a_relevant_one() -> None:
