@@ -8,6 +8,8 @@ application has them.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,3 +152,14 @@ class InlineCases:
         again = self.fix(result.fixed.decode(), config, codemods=codemods)
         assert again.fixed is None, "a second run must change nothing"
         return result
+
+
+def loads_libcst(script: str) -> bool:
+    """Whether running ``script`` in a fresh interpreter imports LibCST."""
+    completed = subprocess.run(
+        [sys.executable, "-c", script + "\nimport sys; print('libcst' in sys.modules)\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout.strip().splitlines()[-1] == "True"
