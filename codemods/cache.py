@@ -1,6 +1,6 @@
 """Content-hash cache of per-file analysis results under ``.ctxmigrate_cache/``.
 
-Five kinds of entries, both JSON (never pickle: a cache directory committed to
+Six kinds of entries, all JSON (never pickle: a cache directory committed to
 a repository must not be able to run code when someone audits it):
 
 * ``summary``: a candidate file's module summary, keyed by its bytes, its
@@ -20,7 +20,9 @@ a repository must not be able to run code when someone audits it):
   (``engine._AliasMemo``);
 * ``names``: the aliases of the legacy names the last run learned, so the
   next run's first ``git grep`` looks for them too (``TextPrefilter``); a
-  stale list costs a ``git grep``, never a finding.
+  stale list costs a ``git grep``, never a finding;
+* ``run``: a whole run's report, keyed by what git says of the checkouts
+  (``tree_state``), the configuration, the paths and the current directory.
 
 A corrupt or unreadable entry, or one without the expected shape (a hand-edited
 ``{"error": null}``), counts as a miss; a cache that cannot be written
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxmigrate import __version__
-from ctxmigrate.codemods.model import FileError, Finding
+from ctxmigrate.codemods.model import AuditReport, FileError, Finding
 
 CACHE_DIRECTORY = ".ctxmigrate_cache"
 # Bump when analysis results change for the same input.
@@ -188,6 +190,35 @@ class AnalysisCache:
                 "findings": [finding.to_json() for finding in findings],
                 "error": None if error is None else error.to_json(),
                 "depends_on": depends_on,
+            },
+        )
+
+    def run_report(self, key: str) -> AuditReport | None:
+        """A whole run's report (``run`` entry, see ``tree_state``), or None."""
+        value = self._load("run", key)
+        try:
+            if not isinstance(value, dict) or set(value) != {"findings", "errors", "files_scanned"}:
+                raise ValueError("not a report")
+            scanned = value["files_scanned"]
+            if not isinstance(scanned, int) or isinstance(scanned, bool):
+                raise ValueError("bad files_scanned")
+            return AuditReport(
+                [_finding(item) for item in value["findings"]],
+                [_file_error(item) for item in value["errors"]],
+                scanned,
+            )
+        except (TypeError, ValueError):
+            self._reject(value)
+            return None
+
+    def store_run_report(self, key: str, report: AuditReport) -> None:
+        self._store(
+            "run",
+            key,
+            {
+                "findings": [finding.to_json() for finding in report.findings],
+                "errors": [error.to_json() for error in report.errors],
+                "files_scanned": report.files_scanned,
             },
         )
 

@@ -66,6 +66,7 @@ from ctxmigrate.codemods.site_hints import (
     needs_analysis,
     text_hints,
 )
+from ctxmigrate.codemods.tree_state import TreeState
 
 if TYPE_CHECKING:
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex
@@ -250,6 +251,8 @@ def run(
     check_rule_selection(config, _known_rules(codemods))
     legacy_names = legacy_short_names(config)
     cache = AnalysisCache(config.root, enabled=use_cache and not fix)
+    # The last report, while git says nothing this run reads has changed.
+    tree = TreeState(paths) if cache.enabled and codemods is None else None
     first_names = (*legacy_names, *CENSUS_CLASS_NAMES)
     names_key = digest("learned names", *sorted(first_names))
     remembered = cache.learned_names(names_key)
@@ -257,11 +260,20 @@ def run(
     first_greps = {
         given: GitGrep(given, (*first_names, *remembered)) for given in paths if given.is_dir()
     }
+    run_key = None if tree is None else _run_key(tree, paths, config)
+    reused = None if run_key is None else cache.run_report(run_key)
+    if reused is not None:
+        for grep in first_greps.values():
+            grep.cancel()
+        return RunResult(reused)
     try:
         discovery = discover(paths, config)
     finally:
         # Only checkouts' results are used; every process is waited for.
         results = {given: grep.result() for given, grep in first_greps.items()}
+    # Reused later only if every file is one git sees whole (no symlink, none outside it).
+    reusable = run_key is not None and not discovery.git_refusals
+    reusable = reusable and all(file.git_searchable for file in discovery.files)
     report = AuditReport()
     report.errors.extend(discovery.errors)
     report.files_scanned = len(discovery.files) + sum(
@@ -286,6 +298,8 @@ def run(
     report.errors.extend(prefilter.read_errors)
     if not candidates:
         report.errors.sort(key=lambda error: error.path)
+        if reusable and run_key is not None:
+            cache.store_run_report(run_key, report)
         return RunResult(report, git_refusals=discovery.git_refusals)
     order = {source.absolute: position for position, source in enumerate(discovery.files)}
     candidates.sort(key=lambda candidate: order[candidate.file.absolute])
@@ -310,7 +324,10 @@ def run(
     # The summary phase prunes too while it holds each file's ``ast`` tree
     # (the audit's analysis reuses it); ``apply`` never prunes.
     prepared: dict[str, PrunedText] = {}
-    summarised = _summaries(eager, module_files, cache, jobs, names, None if fix else prune_names)
+    summarised, all_cacheable = _summaries(
+        eager, module_files, cache, jobs, names, None if fix else prune_names
+    )
+    reusable = reusable and all_cacheable
     for candidate, summary_or_error in zip(eager, summarised, strict=True):
         if isinstance(summary_or_error, FileError):
             report.errors.append(summary_or_error)
@@ -389,7 +406,30 @@ def run(
     report.findings.sort(key=Finding.sort_key)
     report.errors.sort(key=lambda error: error.path)
     fixes.sort(key=lambda result: result.path)
+    if reusable and run_key is not None:
+        cache.store_run_report(run_key, report)
     return RunResult(report, fixes, git_refusals=discovery.git_refusals)
+
+
+def _run_key(tree: TreeState, paths: Sequence[Path], config: Config) -> str | None:
+    """The ``run`` cache key: what git says of the checkouts (``tree_state``),
+    and what else decides the report: the interpreter (which syntax ``ast``
+    reads), the configuration, the paths and the current directory (report
+    paths are relative to it)."""
+    parts = tree.key()
+    if parts is None:
+        return None
+    import sys
+
+    return digest(
+        "run",
+        sys.version,
+        repr(config),
+        os.getcwd(),
+        *(os.path.abspath(path) for path in paths),
+        "\0",
+        *parts,
+    )
 
 
 def _known_rules(codemods: Sequence[Codemod] | None) -> tuple[Rule, ...]:
@@ -597,10 +637,11 @@ def _summaries(
     jobs: int | None,
     names: HintNames,
     prune_names: Callable[[], frozenset[str]] | None,
-) -> list[tuple[ModuleSummary, SiteHints | None, PrunedText | None] | FileError]:
+) -> tuple[list[tuple[ModuleSummary, SiteHints | None, PrunedText | None] | FileError], bool]:
     """The module summary (or the error) of each candidate, from the cache or computed,
     with its site hints and, when computed with ``prune_names`` (asked for only
-    then: naming what rewrites import loads LibCST), its pruned text.
+    then: naming what rewrites import loads LibCST), its pruned text; and
+    whether every outcome may be cached (not so for an internal error).
 
     Computed in worker processes when there are enough of them, like the analysis.
     """
@@ -659,7 +700,8 @@ def _summaries(
                 keys[position],
                 {"summary": summary.to_json(), "hints": None if hints is None else hints.to_json()},
             )
-    return [results[position] for position in range(len(candidates))]
+    all_cacheable = all(cacheable for _, cacheable in computed)
+    return [results[position] for position in range(len(candidates))], all_cacheable
 
 
 def _summarize_job(

@@ -144,6 +144,13 @@ class GitGrep:
         except OSError:  # no git binary
             self._process = None
 
+    def cancel(self) -> None:
+        """Stop the search; its answer is not needed."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.communicate()
+            self._process = None
+
     def result(self) -> set[str] | None:
         """Absolute paths of the files holding at least one needle (call once)."""
         if self._process is None:

@@ -1,0 +1,146 @@
+"""What git says about the checkouts a run audits: a key for reusing a whole run.
+
+A warm audit still lists, stats and names every file, runs ``git grep``, and
+reads and hashes every file that mentions a legacy name: 0.13 s on 5,200
+files, 0.9 s on 25,000. When nothing the audit reads has changed since the
+last run (a CI job run again on the same commit, ``audit`` then ``progress``,
+a pre-commit hook on a commit that touched no Python), the last report is the
+answer. ``TreeState`` asks git, in C, whether that is so.
+
+Per checkout, two processes started at once (``--no-optional-locks``: never
+writing the index a user's git may be using):
+
+- ``git status --porcelain=v2 --branch -z --untracked-files=all --no-renames
+  -- *.py``: the commit checked out, and every ``.py`` file whose work tree
+  content differs from it (modified, staged, deleted, unmerged, untracked but
+  not ignored). git compares content where timestamps cannot decide (racy
+  entries), so an edit within the timestamp's granularity is still seen;
+- ``git ls-files -v -z -- *.py``: the index flags. A file marked
+  assume-unchanged or skip-worktree is one git stops looking at, so its edits
+  would not show above: any such file, and any unmerged file, means no key.
+
+The key covers the status output, the bytes of every file it names (an edit
+to an already modified file changes no status line), and the checkout's
+location. The caller adds what else a run depends on (version, configuration,
+paths, current directory). No key (None) when a path is not a directory in a
+checkout, git is missing or fails, or a file status names is a symlink (its
+target can change without git seeing it); the run then goes the usual way.
+
+What git does not see is not seen here either: a file made unreadable
+(``chmod``) keeps its last report until something else changes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from ctxmigrate.codemods.git import enclosing_checkout
+
+_STATUS = (
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "-z",
+    "--untracked-files=all",
+    "--no-renames",
+    "--ignore-submodules=all",
+    "--",
+    "*.py",
+)
+_FLAGS = ("ls-files", "-v", "-z", "--", "*.py")
+# Fields before the path in a porcelain v2 record, by its first character:
+# "1 XY sub mH mI mW hH hI path" (changed), "? path" (untracked). Unmerged
+# files ("u") never get here: ``ls-files -v`` tags them "M" first.
+_FIELDS_BEFORE_PATH = {"1": 8, "?": 1}
+
+
+class TreeState:
+    """The git processes for one run's checkouts, started at once; ``key()`` waits for them."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._processes: list[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]]] = []
+        self._usable = bool(paths) and all(path.is_dir() for path in paths)
+        if not self._usable:
+            return
+        tops: set[str] = set()
+        for path in paths:
+            # From the real path: git resolves a symlinked directory the same way.
+            top = enclosing_checkout(os.path.realpath(path))
+            if top is None:
+                self._usable = False
+                return
+            tops.add(top)
+        try:
+            for top in sorted(tops):
+                self._processes.append((top, _git(top, _STATUS), _git(top, _FLAGS)))
+        except OSError:  # no git binary
+            self._usable = False
+
+    def key(self) -> list[bytes] | None:
+        """The parts of the key (status, file digests, per checkout), or None (see the module)."""
+        parts: list[bytes] = []
+        usable = self._usable
+        for top, status, flags in self._processes:
+            status_output, _ = status.communicate()
+            flags_output, _ = flags.communicate()
+            if not usable or status.returncode != 0 or flags.returncode != 0:
+                usable = False
+                continue
+            if not _only_plain_entries(flags_output):
+                usable = False
+                continue
+            digests = _work_tree_digests(top, status_output)
+            if digests is None:
+                usable = False
+                continue
+            parts += [os.fsencode(top), status_output, *digests]
+        return parts if usable else None
+
+
+def _git(top: str, arguments: Sequence[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["git", "--no-optional-locks", *arguments],
+        cwd=top,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _only_plain_entries(listing: bytes) -> bool:
+    """Whether every ``ls-files -v`` record is tagged "H" (cached, no flag):
+    not "h" (assume-unchanged), "S"/"s" (skip-worktree) or "M" (unmerged)."""
+    records = listing.count(b"\0")
+    plain = listing.count(b"\0H ") + listing.startswith(b"H ")
+    # The last record's terminator is followed by nothing, so it starts no record.
+    return plain == records
+
+
+def _work_tree_digests(top: str, status: bytes) -> list[bytes] | None:
+    """A digest of the work tree bytes of each file status names (a deleted one
+    has none); None when one is a symlink or cannot be read."""
+    import hashlib
+
+    digests: list[bytes] = []
+    for record in status.split(b"\0"):
+        kind = record[:1].decode("ascii", "replace")
+        fields = _FIELDS_BEFORE_PATH.get(kind)
+        if fields is None:
+            if kind in ("", "#"):
+                continue  # the branch headers and the final terminator
+            return None  # "2" (a rename, not asked for) or anything unforeseen
+        name = record.split(b" ", fields)[-1]
+        path = os.path.join(top, os.fsdecode(name))
+        try:
+            if os.path.islink(path):
+                return None
+            with open(path, "rb") as handle:
+                digests.append(name + b"\0" + hashlib.sha256(handle.read()).digest())
+        except FileNotFoundError:
+            continue  # deleted: its status line says so
+        except OSError:
+            return None
+    return digests
