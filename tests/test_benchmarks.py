@@ -91,11 +91,21 @@ def test_bench_audit_quick_reports_the_ratios_and_a_correct_audit(tmp_path: Path
 
     for label in (
         "ratio audit (cold) / git grep:",
+        "ratio audit (warm, one file edited) / git grep:",
         "ratio LibCST visitor / audit (cold):",
         "extrapolated linearly by bytes",
         "findings match the planted sites: yes",
     ):
         assert label in stdout, stdout
+    # The file edited for the warm-after-an-edit runs is back as it was.
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", "*.py"],
+        cwd=tmp_path / "t",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert status.stdout == ""
 
 
 def test_mentions_name_the_context_types_in_filler_modules_and_plant_nothing(
