@@ -29,8 +29,8 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import Finding
 from ctxmigrate.codemods.rewrite.import_edits import (
-    CommentKeepingRemoveImportsVisitor,
     LayoutKeepingAddImportsVisitor,
+    remove_imports,
     schedule_old_import_removal,
 )
 from ctxmigrate.codemods.sites import Codemod, Reference
@@ -207,14 +207,14 @@ def _transform(
         for site in sites
         if not site.codemod.rule.keeps_callee
     }
-    notes = schedule_old_import_removal(
+    notes, known_unused = schedule_old_import_removal(
         module, replaced, source_text, bound_names, context, reached_from_outside
     )
     with_imports = LayoutKeepingAddImportsVisitor(context).transform_module(replaced)
     if not context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
         # Nothing to remove: spare the scope analysis RemoveImportsVisitor runs.
         return with_imports, notes
-    return CommentKeepingRemoveImportsVisitor(context).transform_module(with_imports), notes
+    return remove_imports(context, with_imports, known_unused), notes
 
 
 class _SiteReplacer(cst.CSTTransformer):

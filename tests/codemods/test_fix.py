@@ -510,3 +510,87 @@ def test_aliased_import_of_the_new_name_gets_a_plain_import_beside_it() -> None:
         b"async def handle(u, t):\n"
         b"    return await get_or_create_user_session(user_id=u, thread_id=t), goc, configure\n"
     )
+
+
+# --- the import edits' shortcuts (import_edits.remove_imports, AddImports' top block)
+
+
+def _no_scope_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    from libcst.codemod.visitors._gather_unused_imports import GatherUnusedImportsVisitor
+
+    def refuse(self: object, node: cst.Module) -> None:
+        raise AssertionError("LibCST's scope analysis ran")
+
+    monkeypatch.setattr(GatherUnusedImportsVisitor, "visit_Module", refuse)
+
+
+def test_an_import_spelled_nowhere_else_goes_without_libcst_scope_analysis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_scope_analysis(monkeypatch)
+
+    assert fix_bytes(HANDLER.encode()).fixed == HANDLER_FIXED.encode()
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    ['"create_user_execution_context"', '"list[create_user_execution_context]"'],
+)
+def test_a_name_used_in_a_string_annotation_keeps_its_import(annotation: str) -> None:
+    """LibCST reads annotations in quotes; its scope analysis decides then."""
+    source = HANDLER + f"\n\ndef typed(factory: {annotation}) -> None:\n    pass\n"
+
+    result = fix_bytes(source.encode())
+
+    assert result.fixed is not None
+    assert b"from app.dependencies import create_user_execution_context\n" in result.fixed
+    assert b"await get_or_create_user_session(" in result.fixed
+
+
+def test_a_name_only_a_docstring_mentions_still_loses_its_import() -> None:
+    """A string holding the name sends the file through LibCST's analysis,
+    which reads no use in a docstring: the same rewrite."""
+    mention = '    """Not create_user_execution_context any more."""\n'
+    source = HANDLER.replace("    # keep me\n", mention + "    # keep me\n")
+
+    result = fix_bytes(source.encode())
+
+    assert (
+        result.fixed
+        == HANDLER_FIXED.replace("    # keep me\n", mention + "    # keep me\n").encode()
+    )
+
+
+def test_a_shim_import_below_the_top_block_is_not_extended() -> None:
+    """LibCST joins a new name to an existing import only at the top of the
+    module; handed only the top block, it must still see where that ends."""
+    source = textwrap.dedent(
+        """\
+        from app.dependencies import create_user_execution_context
+
+        LIMIT = 3
+        from ctxmigrate.shim import session_websocket_context
+
+
+        async def handle(u, t):
+            return create_user_execution_context(user_id=u, thread_id=t)
+        """
+    )
+
+    result = fix_bytes(source.encode())
+
+    assert (
+        result.fixed
+        == textwrap.dedent(
+            """\
+        from ctxmigrate.shim import get_or_create_user_session
+
+        LIMIT = 3
+        from ctxmigrate.shim import session_websocket_context
+
+
+        async def handle(u, t):
+            return await get_or_create_user_session(user_id=u, thread_id=t)
+        """
+        ).encode()
+    )
