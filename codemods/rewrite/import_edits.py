@@ -17,7 +17,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.helpers import get_absolute_module_from_package_for_import
 from libcst.metadata import ProviderT
 
-from ctxmigrate.codemods.analysis.scopes import iter_nodes
+from ctxmigrate.codemods.analysis.scopes import child_nodes, iter_nodes
 from ctxmigrate.codemods.positions import node_spans
 
 _ImportStatement = cst.Import | cst.ImportFrom
@@ -45,16 +45,12 @@ def schedule_old_import_removal(
     # A name the rewritten module still spells (a review site, an annotation)
     # keeps its import: no need for RemoveImportsVisitor's scope analysis,
     # which costs about 30 parses of the file.
-    still_spelled = _NamesStillSpelled(bound_names)
-    replaced.visit(still_spelled)
-    bound_names -= still_spelled.found
+    bound_names -= _names_still_spelled(replaced, bound_names)
     if not bound_names:
         return [], False
-    imports = _ImportCollector(bound_names)
-    module.visit(imports)
     notes: list[str] = []
     scheduled: set[str] = set()
-    for bound_name, statements in sorted(imports.by_bound_name.items()):
+    for bound_name, statements in sorted(_unconditional_imports(module, bound_names).items()):
         outside = reached_from_outside.get(bound_name)
         if outside is not None:
             notes.append(
@@ -104,73 +100,73 @@ def remove_imports(context: CodemodContext, module: cst.Module, known_unused: bo
     metadata it computes, then ``GatherUnusedImportsVisitor``: more than half
     of ``apply``'s time) can then find no use of them, so it is skipped.
     """
-    remover = _KnownUnusedImportsRemover if known_unused else CommentKeepingRemoveImportsVisitor
-    return remover(context).transform_module(module)
+    if not known_unused:
+        return CommentKeepingRemoveImportsVisitor(context).transform_module(module)
+    # No metadata needed: without the deep copy ``transform_module`` makes for it.
+    return _KnownUnusedImportsRemover(context).transform_module_impl(module)
 
 
-class _NamesStillSpelled(cst.CSTVisitor):
-    """Which of ``names`` a module still spells outside its import statements."""
+def add_imports(context: CodemodContext, module: cst.Module) -> cst.Module:
+    """``module`` with the imports asked for in ``context`` (``LayoutKeepingAddImportsVisitor``).
 
-    def __init__(self, names: set[str]) -> None:
-        self._names = names
-        self.found: set[str] = set()
-
-    def visit_Import(self, node: cst.Import) -> bool:
-        return False
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        return False
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)  # ``x.name`` spells ``x``, not ``name``
-        return False
-
-    def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)  # ``f(name=1)`` spells no ``name``
-        return False
-
-    def visit_Name(self, node: cst.Name) -> None:
-        if node.value in self._names:
-            self.found.add(node.value)
+    Run with ``transform_module_impl``: ``transform_module`` would first
+    deep-copy the module for metadata AddImportsVisitor does not use.
+    """
+    return LayoutKeepingAddImportsVisitor(context).transform_module_impl(module)
 
 
-class _ImportCollector(cst.CSTVisitor):
-    """Unconditional import aliases that bind one of ``bound_names``."""
+def _names_still_spelled(module: cst.Module, names: set[str]) -> set[str]:
+    """Which of ``names`` a module still spells outside its import statements.
 
-    _CONDITIONAL = (cst.Try, cst.TryStar, cst.If, cst.While, cst.For, cst.With, cst.Match)
+    ``x.name`` spells ``x``, not ``name``; ``f(name=1)`` spells no ``name``.
+    A walk over the fields (``scopes.child_nodes``), not a LibCST visitor:
+    several times faster on a whole module.
+    """
+    found: set[str] = set()
+    stack: list[cst.CSTNode] = [module]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            if node.value in names:
+                found.add(node.value)
+        elif isinstance(node, cst.Attribute | cst.Arg):
+            stack.append(node.value)
+        elif not isinstance(node, _ImportStatement):
+            stack.extend(child_nodes(node))
+    return found
 
-    def __init__(self, bound_names: set[str]) -> None:
-        self._bound_names = bound_names
-        self._conditional_depth = 0
-        self.by_bound_name: dict[
-            str, list[tuple[cst.Import | cst.ImportFrom, cst.ImportAlias]]
-        ] = {}
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, self._CONDITIONAL):
-            self._conditional_depth += 1
-        elif isinstance(node, cst.Import | cst.ImportFrom):
-            if not self._conditional_depth:
-                self._collect(node)
-            return False
-        return True
+# An import inside one of these may not run: removing it could leave another
+# branch's import dangling (``try/except ImportError`` fallbacks).
+_CONDITIONAL = (cst.Try, cst.TryStar, cst.If, cst.While, cst.For, cst.With, cst.Match)
 
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        if isinstance(original_node, self._CONDITIONAL):
-            self._conditional_depth -= 1
 
-    def _collect(self, statement: cst.Import | cst.ImportFrom) -> None:
-        if isinstance(statement.names, cst.ImportStar):
-            return
-        for alias in statement.names:
-            if alias.evaluated_alias is not None:
-                bound = alias.evaluated_alias
-            elif isinstance(statement, cst.Import):
-                bound = alias.evaluated_name.split(".", 1)[0]
-            else:
-                bound = alias.evaluated_name
-            if bound in self._bound_names:
-                self.by_bound_name.setdefault(bound, []).append((statement, alias))
+def _unconditional_imports(
+    module: cst.Module, bound_names: set[str]
+) -> dict[str, list[tuple[_ImportStatement, cst.ImportAlias]]]:
+    """The unconditional import aliases binding each of ``bound_names``, in source order."""
+    found: dict[str, list[tuple[_ImportStatement, cst.ImportAlias]]] = {}
+    stack: list[tuple[cst.CSTNode, bool]] = [(module, False)]
+    while stack:
+        node, conditional = stack.pop()
+        if isinstance(node, _ImportStatement):
+            if not conditional and not isinstance(node.names, cst.ImportStar):
+                for alias in node.names:
+                    bound = _bound_name(node, alias)
+                    if bound in bound_names:
+                        found.setdefault(bound, []).append((node, alias))
+            continue
+        inside = conditional or isinstance(node, _CONDITIONAL)
+        stack.extend((child, inside) for child in reversed(child_nodes(node)))
+    return found
+
+
+def _bound_name(statement: _ImportStatement, alias: cst.ImportAlias) -> str:
+    if alias.evaluated_alias is not None:
+        return alias.evaluated_alias
+    if isinstance(statement, cst.Import):
+        return alias.evaluated_name.split(".", 1)[0]
+    return alias.evaluated_name
 
 
 def _string_reference(
@@ -203,11 +199,10 @@ def _string_reference(
 class _StatementsOnly(cst.CSTTransformer):
     """A transformer that does not descend into expressions or simple statements.
 
-    LibCST's import visitors act on import statements and the blocks holding
-    them; an expression holds no statement, and an import's own parts are
-    read from the statement. Walking every node of a 300-line file through
-    their matcher machinery cost about 0.2 s per visitor and file: most of
-    ``apply``'s time.
+    RemoveImportsVisitor acts on import statements (at any depth) and the
+    blocks holding them; an expression holds no statement, and an import's
+    own parts are read from the statement. Walking every node of a 300-line
+    file through its matcher machinery cost about 0.2 s per file.
     """
 
     def on_visit(self, node: cst.CSTNode) -> bool:
@@ -217,7 +212,7 @@ class _StatementsOnly(cst.CSTTransformer):
 _NO_STATEMENT_BELOW = (cst.BaseExpression, cst.BaseSmallStatement)
 
 
-class LayoutKeepingAddImportsVisitor(_StatementsOnly, AddImportsVisitor):
+class LayoutKeepingAddImportsVisitor(AddImportsVisitor):
     """AddImportsVisitor that adds the import line and nothing else around it.
 
     Three departures from LibCST, each for a surprise in the output:
@@ -260,6 +255,12 @@ class LayoutKeepingAddImportsVisitor(_StatementsOnly, AddImportsVisitor):
         if self._joins_top_imports:
             return statements
         return super()._insert_empty_line(statements)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        # AddImportsVisitor edits the module's body and the imports at its top
+        # (``leave_ImportFrom`` leaves the others alone): the walk stops at
+        # the top-level statements' parts.
+        return super().on_visit(node) and isinstance(node, cst.Module | cst.SimpleStatementLine)
 
     def visit_Module(self, node: cst.Module) -> None:
         # LibCST gathers the imports at the top of the module with a walk of

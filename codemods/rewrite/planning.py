@@ -26,10 +26,11 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
+from ctxmigrate.codemods.analysis.scopes import child_nodes
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import Finding
 from ctxmigrate.codemods.rewrite.import_edits import (
-    LayoutKeepingAddImportsVisitor,
+    add_imports,
     remove_imports,
     schedule_old_import_removal,
 )
@@ -196,7 +197,7 @@ def _transform(
     context = CodemodContext(
         full_module_name=_module_name(display_path), full_package_name=_package_name(display_path)
     )
-    replaced = module.visit(_SiteReplacer(sites, config))
+    replaced = module.visit(_SiteReplacer(module, sites, config))
     for site in sites:
         required = site.codemod.required_import(config)
         if required is not None:
@@ -210,7 +211,7 @@ def _transform(
     notes, known_unused = schedule_old_import_removal(
         module, replaced, source_text, bound_names, context, reached_from_outside
     )
-    with_imports = LayoutKeepingAddImportsVisitor(context).transform_module(replaced)
+    with_imports = add_imports(context, replaced)
     if not context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
         # Nothing to remove: spare the scope analysis RemoveImportsVisitor runs.
         return with_imports, notes
@@ -218,17 +219,22 @@ def _transform(
 
 
 class _SiteReplacer(cst.CSTTransformer):
-    """Replaces exactly the sites' nodes (by identity), innermost first."""
+    """Replaces exactly the sites' nodes (by identity), innermost first.
 
-    def __init__(self, sites: list[_Site], config: Config) -> None:
+    It descends only into the nodes that hold a site: rebuilding every node
+    of a long module cost more than the rest of the rewrite.
+    """
+
+    def __init__(self, module: cst.Module, sites: list[_Site], config: Config) -> None:
         super().__init__()
         self._sites = {id(site.ref.node): site for site in sites}
         self._config = config
         self._parents: list[cst.CSTNode] = []
+        self._holding_a_site = _ancestors(module, [site.ref.node for site in sites])
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         self._parents.append(node)
-        return True
+        return id(node) in self._holding_a_site
 
     def on_leave(  # type: ignore[override]
         self, original_node: cst.CSTNode, updated_node: cst.CSTNode
@@ -251,6 +257,24 @@ class _SiteReplacer(cst.CSTTransformer):
                 lpar=(cst.LeftParen(),), rpar=(cst.RightParen(),)
             )
         return replacement
+
+
+def _ancestors(module: cst.Module, nodes: list[cst.CSTNode]) -> set[int]:
+    """The ids of the nodes of ``module`` that hold one of ``nodes`` (and the module)."""
+    parents: dict[int, cst.CSTNode] = {}
+    stack: list[cst.CSTNode] = [module]
+    while stack:
+        node = stack.pop()
+        for child in child_nodes(node):  # a site is never in a whitespace or punctuation field
+            parents[id(child)] = node
+            stack.append(child)
+    holding = {id(module)}
+    for node in nodes:
+        parent = parents.get(id(node))
+        while parent is not None and id(parent) not in holding:
+            holding.add(id(parent))
+            parent = parents.get(id(parent))
+    return holding
 
 
 def _await_needs_parentheses(
