@@ -28,6 +28,10 @@ name the context types and few call the factories (the visitor baseline is
 skipped there: it would take many minutes and answers nothing new):
 
     python benchmarks/bench_audit.py --files 25000 --mentions 5000 --no-visitor
+
+With ``--apply`` it also times ``ctxmigrate apply`` (a dry run: the diffs of
+every rewrite, nothing written; it parses and rewrites the site files whole,
+with no cache), best of the same number of runs, as a ratio to the cold audit.
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ class Settings:
     audit_repeats: int = 3
     mentions: int = 0
     visitor: bool = True
+    apply: bool = False
 
 
 def best_wall_time(run: Callable[[], object], repeats: int) -> float:
@@ -169,6 +174,17 @@ def run_audit(tree: Path, *extra: str) -> dict[str, object]:
     return report
 
 
+def run_apply(tree: Path) -> None:
+    """``ctxmigrate apply`` as a dry run (exit 1: there is something to rewrite)."""
+    command = [sys.executable, "-m", "ctxmigrate", "apply", "."]
+    env = {**os.environ, "NO_COLOR": "1"}
+    completed = subprocess.run(
+        command, cwd=tree, capture_output=True, text=True, env=env, check=False
+    )
+    if completed.returncode != 1 or "Nothing to change" in completed.stdout:
+        raise SystemExit(f"apply failed ({completed.returncode}):\n{completed.stderr}")
+
+
 class LegacyCallVisitor(cst.CSTVisitor):
     """The straightforward implementation: qualified names of every call in the module."""
 
@@ -221,6 +237,9 @@ def benchmark(settings: Settings) -> int:
     report = run_audit(tree)  # fills the cache for the warm runs
     warm_seconds = best_wall_time(lambda: run_audit(tree), settings.audit_repeats)
     edited_seconds, edited_report = warm_after_an_edit(tree, grep_hits, settings.audit_repeats)
+    apply_seconds = (
+        best_wall_time(lambda: run_apply(tree), settings.audit_repeats) if settings.apply else 0.0
+    )
 
     sample = sorted(random.Random(settings.seed).sample(python_files, settings.sample))
     sample_bytes = sum(path.stat().st_size for path in sample)
@@ -261,6 +280,14 @@ def benchmark(settings: Settings) -> int:
         ("ratio audit (warm) / git grep", f"{warm_seconds / grep_seconds:.1f}x (goal: <= 5x)"),
         ("ratio audit (warm, one file edited) / git grep", f"{edited_seconds / grep_seconds:.1f}x"),
     ]
+    if settings.apply:
+        rows += [
+            (
+                f"ctxmigrate apply, dry run (best of {settings.audit_repeats})",
+                f"{apply_seconds:.3f} s",
+            ),
+            ("ratio apply (dry run) / audit (cold)", f"{apply_seconds / cold_seconds:.1f}x"),
+        ]
     if settings.visitor:
         rows[4:4] = [
             ("LibCST QualifiedNameProvider visitor, extrapolated", f"{visitor_seconds:.1f} s")
@@ -303,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-visitor", action="store_true", help="skip the LibCST baseline")
     parser.add_argument("--repeats", type=int, help="audits per measurement (best of; 3)")
+    parser.add_argument("--apply", action="store_true", help="also time `ctxmigrate apply`")
     args = parser.parse_args(argv)
     files = args.files or (400 if args.quick else DEFAULT_FILES)
     suffix = f"-m{args.mentions}" if args.mentions else ""
@@ -316,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         audit_repeats=args.repeats or (2 if args.quick else 3),
         mentions=args.mentions,
         visitor=not args.no_visitor,
+        apply=args.apply,
     )
     raise SystemExit(benchmark(settings))
 

@@ -130,12 +130,13 @@ def test_mentions_name_the_context_types_in_filler_modules_and_plant_nothing(
 def test_bench_audit_on_a_tree_of_mentions_finds_the_planted_sites(tmp_path: Path) -> None:
     stdout = run_script(
         "bench_audit.py",
-        *("--files", "400", "--mentions", "150", "--no-visitor", "--repeats", "1"),
+        *("--files", "400", "--mentions", "150", "--no-visitor", "--repeats", "1", "--apply"),
         *("--out", str(tmp_path / "t")),
     )
 
     assert "files only name the context types" in stdout
     assert "(goal: <= 30x)" in stdout
+    assert "ratio apply (dry run) / audit (cold):" in stdout
     assert "findings match the planted sites: yes" in stdout
     assert "LibCST QualifiedNameProvider" not in stdout
 
