@@ -10,8 +10,10 @@ answer. ``TreeState`` asks git, in C, whether that is so.
 Per checkout, two processes started at once (``--no-optional-locks``: never
 writing the index a user's git may be using):
 
-- ``git status --porcelain=v2 --branch -z --untracked-files=all --no-renames
-  -- *.py``: the commit checked out, and every ``.py`` file whose work tree
+- ``git status --porcelain=v2 --branch --no-ahead-behind -z
+  --untracked-files=all --no-renames -- *.py``: the commit checked out (the
+  branch's name and upstream are left out of the key, and the upstream is
+  not compared, which can take git long), and every ``.py`` file whose work tree
   content differs from it (modified, staged, deleted, unmerged, untracked but
   not ignored). git compares content where timestamps cannot decide (racy
   entries), so an edit within the timestamp's granularity is still seen;
@@ -46,6 +48,7 @@ _STATUS = (
     "-z",
     "--untracked-files=all",
     "--no-renames",
+    "--no-ahead-behind",
     "--ignore-submodules=all",
     "--",
     "*.py",
@@ -92,11 +95,17 @@ class TreeState:
             if not _only_plain_entries(flags_output):
                 usable = False
                 continue
-            digests = _work_tree_digests(top, status_output)
+            records = [
+                record
+                for record in status_output.split(b"\0")
+                # Of the headers, only the commit: not the branch's name or upstream.
+                if record and (not record.startswith(b"# ") or record.startswith(b"# branch.oid "))
+            ]
+            digests = _work_tree_digests(top, records)
             if digests is None:
                 usable = False
                 continue
-            parts += [os.fsencode(top), status_output, *digests]
+            parts += [os.fsencode(top), *records, b"", *digests]
         return parts if usable else None
 
 
@@ -119,18 +128,18 @@ def _only_plain_entries(listing: bytes) -> bool:
     return plain == records
 
 
-def _work_tree_digests(top: str, status: bytes) -> list[bytes] | None:
-    """A digest of the work tree bytes of each file status names (a deleted one
-    has none); None when one is a symlink or cannot be read."""
+def _work_tree_digests(top: str, records: list[bytes]) -> list[bytes] | None:
+    """A digest of the work tree bytes of each file a status record names (a
+    deleted one has none); None when one is a symlink or cannot be read."""
     import hashlib
 
     digests: list[bytes] = []
-    for record in status.split(b"\0"):
+    for record in records:
         kind = record[:1].decode("ascii", "replace")
         fields = _FIELDS_BEFORE_PATH.get(kind)
         if fields is None:
-            if kind in ("", "#"):
-                continue  # the branch headers and the final terminator
+            if kind == "#":
+                continue  # the commit checked out
             return None  # "2" (a rename, not asked for) or anything unforeseen
         name = record.split(b" ", fields)[-1]
         path = os.path.join(top, os.fsdecode(name))

@@ -99,6 +99,20 @@ def test_every_change_git_sees_in_a_py_file_changes_the_key(repo: Path, change: 
     assert after != before
 
 
+def test_the_branch_name_and_its_upstream_are_not_part_of_the_key(
+    repo: Path, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
+    before = key(clone)
+    git(repo, "commit", "-q", "--allow-empty", "-m", "upstream moves")
+    git(clone, "fetch", "-q")
+    git(clone, "checkout", "-qb", "other")
+
+    assert before is not None
+    assert key(clone) == before
+
+
 def test_a_second_edit_to_a_modified_file_changes_the_key(repo: Path) -> None:
     """Its status line stays ``.M``: the bytes are what tell the edits apart."""
     (repo / "pkg" / "handler.py").write_text(CALLER + "# one\n")
@@ -176,7 +190,8 @@ def test_two_directories_of_one_checkout_ask_git_once(repo: Path) -> None:
 
     assert parts is not None
     assert parts[0] == os.fsencode(os.path.realpath(repo))
-    assert parts[2:] == []  # a clean checkout: no file to digest
+    assert parts[1].startswith(b"# branch.oid ")
+    assert parts[2:] == [b""]  # a clean checkout: no file to digest
 
 
 # --- the engine ----------------------------------------------------------
