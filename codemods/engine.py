@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ from ctxmigrate.codemods.analysis.prefilter import TextPrefilter
 from ctxmigrate.codemods.cache import AnalysisCache, digest
 from ctxmigrate.codemods.config import Config, legacy_short_names
 from ctxmigrate.codemods.discovery import (
+    Discovery,
     SourceFile,
     SourceText,
     discover,
@@ -251,8 +253,8 @@ def run(
     check_rule_selection(config, _known_rules(codemods))
     legacy_names = legacy_short_names(config)
     cache = AnalysisCache(config.root, enabled=use_cache and not fix)
-    # The last report, while git says nothing this run reads has changed.
-    tree = TreeState(paths) if cache.enabled and codemods is None else None
+    # Not for a run given its own codemods: the key does not know them.
+    reuse = _LastReport(paths if cache.enabled and codemods is None else (), config, cache)
     first_names = (*legacy_names, *CENSUS_CLASS_NAMES)
     names_key = digest("learned names", *sorted(first_names))
     remembered = cache.learned_names(names_key)
@@ -260,20 +262,16 @@ def run(
     first_greps = {
         given: GitGrep(given, (*first_names, *remembered)) for given in paths if given.is_dir()
     }
-    run_key = None if tree is None else _run_key(tree, paths, config)
-    reused = None if run_key is None else cache.run_report(run_key)
+    reused, discovery = _reused_or_discovered(paths, config, reuse, list(first_greps.values()))
     if reused is not None:
-        for grep in first_greps.values():
-            grep.cancel()
         return RunResult(reused)
-    try:
-        discovery = discover(paths, config)
-    finally:
-        # Only checkouts' results are used; every process is waited for.
-        results = {given: grep.result() for given, grep in first_greps.items()}
-    # Reused later only if every file is one git sees whole (no symlink, none outside it).
-    reusable = run_key is not None and not discovery.git_refusals
-    reusable = reusable and all(file.git_searchable for file in discovery.files)
+    assert discovery is not None
+    # Only checkouts' results are used; every process is waited for.
+    results = {given: grep.result() for given, grep in first_greps.items()}
+    # Stored at the end only if every file is one git sees whole (no symlink,
+    # none outside it) and git did not refuse the checkout.
+    reuse.storable = reuse.storable and not discovery.git_refusals
+    reuse.storable = reuse.storable and all(file.git_searchable for file in discovery.files)
     report = AuditReport()
     report.errors.extend(discovery.errors)
     report.files_scanned = len(discovery.files) + sum(
@@ -298,8 +296,7 @@ def run(
     report.errors.extend(prefilter.read_errors)
     if not candidates:
         report.errors.sort(key=lambda error: error.path)
-        if reusable and run_key is not None:
-            cache.store_run_report(run_key, report)
+        reuse.store(report)
         return RunResult(report, git_refusals=discovery.git_refusals)
     order = {source.absolute: position for position, source in enumerate(discovery.files)}
     candidates.sort(key=lambda candidate: order[candidate.file.absolute])
@@ -327,7 +324,7 @@ def run(
     summarised, all_cacheable = _summaries(
         eager, module_files, cache, jobs, names, None if fix else prune_names
     )
-    reusable = reusable and all_cacheable
+    reuse.storable = reuse.storable and all_cacheable
     for candidate, summary_or_error in zip(eager, summarised, strict=True):
         if isinstance(summary_or_error, FileError):
             report.errors.append(summary_or_error)
@@ -406,30 +403,99 @@ def run(
     report.findings.sort(key=Finding.sort_key)
     report.errors.sort(key=lambda error: error.path)
     fixes.sort(key=lambda result: result.path)
-    if reusable and run_key is not None:
-        cache.store_run_report(run_key, report)
+    reuse.store(report)
     return RunResult(report, fixes, git_refusals=discovery.git_refusals)
 
 
-def _run_key(tree: TreeState, paths: Sequence[Path], config: Config) -> str | None:
-    """The ``run`` cache key: what git says of the checkouts (``tree_state``),
-    and what else decides the report: the interpreter (which syntax ``ast``
-    reads), the configuration, the paths and the current directory (report
-    paths are relative to it)."""
-    parts = tree.key()
-    if parts is None:
-        return None
-    import sys
+# How long a run waits for git's answer (``tree_state``) before discovering
+# the files anyway: git status answers within this on a tree of 25,000 files
+# whose index is fresh; in a fresh clone, where git first reads the files
+# whose index entries it cannot trust (0.45 s there), discovery goes on and
+# the answer is asked for again before any file is read.
+REUSE_PATIENCE_SECONDS = 0.1
 
-    return digest(
-        "run",
-        sys.version,
-        repr(config),
-        os.getcwd(),
-        *(os.path.abspath(path) for path in paths),
-        "\0",
-        *parts,
-    )
+
+def _reused_or_discovered(
+    paths: Sequence[Path],
+    config: Config,
+    reuse: _LastReport,
+    greps: Sequence[GitGrep],
+) -> tuple[AuditReport | None, Discovery | None]:
+    """The last report when git says it still holds, else the discovery.
+
+    git is asked before discovery if it answers within
+    ``REUSE_PATIENCE_SECONDS``, else after it, before any file is read. The
+    searches and git processes are stopped when their answers are not needed.
+    """
+    discovery: Discovery | None = None
+    try:
+        reused = reuse.report(patience=REUSE_PATIENCE_SECONDS)
+        if reused is None:
+            discovery = discover(paths, config)
+            reused = reuse.report(patience=None)
+    except BaseException:
+        _stop(greps, reuse)
+        raise
+    if reused is not None:
+        _stop(greps, reuse)
+    return reused, discovery
+
+
+def _stop(greps: Sequence[GitGrep], reuse: _LastReport) -> None:
+    for grep in greps:
+        grep.cancel()
+    reuse.cancel()
+
+
+class _LastReport:
+    """The last report of this run's tree, while git says nothing it reads has
+    changed (``tree_state``); and storing this run's report for the next one.
+
+    The key is known before any file is read, so a report stored under it is
+    never older than the tree it describes. Given no paths, it does nothing.
+    """
+
+    def __init__(self, paths: Sequence[Path], config: Config, cache: AnalysisCache) -> None:
+        self._tree = TreeState(paths)
+        self._paths = paths
+        self._config = config
+        self._cache = cache
+        self._key: str | None = None
+        self._asked = False
+        self.storable = False
+
+    def report(self, patience: float | None) -> AuditReport | None:
+        """The stored report for the tree's key, or None; None as well when git
+        has not answered within ``patience`` seconds (None: however long)."""
+        if self._asked:
+            return None
+        if patience is not None and not self._tree.ready(patience):
+            return None
+        self._asked = True
+        parts = self._tree.key()
+        if parts is None:
+            return None
+        # Besides git's answer: the interpreter (which syntax ``ast`` reads),
+        # the configuration, the paths and the current directory (report
+        # paths are relative to it).
+        self._key = digest(
+            "run",
+            sys.version,
+            repr(self._config),
+            os.getcwd(),
+            *(os.path.abspath(path) for path in self._paths),
+            "\0",
+            *parts,
+        )
+        self.storable = True
+        return self._cache.run_report(self._key)
+
+    def store(self, report: AuditReport) -> None:
+        if self.storable and self._key is not None:
+            self._cache.store_run_report(self._key, report)
+
+    def cancel(self) -> None:
+        self._tree.cancel()
 
 
 def _known_rules(codemods: Sequence[Codemod] | None) -> tuple[Rule, ...]:

@@ -8,8 +8,9 @@ or another output format), the last report is the answer. ``TreeState`` asks
 git, in C, whether that is so. Only directories are looked at this way: a run
 given files (pre-commit's staged files) goes the usual way.
 
-Per checkout, two processes started at once (``--no-optional-locks``: never
-writing the index a user's git may be using):
+Per checkout, two processes started at once, answered within
+``engine.REUSE_PATIENCE_SECONDS`` or else asked again after discovery (before
+any file is read):
 
 - ``git status --porcelain=v2 --branch --no-ahead-behind -z
   --untracked-files=all --no-renames -- *.py``: the commit checked out (the
@@ -17,7 +18,11 @@ writing the index a user's git may be using):
   not compared, which can take git long), and every ``.py`` file whose work tree
   content differs from it (modified, staged, deleted, unmerged, untracked but
   not ignored). git compares content where timestamps cannot decide (racy
-  entries), so an edit within the timestamp's granularity is still seen;
+  entries), so an edit within the timestamp's granularity is still seen.
+  Like a ``git status`` typed by hand, it then writes the timestamps it
+  checked back into the index when it can (never what is staged):
+  with ``--no-optional-locks`` a fresh clone or a tree whose files were
+  touched made every run read those files again (0.5-0.8 s on 25,000 files);
 - ``git ls-files -v -z -- *.py``: the index flags. A file marked
   assume-unchanged or skip-worktree is one git stops looking at, so its edits
   would not show above: any such file, and any unmerged file, means no key.
@@ -66,6 +71,7 @@ class TreeState:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._processes: list[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]]] = []
+        self._outputs: dict[subprocess.Popen[bytes], bytes] = {}
         self._usable = bool(paths) and all(path.is_dir() for path in paths)
         if not self._usable:
             return
@@ -83,13 +89,42 @@ class TreeState:
         except OSError:  # no git binary
             self._usable = False
 
+    def ready(self, timeout: float) -> bool:
+        """Whether git has answered, waiting up to ``timeout`` seconds in all."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        for _, *processes in self._processes:
+            for process in processes:
+                if process not in self._outputs:
+                    try:
+                        # Read while waiting: a long answer must not fill the pipe.
+                        remaining = max(0.0, deadline - time.monotonic())
+                        self._outputs[process] = process.communicate(timeout=remaining)[0]
+                    except subprocess.TimeoutExpired:
+                        return False  # a later communicate() keeps what was read
+        return True
+
+    def _output(self, process: subprocess.Popen[bytes]) -> bytes:
+        if process not in self._outputs:
+            self._outputs[process] = process.communicate()[0]
+        return self._outputs[process]
+
+    def cancel(self) -> None:
+        """Stop the processes; no key is needed."""
+        for _, *processes in self._processes:
+            for process in processes:
+                if process not in self._outputs:
+                    process.kill()
+                    process.communicate()
+        self._processes = []
+
     def key(self) -> list[bytes] | None:
         """The parts of the key (status, file digests, per checkout), or None (see the module)."""
         parts: list[bytes] = []
         usable = self._usable
         for top, status, flags in self._processes:
-            status_output, _ = status.communicate()
-            flags_output, _ = flags.communicate()
+            status_output, flags_output = self._output(status), self._output(flags)
             if not usable or status.returncode != 0 or flags.returncode != 0:
                 usable = False
                 continue
@@ -112,7 +147,7 @@ class TreeState:
 
 def _git(top: str, arguments: Sequence[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        ["git", "--no-optional-locks", *arguments],
+        ["git", *arguments],
         cwd=top,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

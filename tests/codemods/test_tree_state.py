@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods import engine
+from ctxmigrate.codemods.analysis.prefilter import TextPrefilter
 from ctxmigrate.codemods.cache import AnalysisCache
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import run
@@ -204,10 +205,12 @@ def audit(root: Path, monkeypatch: pytest.MonkeyPatch, **options: object) -> Aud
 
 
 def forbid_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reused run reads no file (it may list them, when git answers late)."""
+
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the run was not reused")
 
-    monkeypatch.setattr(engine, "discover", refuse)
+    monkeypatch.setattr(TextPrefilter, "initial_sources", refuse)
 
 
 def test_an_unchanged_checkout_gets_the_last_report_without_looking_at_a_file(
@@ -220,6 +223,54 @@ def test_an_unchanged_checkout_gets_the_last_report_without_looking_at_a_file(
 
     assert [f.path for f in first.findings] == ["pkg/handler.py"]
     assert again.to_json() == first.to_json()
+
+
+def test_when_git_answers_after_discovery_the_report_is_still_reused(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked again after discovery, before any file is read."""
+    first = audit(repo, monkeypatch)
+    monkeypatch.setattr(engine, "REUSE_PATIENCE_SECONDS", 0.0)
+    monkeypatch.setattr(TreeState, "ready", lambda self, timeout: False)
+    forbid_discovery(monkeypatch)
+
+    assert audit(repo, monkeypatch).to_json() == first.to_json()
+
+
+def test_a_failed_discovery_stops_the_git_processes(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped: list[TreeState] = []
+    cancel = TreeState.cancel
+
+    def recorded(self: TreeState) -> None:
+        stopped.append(self)
+        cancel(self)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("discovery failed")
+
+    monkeypatch.setattr(TreeState, "cancel", recorded)
+    monkeypatch.setattr(TreeState, "ready", lambda self, timeout: False)
+    monkeypatch.setattr(engine, "discover", broken)
+
+    with pytest.raises(RuntimeError, match="discovery failed"):
+        audit(repo, monkeypatch)
+    assert len(stopped) == 1
+
+
+def test_a_long_answer_from_git_does_not_stall_the_wait(repo: Path) -> None:
+    """git's status output is read while waiting: more than a pipe holds."""
+    untracked = repo / "generated_but_not_ignored"
+    untracked.mkdir()
+    for number in range(1500):
+        (untracked / f"module_with_a_long_name_{number:05}.py").write_text("")
+    state = TreeState([repo])
+
+    assert state.ready(timeout=30)
+    parts = state.key()
+    assert parts is not None
+    assert sum(1 for part in parts if part.startswith(b"? ")) == 1500
 
 
 def test_an_edit_is_audited_and_then_reused(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
