@@ -193,6 +193,10 @@ class AnalysisCache:
             },
         )
 
+    def has_run_reports(self) -> bool:
+        """Whether a run stored its report here (else ``run_report`` can only miss)."""
+        return self.enabled and (self.directory / "run").is_dir()
+
     def run_report(self, key: str) -> AuditReport | None:
         """A whole run's report (``run`` entry, see ``tree_state``), or None."""
         value = self._load("run", key)

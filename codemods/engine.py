@@ -469,8 +469,10 @@ class _LastReport:
         has not answered within ``patience`` seconds (None: however long)."""
         if self._asked:
             return None
-        if patience is not None and not self._tree.ready(patience):
-            return None
+        if patience is not None and not (
+            self._cache.has_run_reports() and self._tree.ready(patience)
+        ):
+            return None  # nothing to reuse yet (the first run), or git is slow: ask later
         self._asked = True
         parts = self._tree.key()
         if parts is None:

@@ -237,6 +237,23 @@ def test_when_git_answers_after_discovery_the_report_is_still_reused(
     assert audit(repo, monkeypatch).to_json() == first.to_json()
 
 
+def test_the_first_run_does_not_wait_for_git_before_discovery(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No report is stored yet: git's answer is needed only to store this one."""
+
+    def impatient(self: TreeState, timeout: float) -> bool:
+        raise AssertionError("waited for git before discovery")
+
+    monkeypatch.setattr(TreeState, "ready", impatient)
+    audit(repo, monkeypatch)
+    monkeypatch.undo()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(repo.parent))
+    forbid_discovery(monkeypatch)
+
+    assert [f.path for f in audit(repo, monkeypatch).findings] == ["pkg/handler.py"]
+
+
 def test_a_failed_discovery_stops_the_git_processes(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
