@@ -72,7 +72,7 @@ def analyze_source(
         from ctxmigrate.codemods import CODEMODS
 
         codemods = CODEMODS
-    module, pruned = _parse(source, config, index, codemods, prune, prepared)
+    module, pruned = _parse(source, config, index, codemods, prune, prepared, module_file.display)
     finder = ReferenceFinder(module_file.module, module_file.is_package, index, config)
     finder.find(module)
     from ctxmigrate.codemods.rules import REGISTERED_RULES
@@ -198,8 +198,10 @@ def _parse(
     codemods: Sequence[Codemod],
     prune: bool,
     prepared: PrunedText | None,
+    display: str,
 ) -> tuple[cst.Module, bool]:
     """The LibCST module to analyse, and whether it was parsed from pruned text."""
+    rejected: SourceError | None = None
     if prune:
         from ctxmigrate.codemods.analysis.pruning import pruned_source
 
@@ -211,9 +213,22 @@ def _parse(
         if smaller is not None:
             try:
                 return parse_module(smaller), True
-            except SourceError:
-                pass  # never expected (``ast`` read the file); the real text decides
-    return parse_module(source), False
+            except SourceError as error:
+                rejected = error
+    module = parse_module(source)  # the file's own error, if it has one, is reported
+    if rejected is not None:
+        # LibCST read the file but not its pruned text: a pruning bug (it keeps
+        # what it keeps where it was). The whole file decided; the warning
+        # makes the bug loud (the test suite turns warnings into errors).
+        import warnings
+
+        warnings.warn(
+            f"{display}: ctxmigrate's pruned text of this file does not parse ({rejected}); "
+            "the whole file was analysed instead. Please report it.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return module, False
 
 
 def pruning_names(

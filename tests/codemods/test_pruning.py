@@ -656,6 +656,43 @@ def test_fix_source_refuses_an_analysis_of_pruned_text() -> None:
     assert fix_source(full, LEGACY_CONFIG, CODEMODS).error is None
 
 
+def test_pruned_text_that_does_not_parse_warns_and_the_whole_file_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pruning bug must not pass silently, nor cost a finding."""
+    full, _ = both_analyses(HAZARDS["global"][0])
+    monkeypatch.setattr(pruning, "pruned_source", lambda source, names, tree=None: b"def (:\n")
+
+    with pytest.warns(
+        RuntimeWarning, match=r"case\.py: ctxmigrate's pruned text .* does not parse"
+    ):
+        _, pruned = both_analyses(HAZARDS["global"][0])
+
+    assert not pruned.pruned
+    assert findings_of(pruned) == findings_of(full)
+
+
+def test_a_file_libcst_rejects_whole_is_its_own_error_not_a_pruning_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ctxmigrate.codemods.analysis import file_analysis
+    from ctxmigrate.codemods.analysis.parsing import SourceError
+
+    def rejected(source: bytes) -> cst.Module:
+        raise SourceError("syntax LibCST cannot read")
+
+    path = "app/handlers/case.py"
+    source = textwrap.dedent(HAZARDS["global"][0]) + UNRELATED  # something to prune
+    sources = {**LEGACY_MODULES, path: source.encode()}
+    index, module_files = build_memory_index(sources, LEGACY_CONFIG)
+    monkeypatch.setattr(file_analysis, "parse_module", rejected)
+
+    with pytest.raises(SourceError, match="syntax LibCST cannot read"):
+        analyze_source(
+            module_files[path].abspath, sources[path], LEGACY_CONFIG, index, CODEMODS, prune=True
+        )
+
+
 def code_analysed_with_nothing_prepared_to_prune(prepared_names: frozenset[str]) -> str:
     """The code the analysis parsed, told that pruning with ``prepared_names``
     left nothing to prune (``PrunedText.text`` None: the full text)."""
