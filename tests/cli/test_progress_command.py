@@ -261,3 +261,23 @@ def test_history_of_a_project_in_a_subdirectory_of_the_checkout(
     document = progress_json(run_cli, "--history", "2")
     assert [point["remaining"] for point in document["history"]] == [3, 2]
     assert document["by_directory"] == {"pkg": {"rewrite": 2, "review": 0}}
+
+
+def test_progress_after_an_audit_of_the_same_checkout_reuses_its_report(
+    legacy_tree: LegacyTree, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/ci.md: the workflow's progress step costs a git status, not an audit."""
+    from ctxmigrate.codemods.analysis.prefilter import TextPrefilter
+
+    legacy_tree.commit_all()
+    audited = run_cli("audit", "--format", "json", "--fail-on", "never")
+    assert audited.exit_code == 0, audited.output
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("progress read the files again")
+
+    monkeypatch.setattr(TextPrefilter, "initial_sources", refuse)
+    document = progress_json(run_cli)
+
+    summary = json.loads(audited.stdout)["summary"]
+    assert document["remaining"] == summary["rewrite"] + summary["review"] == 3
