@@ -305,7 +305,11 @@ def _counted_greps(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 
 def cached_audit(root: Path, monkeypatch: pytest.MonkeyPatch) -> AuditReport:
+    """An audit with the per-file cache on, and no report stored for the next
+    run (``tree_state``): a second run over the same tree goes the warm path
+    these tests are about, instead of returning the first run's report."""
     monkeypatch.chdir(root)
+    monkeypatch.setattr(AnalysisCache, "store_run_report", lambda *args: None)
     return run([root], Config(root=root), jobs=1).report
 
 
