@@ -22,6 +22,16 @@ from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
 from ctxmigrate.codemods.rules.reuse_websocket_manager import ReuseWebSocketManagerCodemod
 from ctxmigrate.codemods.sites import Codemod
 
+
+def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run git in ``root`` (with an author for commits); fail the test if git fails."""
+    return subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
 # -- the legacy application ------------------------------------------------------
 
 LEGACY_FACTORY_MODULE = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,8 @@ from ctxmigrate.codemods.rewrite.apply_plan import (
 )
 from ctxmigrate.codemods.rewrite.writing import write_fixed_files
 
+from .support import git
+
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
 
 DEPS = "def create_user_execution_context(user_id, thread_id):\n    return object()\n"
@@ -30,15 +31,6 @@ HANDLER = (
     "async def handle(user_id, thread_id):\n"
     "    return create_user_execution_context(user_id, thread_id)\n"
 )
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from ctxmigrate.codemods.engine import run
 from ctxmigrate.codemods.git import GitGrep, run_git, run_git_streaming
 from ctxmigrate.codemods.model import AuditReport
 
+from .support import git
+
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
 
 DEPS = "def create_user_execution_context(user_id, thread_id):\n    return 1\n"
@@ -48,10 +50,6 @@ def write(root: Path, relative: str, content: str | bytes) -> Path:
     else:
         path.write_text(content)
     return path
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
 
 
 def project(root: Path) -> None:

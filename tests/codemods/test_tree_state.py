@@ -18,6 +18,8 @@ from ctxmigrate.codemods.git import GitGrep
 from ctxmigrate.codemods.model import AuditReport, FileError, Finding
 from ctxmigrate.codemods.tree_state import TreeState
 
+from .support import git
+
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
 
 DEPS = "def create_user_execution_context(user_id, thread_id):\n    return 1\n"
@@ -30,14 +32,6 @@ SECOND_CALL = (
     "\n\nasync def again(user_id, thread_id):\n"
     "    return create_user_execution_context(user_id=user_id, thread_id=thread_id)\n"
 )
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture(autouse=True)

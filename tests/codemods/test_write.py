@@ -27,6 +27,8 @@ from ctxmigrate.codemods.rewrite.writing import (
 )
 from tests.cli.conftest import read_fifo_in_background
 
+from .support import git
+
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
 
@@ -36,21 +38,6 @@ class Fixed:
     abspath: Path
     original: bytes
     fixed: bytes | None
-
-
-def git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        check=True,
-        env={
-            **os.environ,
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@example.com",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@example.com",
-        },
-    )
 
 
 def make_repo(tmp_path: Path, files: dict[str, bytes]) -> Path:
