@@ -2,12 +2,13 @@
 
 A site file is often hundreds of lines long while its sites sit in one or two
 functions; parsing, walking and printing the rest with LibCST is most of a cold
-audit's time. ``pruned_source`` reads the file with ``ast`` and replaces the
-body of every function that cannot affect a finding by ``pass``, keeping every
-line and every column of what remains where it was: the body's text, from its
-first statement to the end of its last line, becomes ``pass`` followed by the
-line breaks it held (``def f():\\n    x = 1\\n    return x\\n`` becomes
-``def f():\\n    pass\\n\\n``; ``def f(): return 1`` becomes ``def f(): pass``).
+audit's time. ``pruned_source`` reads the file with ``ast`` and empties the
+body of every function that cannot affect a finding, keeping every line and
+every column of what remains where it was: the body's text, from its first
+statement to the end of its last line, becomes ``pass`` when it is one line
+(``def f(): return 1`` becomes ``def f(): pass``), else a triple-quoted string
+holding only the line breaks it held, opened where the first statement
+started and closed at the start of the last line: one token for LibCST.
 Decorators, parameters, defaults, annotations, the return annotation, the
 function's name and everything outside function bodies (module level, class
 bodies) are kept as written, so every enclosing ``def``/``class`` name a
@@ -47,8 +48,9 @@ scopes that enclose a kept site. Positions come from the code LibCST prints,
 which is the pruned text: kept nodes print at their original line and column.
 
 Then whole definitions. A ``def``, ``async def`` or ``class`` statement at
-module level (decorators included) is dropped, every line of it left empty,
-when its text holds none of the substrings above and the name it binds
+module level (decorators included) is dropped, its line left empty (one line)
+or its lines made a string literal of their line breaks as above, when its
+text holds none of the substrings above and the name it binds
 appears nowhere else in the text LibCST will read (the file with the bodies
 above emptied): no kept code can then resolve to it, so dropping the binding
 changes no finding, and it holds no reference or site of its own. A name
@@ -81,6 +83,7 @@ _BOM = b"\xef\xbb\xbf"
 # Text that keeps a body whatever the names: see the module docstring.
 ALWAYS_RELEVANT = ("getattr", "global", "nonlocal")
 SUPPRESSION_MARKER = b"ctxmigrate"
+_QUOTES = b'"""'
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,18 @@ def pruned_source(
 
 
 def _replaced(text: bytes, ranges: list[tuple[int, int]], filler: bytes) -> bytes | None:
-    """``text`` with each range replaced by ``filler`` and the line breaks it held
-    (so every later line keeps its number); ``text`` itself when there is no
-    range, None when ranges overlap (never expected; the full text is safe)."""
+    """``text`` with each range replaced by ``filler`` when it holds no line
+    break, else by a string literal holding the line breaks it held (so every
+    later line keeps its number); ``text`` itself when there is no range, None
+    when ranges overlap (never expected; the full text is safe).
+
+    Why a string: LibCST makes a node of every empty line (three of them, and
+    their validation), but one token of a string, whatever its length: the
+    benchmark's site files parse in 0.076 s instead of 0.100 s. The string is
+    a statement of its own (a function's whole body, or a module-level
+    statement in place of a dropped definition), which no rule reads: the
+    resolving pass notes a string only when it spells a relevant name.
+    """
     if not ranges:
         return text
     pieces: list[bytes] = []
@@ -166,8 +178,13 @@ def _replaced(text: bytes, ranges: list[tuple[int, int]], filler: bytes) -> byte
         if start < done:
             return None
         pieces.append(text[done:start])
-        pieces.append(filler)
-        pieces.extend(match.group() for match in _LINE_BREAK.finditer(text, start, end))
+        breaks = [match.group() for match in _LINE_BREAK.finditer(text, start, end)]
+        if breaks:
+            pieces.append(_QUOTES)
+            pieces.extend(breaks)
+            pieces.append(_QUOTES)
+        else:
+            pieces.append(filler)
         done = end
     pieces.append(text[done:])
     return b"".join(pieces)

@@ -32,6 +32,7 @@ from .support import LEGACY_CONFIG, LEGACY_MODULES, golden_id, golden_inputs, go
 REPOSITORY = Path(__file__).resolve().parents[2]
 NAMES = ("create_user_execution_context",)
 _LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+QUOTES = '"""'
 
 
 def lines_with_endings(text: str) -> list[str]:
@@ -42,14 +43,16 @@ def lines_with_endings(text: str) -> list[str]:
 
 
 def assert_positions_kept(original: bytes, pruned: bytes) -> None:
-    """Same lines and line breaks; each line kept, emptied, or cut and ended by ``pass``."""
+    """Same lines and line breaks; each line kept, emptied, cut and ended by
+    ``pass`` or by the quotes opening a string, or the quotes closing it."""
     before, after = lines_with_endings(original.decode()), lines_with_endings(pruned.decode())
     assert len(before) == len(after)
     for old, new in zip(before, after, strict=True):
         old_text, new_text = old.rstrip("\r\n"), new.rstrip("\r\n")
         assert old[len(old_text) :] == new[len(new_text) :]  # the same line break
-        assert new_text in ("", old_text) or (
-            new_text.endswith("pass") and old_text.startswith(new_text[: -len("pass")])
+        assert new_text in ("", old_text, QUOTES) or any(
+            new_text.endswith(end) and old_text.startswith(new_text[: -len(end)])
+            for end in ("pass", QUOTES)
         ), (old, new)
     ast.parse(pruned)
     if cst.parse_module(original).bytes == original:  # not so for a final lone CR
@@ -67,7 +70,7 @@ def prune(source: str | bytes, names: Iterable[str] = NAMES) -> bytes | None:
 # -- the pruned text ---------------------------------------------------------------
 
 
-def test_body_on_its_own_lines_becomes_pass_and_blank_lines() -> None:
+def test_a_body_of_several_lines_becomes_a_string_holding_its_line_breaks() -> None:
     source = """\
         import os
 
@@ -90,11 +93,11 @@ def test_body_on_its_own_lines_becomes_pass_and_blank_lines() -> None:
 
         @decorate(1)
         def helper(path: str = os.sep) -> str:
-            pass
+            \"\"\"
 
 
 
-
+        \"\"\"
         VALUE = helper()
         """
         ).encode()
@@ -104,7 +107,7 @@ def test_body_on_its_own_lines_becomes_pass_and_blank_lines() -> None:
 def test_body_on_the_header_line() -> None:
     assert prune("def f(): return 1; \nX = f\n") == b"def f(): pass\nX = f\n"
     assert prune("async def f(a,\n        b): return (a,\n  b)\nf\n") == (
-        b"async def f(a,\n        b): pass\n\nf\n"
+        b'async def f(a,\n        b): """\n"""\nf\n'
     )
 
 
@@ -115,7 +118,7 @@ def test_columns_count_utf8_bytes_before_the_body() -> None:
 def test_crlf_lone_cr_tabs_bom_and_utf8_cookie_are_kept() -> None:
     crlf_tabs = b"def f():\r\n\treturn 1\r\n\r\nX = f\r\n"
     assert prune(crlf_tabs) == b"def f():\r\n\tpass\r\n\r\nX = f\r\n"
-    assert prune(b"def f():\r  x = 1\r  return x\rX = f\r") == b"def f():\r  pass\r\rX = f\r"
+    assert prune(b"def f():\r  x = 1\r  return x\rX = f\r") == b'def f():\r  """\r"""\rX = f\r'
     bom = b"\xef\xbb\xbfdef f():\n    return 1\nf()\n"
     assert prune(bom) == b"\xef\xbb\xbfdef f():\n    pass\nf()\n"
     cookie = b"# -*- coding: utf-8 -*-\ndef f():\n    return '\xc3\xa9'\nf()\n"
@@ -123,7 +126,7 @@ def test_crlf_lone_cr_tabs_bom_and_utf8_cookie_are_kept() -> None:
 
 
 def test_a_last_body_without_a_final_line_break() -> None:
-    assert prune(b"f()\ndef f():\n    x = 1\n    return x") == b"f()\ndef f():\n    pass\n"
+    assert prune(b"f()\ndef f():\n    x = 1\n    return x") == b'f()\ndef f():\n    """\n"""'
     assert prune(b"f()\ndef f(): return 1") == b"f()\ndef f(): pass"
 
 
@@ -221,7 +224,7 @@ def test_a_decorated_first_statement_goes_with_its_decorators() -> None:
             return wrapper
         X = deprecated
         """
-    assert prune(source) == b"def deprecated(func):\n    pass\n" + b"\n" * 6 + b"X = deprecated\n"
+    assert prune(source) == b'def deprecated(func):\n    """' + b"\n" * 6 + b'"""\nX = deprecated\n'
 
 
 def test_blocks_of_try_and_match_are_pruned_in_text_order() -> None:
@@ -353,7 +356,7 @@ def test_a_module_level_definition_nothing_kept_names_is_dropped_whole() -> None
         async def helper(a): return a
         X = 1
         """
-    assert prune(source) == b"import os\n\n\n" + b"\n" * 9 + b"X = 1\n"
+    assert prune(source) == b'import os\n\n\n"""' + b"\n" * 5 + b'"""' + b"\n" * 4 + b"X = 1\n"
 
 
 @pytest.mark.parametrize(
