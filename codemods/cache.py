@@ -4,7 +4,8 @@ Six kinds of entries, all JSON (never pickle: a cache directory committed to
 a repository must not be able to run code when someone audits it):
 
 * ``summary``: a candidate file's module summary, keyed by its bytes, its
-  module name and the engine version;
+  module name and the engine version (every key also holds ctxmigrate's
+  version, the interpreter's and LibCST's release: ``environment_digest``);
 * ``outcome``: a file's findings or error, keyed by its bytes, where it sits
   (display path, module, test or not), the configuration, the selected rules,
   and a digest of the project index: a change in any summarised module that
@@ -31,9 +32,12 @@ A corrupt or unreadable entry, or one without the expected shape (a hand-edited
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +49,38 @@ CACHE_DIRECTORY = ".ctxmigrate_cache"
 ENGINE_VERSION = "1"
 
 
+def environment_digest(python_version: str, libcst_origin: str | None) -> str:
+    """What decides a result besides ctxmigrate and its input: the interpreter
+    (which syntax ``ast`` reads, the wording of its syntax errors) and the
+    LibCST release (what it parses; a cached "cannot parse" must not outlive
+    an upgrade that reads the file). The release is read from the
+    ``_version.py`` beside ``libcst/__init__.py`` (``libcst_origin``), as
+    importing LibCST costs 0.1 s and ``importlib.metadata`` 0.04 s; without
+    one, from the size and modification time of ``__init__.py`` itself.
+    """
+    parts = [python_version.encode(), b"\0"]
+    if libcst_origin is not None:
+        try:
+            with open(os.path.join(os.path.dirname(libcst_origin), "_version.py"), "rb") as file:
+                parts.append(file.read())
+        except OSError:
+            try:
+                status = os.stat(libcst_origin)
+                parts.append(f"{status.st_size} {status.st_mtime_ns}".encode())
+            except OSError:
+                parts.append(b"unreadable")
+    return hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+@functools.cache
+def _environment() -> str:
+    spec = importlib.util.find_spec("libcst")  # no import: only where it would come from
+    return environment_digest(sys.version, None if spec is None else spec.origin)
+
+
 def digest(*parts: str | bytes) -> str:
     hasher = hashlib.sha256()
-    for part in (__version__, ENGINE_VERSION, *parts):
+    for part in (__version__, ENGINE_VERSION, _environment(), *parts):
         data = part.encode() if isinstance(part, str) else part
         hasher.update(len(data).to_bytes(8, "little"))
         hasher.update(data)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,12 +476,11 @@ class _LastReport:
         parts = self._tree.key()
         if parts is None:
             return None
-        # Besides git's answer: the interpreter (which syntax ``ast`` reads),
+        # Besides git's answer (and what every key holds: ``cache.digest``):
         # the configuration, the paths and the current directory (report
         # paths are relative to it).
         self._key = digest(
             "run",
-            sys.version,
             repr(self._config),
             os.getcwd(),
             *(os.path.abspath(path) for path in self._paths),

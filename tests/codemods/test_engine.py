@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 from pathlib import Path
 
 import pytest
 
-from ctxmigrate.codemods import engine
+from ctxmigrate.codemods import cache, engine
 from ctxmigrate.codemods.analysis import file_analysis
-from ctxmigrate.codemods.cache import CACHE_DIRECTORY
+from ctxmigrate.codemods.cache import CACHE_DIRECTORY, environment_digest
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import RunResult, default_codemods, run
 
@@ -150,6 +151,52 @@ def test_cache_misses_after_an_edit_and_elsewhere_when_an_export_changes(tree: P
     (tree / "pkg" / "deps.py").write_text(DEPS.replace("create_websocket_manager", "build_manager"))
     report = audit(tree, jobs=1).report
     assert not [f for f in report.findings if f.rule == "CTX003"]
+
+
+def test_nothing_cached_under_another_interpreter_or_libcst_release_is_reused(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = audit(tree, jobs=1).report.to_json()
+    parsed: list[object] = []
+    real_parse = file_analysis.parse_module
+
+    def counting_parse(*args: object, **kwargs: object) -> object:
+        parsed.append(args)
+        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(file_analysis, "parse_module", counting_parse)
+    audit(tree, jobs=1)
+    assert not parsed  # the same environment: every result reused
+    monkeypatch.setattr(cache, "_environment", lambda: environment_digest("3.99.0", None))
+    assert audit(tree, jobs=1).report.to_json() == first
+    assert len(parsed) == 30  # every handler analysed again
+
+
+def test_the_environment_digest_follows_the_interpreter_and_the_libcst_release(
+    tmp_path: Path,
+) -> None:
+    origin = tmp_path / "libcst" / "__init__.py"
+    origin.parent.mkdir()
+    origin.write_text("")
+    (origin.parent / "_version.py").write_text('__version__ = "1.9.0"\n')
+    before = environment_digest("3.11.7 (main)", str(origin))
+    assert environment_digest("3.11.7 (main)", str(origin)) == before
+    assert environment_digest("3.12.1 (main)", str(origin)) != before
+    (origin.parent / "_version.py").write_text('__version__ = "1.9.1"\n')
+    upgraded = environment_digest("3.11.7 (main)", str(origin))
+    assert upgraded != before
+    # Without _version.py: the size and modification time of __init__.py.
+    (origin.parent / "_version.py").unlink()
+    bare = environment_digest("3.11.7 (main)", str(origin))
+    assert bare not in (before, upgraded)
+    origin.write_text("# rebuilt\n")
+    assert environment_digest("3.11.7 (main)", str(origin)) != bare
+    missing = environment_digest("3.11.7 (main)", str(tmp_path / "gone" / "__init__.py"))
+    assert missing not in (bare, environment_digest("3.11.7 (main)", None))
+    # What the engine uses: this interpreter and the LibCST it would import.
+    import libcst
+
+    assert cache._environment() == environment_digest(sys.version, libcst.__file__)
 
 
 def test_corrupt_cache_entries_are_ignored(tree: Path) -> None:
