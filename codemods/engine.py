@@ -361,6 +361,7 @@ def run(
         known,
         config,
         _mentions(parsed, module_files, known) if fix else None,
+        _imports_anywhere(parsed, module_files, known) if fix else None,
         lazy_files=[module_file for module_file, _ in lazy_sources],
         loader=_LazyLoader(lazy_sources, cache),
         other_modules=other_modules,
@@ -514,6 +515,21 @@ def _mentions(
     from ctxmigrate.codemods.external_uses import dotted_mentions
 
     return {module_files[c.file.absolute].module: dotted_mentions(c.data, known) for c in parsed}
+
+
+def _imports_anywhere(
+    parsed: Sequence[SourceText], module_files: Mapping[str, ModuleFile], known: frozenset[str]
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """``from X import name`` of known names anywhere in each candidate: only
+    apply needs them, to keep an import another module makes inside a function."""
+    from ctxmigrate.codemods.external_uses import imports_anywhere
+
+    return {
+        module_files[c.file.absolute].module: imports_anywhere(
+            c.data, module_files[c.file.absolute], known
+        )
+        for c in parsed
+    }
 
 
 def _split_lazy(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
+from ctxmigrate.codemods.analysis.parsing import ModuleFile
 from ctxmigrate.codemods.analysis.summaries import ModuleSummary
 
 
@@ -39,14 +40,32 @@ def dotted_mentions(source: bytes, names: Iterable[str]) -> frozenset[str]:
     )
 
 
+def imports_anywhere(
+    source: bytes, module_file: ModuleFile, known: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """``site_hints.imports_in_text`` of a file's bytes (none when they cannot be decoded)."""
+    from ctxmigrate.codemods.analysis.parsing import decoded
+    from ctxmigrate.codemods.site_hints import imports_in_text
+
+    try:
+        text = decoded(source)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return ()
+    return imports_in_text(text, module_file.module, module_file.is_package, known)
+
+
 def external_uses(
     summaries: Mapping[str, ModuleSummary],
     mentions: Mapping[str, frozenset[str]],
+    imports: Mapping[str, Iterable[tuple[str, str]]],
 ) -> dict[str, dict[str, str]]:
     """``{module: {name: why another module needs it}}`` for every summarised module.
 
     ``summaries`` maps every name a module goes by to its summary;
-    ``mentions`` maps a module's primary name to its ``dotted_mentions``.
+    ``mentions`` maps a module's primary name to its ``dotted_mentions``, and
+    ``imports`` to the ``from X import name`` of known names anywhere in it
+    (``site_hints.imports_in_text``): the summary has the module-level ones
+    only, and an import inside a function breaks when that function runs.
     """
 
     def primary(module: str | None) -> str | None:
@@ -71,6 +90,10 @@ def external_uses(
                             binding.name,
                             f"{importer.module} imports {binding.name} from {exporter}",
                         )
+        for source, name in imports.get(importer.module, ()):
+            exporter = primary(source)
+            if exporter is not None and exporter != importer.module:
+                note(exporter, name, f"{importer.module} imports {name} from {exporter}")
         for starred in importer.star_imports:
             exporter = primary(starred)
             if exporter is None or exporter == importer.module:

@@ -145,7 +145,18 @@ def text_hints(source: bytes, module: str, is_package: bool, names: HintNames) -
         text = decoded(source)
     except (SyntaxError, UnicodeDecodeError, LookupError):
         return None
-    known = names.known
+    return SiteHints(False, imports_in_text(text, module, is_package, names.known))
+
+
+def imports_in_text(
+    text: str, module: str, is_package: bool, known: frozenset[str]
+) -> tuple[tuple[str, str], ...]:
+    """``from X import name`` of the ``known`` names anywhere in ``text`` (in a
+    function, a class, a branch), as (X as an absolute module, name), sorted.
+
+    Found from the text (see ``text_hints``): an import statement quoted in a
+    string or a comment counts too, which over-approximates, never misses.
+    """
     found: list[tuple[str, str]] = []
     examined: set[int] = set()
     for name in known:
@@ -158,7 +169,7 @@ def text_hints(source: bytes, module: str, is_package: bool, names: HintNames) -
                     examined.add(start)
                     found.extend(_parsed_imports(text[start:end], module, is_package, known))
             position = text.find(name, position + len(name))
-    return SiteHints(False, tuple(dict.fromkeys(sorted(found))))
+    return tuple(dict.fromkeys(sorted(found)))
 
 
 # Matched only where ``str.rfind`` found "from" (a regex scan of the whole

@@ -75,12 +75,14 @@ def build_index(
     known_names: frozenset[str],
     config: Config,
     mentions: Mapping[str, frozenset[str]] | None = None,
+    imports: Mapping[str, Iterable[tuple[str, str]]] | None = None,
     lazy_files: Sequence[ModuleFile] = (),
     loader: Callable[[ModuleFile], ModuleSummary | None] | None = None,
     other_modules: Iterable[str] = (),
 ) -> ProjectIndex:
-    """The cross-module index; ``mentions`` (module -> dotted paths it names) is
-    only needed when fixing, to keep imports other modules reach.
+    """The cross-module index; ``mentions`` (module -> dotted paths it names)
+    and ``imports`` (module -> ``from X import name`` of known names anywhere
+    in it) are only needed when fixing, to keep imports other modules reach.
 
     ``lazy_files`` are candidates summarised only when the index is asked
     about them (``loader`` builds the summary); they must not define a legacy
@@ -131,7 +133,7 @@ def build_index(
                 index.lazy_files.setdefault(name, module_file)
     index.loader = loader
     if mentions is not None:
-        index.external_uses = external_uses(by_name, mentions)
+        index.external_uses = external_uses(by_name, mentions, imports or {})
     return index
 
 

@@ -93,11 +93,14 @@ def build_memory_index(
         for key, m in module_files.items()
     ]
     _, known = select_candidates(texts, legacy_short_names(config))
-    from ctxmigrate.codemods.external_uses import dotted_mentions
+    from ctxmigrate.codemods.external_uses import dotted_mentions, imports_anywhere
 
     summaries = [summarize_source(sources[key], m)[0] for key, m in module_files.items()]
     mentions = {m.module: dotted_mentions(sources[key], known) for key, m in module_files.items()}
+    imports = {
+        m.module: imports_anywhere(sources[key], m, known) for key, m in module_files.items()
+    }
     index = build_index(
-        summaries, list(module_files.values()), aliases, {}, known, config, mentions
+        summaries, list(module_files.values()), aliases, {}, known, config, mentions, imports
     )
     return index, module_files

@@ -88,6 +88,40 @@ def test_import_kept_for_attribute_access_through_a_module_alias() -> None:
     assert "app.compat names h.create_user_execution_context" in notes[0]
 
 
+@pytest.mark.parametrize(
+    "importer",
+    [
+        # Imported when called: removing the import breaks later(), not the import of the module.
+        "def later():\n    from app.handler import create_user_execution_context\n"
+        "    return create_user_execution_context\n",
+        "class Lazy:\n    def get(self):\n"
+        "        from .handler import create_user_execution_context as c\n"
+        "        return c\n",
+        "try:\n    import json\nexcept ImportError:\n    json = None\nelse:\n"
+        "    def later():\n        from app import handler\n"
+        "        from app.handler import (\n"
+        "            create_user_execution_context,\n        )\n",
+    ],
+)
+def test_import_kept_for_an_import_inside_a_function_or_class(importer: str) -> None:
+    fixed, notes = fixed_handler(**{"app/other.py": importer})
+    assert OLD_IMPORT in fixed
+    assert notes == [
+        "kept the import of create_user_execution_context: app.other imports "
+        "create_user_execution_context from app.handler, which would break without it"
+    ]
+
+
+def test_import_kept_for_a_nested_import_on_a_real_tree(project: Path) -> None:
+    (project / "tests" / "test_handler.py").write_bytes(
+        b"def test_later():\n    from app.handler import create_user_execution_context\n"
+    )
+    result = run([project], Config(root=project), fix=True, use_cache=False)
+    (fixed,) = [fix for fix in result.fixes if fix.path.endswith("app/handler.py")]
+    assert fixed.fixed is not None and OLD_IMPORT in fixed.fixed
+    assert "tests.test_handler imports create_user_execution_context" in fixed.notes[0]
+
+
 def test_import_kept_for_a_star_import_of_the_module() -> None:
     fixed, notes = fixed_handler(**{"app/everything.py": "from app.handler import *\n"})
     assert OLD_IMPORT in fixed
