@@ -309,9 +309,7 @@ def run(
     hints: list[SiteHints | None] = []
     parsed: list[SourceText] = []
     names = hint_names(known, config)
-    eager, lazy = (
-        (candidates, []) if fix else _split_lazy(candidates, module_files, names, config, cache)
-    )
+    eager, lazy = _split_lazy(candidates, module_files, names, config, cache)
     selected = [codemod for codemod in codemods if rule_selected(codemod.rule, config)]
 
     def prune_names() -> frozenset[str]:
@@ -360,12 +358,14 @@ def run(
         _non_candidate_star_imports(summaries, _OtherModuleFiles(others), lazy_sources),
         known,
         config,
-        _mentions(parsed, module_files, known) if fix else None,
-        _imports_anywhere(parsed, module_files, known) if fix else None,
         lazy_files=[module_file for module_file, _ in lazy_sources],
         loader=_LazyLoader(lazy_sources, cache),
         other_modules=other_modules,
     )
+    if fix:
+        index.external_uses = _external_uses(
+            candidates, parsed, summaries, module_files, known, index
+        )
     # Only files that can hold a site are parsed with LibCST (see site_hints).
     from ctxmigrate.codemods.rules.non_defining_import import RULE as IMPORT_RULE
 
@@ -507,29 +507,61 @@ def _known_rules(codemods: Sequence[Codemod] | None) -> tuple[Rule, ...]:
     return tuple(dict.fromkeys((*REGISTERED_RULES, *given)))
 
 
-def _mentions(
-    parsed: Sequence[SourceText], module_files: Mapping[str, ModuleFile], known: frozenset[str]
-) -> dict[str, frozenset[str]]:
-    """Dotted paths each candidate names: only apply needs them, to keep imports
-    that other modules reach (a re-export, a ``mock.patch`` target)."""
-    from ctxmigrate.codemods.external_uses import dotted_mentions
+def _external_uses(
+    candidates: Sequence[SourceText],
+    parsed: Sequence[SourceText],
+    summaries: Sequence[ModuleSummary],
+    module_files: Mapping[str, ModuleFile],
+    known: frozenset[str],
+    index: ProjectIndex,
+) -> dict[str, dict[str, str]]:
+    """What apply keeps imports for (``external_uses.py``), read from every
+    candidate that parsed (``parsed``: the summarised ones first, then the
+    lazy ones), taken in the order of the files. A lazy candidate is
+    summarised only when its bindings may add something (``needs_bindings``).
+    """
+    from ctxmigrate.codemods.external_uses import (
+        dotted_mentions,
+        external_uses,
+        imports_anywhere,
+        needs_bindings,
+    )
 
-    return {module_files[c.file.absolute].module: dotted_mentions(c.data, known) for c in parsed}
+    summary_of = dict(zip((c.file.absolute for c in parsed), summaries, strict=False))
+    mentions: dict[str, frozenset[str]] = {}
+    imports: dict[str, tuple[tuple[str, str], ...]] = {}
+    for candidate in parsed:
+        module_file = module_files[candidate.file.absolute]
+        mentions[module_file.module] = dotted_mentions(candidate.data, known)
+        imports[module_file.module] = imports_anywhere(candidate.data, module_file, known)
 
+    def primary(module: str | None) -> str | None:
+        summary = index.summaries.get(module) if module is not None else None
+        return summary.module if summary is not None else None
 
-def _imports_anywhere(
-    parsed: Sequence[SourceText], module_files: Mapping[str, ModuleFile], known: frozenset[str]
-) -> dict[str, tuple[tuple[str, str], ...]]:
-    """``from X import name`` of known names anywhere in each candidate: only
-    apply needs them, to keep an import another module makes inside a function."""
-    from ctxmigrate.codemods.external_uses import imports_anywhere
-
-    return {
-        module_files[c.file.absolute].module: imports_anywhere(
-            c.data, module_files[c.file.absolute], known
+    heads = {
+        summary.module: frozenset(
+            mention.split(".", 1)[0] for mention in mentions.get(summary.module, ())
         )
-        for c in parsed
+        for summary in summaries
     }
+    importers: dict[str, ModuleSummary | None] = {}
+    for candidate in candidates:
+        if candidate.file.absolute not in module_files:
+            continue
+        module_file = module_files[candidate.file.absolute]
+        if candidate.file.absolute in summary_of:
+            summary: ModuleSummary | None = summary_of[candidate.file.absolute]
+        elif module_file.module not in mentions:
+            continue  # it did not parse: its error is reported, it reaches nothing
+        elif needs_bindings(
+            candidate.data, module_file, mentions[module_file.module], heads, primary
+        ):
+            summary = index.summary(module_file.module)
+        else:
+            summary = None
+        importers.setdefault(module_file.module, summary)
+    return external_uses(index.summaries, importers.items(), mentions, imports)
 
 
 def _split_lazy(

@@ -58,22 +58,71 @@ def imports_anywhere(
     return imports_in_text(text, module_file.module, module_file.is_package, known)
 
 
+def needs_bindings(
+    data: bytes,
+    module_file: ModuleFile,
+    mentions: frozenset[str],
+    heads: Mapping[str, frozenset[str]],
+    primary: Callable[[str | None], str | None],
+) -> bool:
+    """Whether ``external_uses`` needs the module-level bindings (the summary)
+    of a candidate that was not summarised: its ``imports_anywhere`` and
+    ``mentions`` come from its text, and the bindings add only
+
+    - a star import: ``from m import *`` reaches every public name of m;
+    - a dotted mention whose owner is a name it binds (``h.name`` after
+      ``import m as h``): any mention ``primary`` does not resolve;
+    - ``from m import h`` where m calls a legacy function through h
+      (``deps.create_user_execution_context(...)``), so that the rewrite may
+      leave m's import of h unused: ``heads`` maps each summarised module to
+      the heads of its own dotted mentions. Known names are in
+      ``imports_anywhere`` already.
+
+    On the 25,000-file benchmark tree, none of the 5,000 candidates that only
+    name the context types needs its summary.
+    """
+    from ctxmigrate.codemods.analysis.indexing import has_star_import
+    from ctxmigrate.codemods.analysis.parsing import decoded
+    from ctxmigrate.codemods.site_hints import imports_in_text
+
+    if has_star_import(data):
+        return True
+    if any(primary(mention.rpartition(".")[0]) is None for mention in mentions):
+        return True
+    names = frozenset(head for module_heads in heads.values() for head in module_heads)
+    if not names:
+        return False
+    try:
+        text = decoded(data)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return True
+    for source, name in imports_in_text(text, module_file.module, module_file.is_package, names):
+        exporter = primary(source)
+        if exporter is not None and name in heads.get(exporter, ()):
+            return True
+    return False
+
+
 def external_uses(
-    summaries: Mapping[str, ModuleSummary],
+    exporters: Mapping[str, ModuleSummary],
+    importers: Iterable[tuple[str, ModuleSummary | None]],
     mentions: Mapping[str, frozenset[str]],
     imports: Mapping[str, Iterable[tuple[str, str]]],
 ) -> dict[str, dict[str, str]]:
     """``{module: {name: why another module needs it}}`` for every summarised module.
 
-    ``summaries`` maps every name a module goes by to its summary;
-    ``mentions`` maps a module's primary name to its ``dotted_mentions``, and
-    ``imports`` to the ``from X import name`` of known names anywhere in it
-    (``site_hints.imports_in_text``): the summary has the module-level ones
-    only, and an import inside a function breaks when that function runs.
+    ``exporters`` maps every name a summarised module goes by to its summary.
+    ``importers``: every candidate's module, in the order of the files, with
+    its summary; None for a candidate summarised only when asked about whose
+    bindings add nothing (``needs_bindings``). ``mentions`` maps a module to its
+    ``dotted_mentions``, and ``imports`` to the ``from X import name`` of
+    known names anywhere in it (``site_hints.imports_in_text``): a summary
+    has the module-level ones only, and an import inside a function breaks
+    when that function runs.
     """
 
     def primary(module: str | None) -> str | None:
-        summary = summaries.get(module) if module is not None else None
+        summary = exporters.get(module) if module is not None else None
         return summary.module if summary is not None else None
 
     uses: dict[str, dict[str, str]] = {}
@@ -82,36 +131,39 @@ def external_uses(
         if module is not None:
             uses.setdefault(module, {}).setdefault(name, why)
 
-    modules = {summary.module: summary for summary in summaries.values()}
-    for importer in modules.values():
-        for bindings in importer.bindings.values():
-            for binding in bindings:
-                if binding.kind == "import" and binding.name is not None:
-                    exporter = primary(binding.module)
-                    if exporter is not None and exporter != importer.module:
-                        note(
-                            exporter,
-                            binding.name,
-                            f"{importer.module} imports {binding.name} from {exporter}",
-                        )
-        for source, name in imports.get(importer.module, ()):
+    modules = {summary.module: summary for summary in exporters.values()}
+    for module, importer in importers:
+        if importer is not None:
+            for bindings in importer.bindings.values():
+                for binding in bindings:
+                    if binding.kind == "import" and binding.name is not None:
+                        exporter = primary(binding.module)
+                        if exporter is not None and exporter != module:
+                            note(
+                                exporter,
+                                binding.name,
+                                f"{module} imports {binding.name} from {exporter}",
+                            )
+        for source, name in imports.get(module, ()):
             exporter = primary(source)
-            if exporter is not None and exporter != importer.module:
-                note(exporter, name, f"{importer.module} imports {name} from {exporter}")
-        for starred in importer.star_imports:
+            if exporter is not None and exporter != module:
+                note(exporter, name, f"{module} imports {name} from {exporter}")
+        for starred in importer.star_imports if importer is not None else ():
             exporter = primary(starred)
-            if exporter is None or exporter == importer.module:
+            if exporter is None or exporter == module:
                 continue
             public = modules[exporter].all_names
             for name in modules[exporter].bindings:
                 exported = name in public if public is not None else not name.startswith("_")
                 if exported:
-                    note(exporter, name, f"{importer.module} does `from {exporter} import *`")
-        for mention in sorted(mentions.get(importer.module, ())):
+                    note(exporter, name, f"{module} does `from {exporter} import *`")
+        for mention in sorted(mentions.get(module, ())):
             owner, _, name = mention.rpartition(".")
-            exporter = primary(owner) or _module_bound_locally(importer, owner, primary)
-            if exporter is not None and exporter != importer.module:
-                note(exporter, name, f"{importer.module} names {mention}")
+            exporter = primary(owner)
+            if exporter is None and importer is not None:
+                exporter = _module_bound_locally(importer, owner, primary)
+            if exporter is not None and exporter != module:
+                note(exporter, name, f"{module} names {mention}")
     # The module's own ``__all__`` is a string in the module: rewrite/import_edits.py checks those.
     return uses
 

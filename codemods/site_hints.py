@@ -159,16 +159,20 @@ def imports_in_text(
     """
     found: list[tuple[str, str]] = []
     examined: set[int] = set()
-    for name in known:
-        position = text.find(name)
-        while position >= 0:
-            start = _statement_start_before(text, position)
-            if start is not None and start not in examined:
-                end = _statement_end(text, start)
-                if end is not None and end > position:
-                    examined.add(start)
+    # Driven by the word "import" (a few per file), not by the names: a name
+    # may be as common as ``self``. The names imported come after the first
+    # "import" of the statement (even one inside a longer word of the path).
+    position = text.find("import")
+    while position >= 0:
+        start = _statement_start_before(text, position)
+        if start is not None and start not in examined:
+            end = statement_end(text, start)
+            if end is not None and end > position:
+                examined.add(start)
+                imported = text[position:end]
+                if any(name in imported for name in known):
                     found.extend(_parsed_imports(text[start:end], module, is_package, known))
-            position = text.find(name, position + len(name))
+        position = text.find("import", position + len("import"))
     return tuple(dict.fromkeys(sorted(found)))
 
 
@@ -224,7 +228,7 @@ def _starts_statement(text: str, start: int) -> bool:
     return before < 0 or text[before] in "\n\r;:"
 
 
-def _statement_end(text: str, start: int) -> int | None:
+def statement_end(text: str, start: int) -> int | None:
     """Where the simple statement starting at ``start`` ends (None: it holds a string)."""
     position = start
     while True:

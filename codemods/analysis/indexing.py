@@ -51,12 +51,17 @@ def _non_candidate_star_imports(
     return {module: found for module, found in stars.items() if found}
 
 
+def has_star_import(data: bytes) -> bool:
+    """Whether ``data`` may hold ``import *`` (a literal prefix: runs at memory speed)."""
+    return _STAR_HINT.search(data) is not None
+
+
 def _star_imports(module_file: ModuleFile, data: bytes) -> list[str]:
     """The modules ``data`` star-imports (``from X import *`` lines), as absolute names."""
     from ctxmigrate.codemods.analysis.summaries import absolute_module
 
     found: list[str] = []
-    if _STAR_HINT.search(data) is None:  # a literal prefix: runs at memory speed
+    if not has_star_import(data):
         return found
     for match in _STAR_IMPORT.finditer(data):
         level = len(match.group(1))
@@ -74,15 +79,11 @@ def build_index(
     other_star_imports: Mapping[str, tuple[str, ...]],
     known_names: frozenset[str],
     config: Config,
-    mentions: Mapping[str, frozenset[str]] | None = None,
-    imports: Mapping[str, Iterable[tuple[str, str]]] | None = None,
     lazy_files: Sequence[ModuleFile] = (),
     loader: Callable[[ModuleFile], ModuleSummary | None] | None = None,
     other_modules: Iterable[str] = (),
 ) -> ProjectIndex:
-    """The cross-module index; ``mentions`` (module -> dotted paths it names)
-    and ``imports`` (module -> ``from X import name`` of known names anywhere
-    in it) are only needed when fixing, to keep imports other modules reach.
+    """The cross-module index (``apply`` adds its ``external_uses``).
 
     ``lazy_files`` are candidates summarised only when the index is asked
     about them (``loader`` builds the summary); they must not define a legacy
@@ -92,7 +93,6 @@ def build_index(
     the analysis never looks up by path (``files`` must hold every file it
     analyses)."""
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex, discover_targets
-    from ctxmigrate.codemods.external_uses import external_uses
 
     by_name: dict[str, ModuleSummary] = {}
     for summary in summaries:
@@ -132,8 +132,6 @@ def build_index(
             if name not in by_name:
                 index.lazy_files.setdefault(name, module_file)
     index.loader = loader
-    if mentions is not None:
-        index.external_uses = external_uses(by_name, mentions, imports or {})
     return index
 
 

@@ -165,3 +165,28 @@ def test_run_with_fix_keeps_an_import_a_test_file_patches(project: Path) -> None
     (fixed,) = [fix for fix in result.fixes if fix.path.endswith("app/handler.py")]
     assert fixed.fixed is not None and OLD_IMPORT in fixed.fixed
     assert "names app.handler.create_user_execution_context" in fixed.notes[0]
+
+
+def test_needs_bindings_only_for_a_star_an_unresolved_mention_or_an_imported_head() -> None:
+    from ctxmigrate.codemods.analysis.parsing import ModuleFile
+    from ctxmigrate.codemods.external_uses import needs_bindings
+
+    lazy = ModuleFile("app/lazy.py", Path("/project/app/lazy.py"), "app.lazy", False, False)
+    heads = {"app.handler": frozenset({"deps", "self"})}
+
+    def primary(module: str | None) -> str | None:
+        return module if module in ("app", "app.handler") else None
+
+    def needs(text: str, mentions: frozenset[str] = frozenset()) -> bool:
+        return needs_bindings(text.encode(), lazy, mentions, heads, primary)
+
+    # What the text shows already (imports of known names, resolvable paths): no summary.
+    assert not needs("from app.handler import WebSocketContext\nself.deps = self\n")
+    assert not needs("x = 1\n", frozenset({"app.handler.create_user_execution_context"}))
+    assert not needs("from app.other import deps\nfrom app.handler import run\n")
+    # What only its bindings tell.
+    assert needs("from app.handler import *\n")
+    assert needs("x = 1\n", frozenset({"h.create_user_execution_context"}))
+    assert needs("def f():\n    from app.handler import (\n        deps,\n    )\n")
+    assert needs("from .handler import deps as d\n")
+    assert not needs("from .handler import run  # deps, in a comment\n")

@@ -231,11 +231,42 @@ def test_a_cached_outcome_notices_a_change_in_a_lazy_module_it_consulted(
     assert not [f for f in after if f[0] == "app/connect.py" and f[2] == 6]
 
 
-def test_apply_summarises_every_candidate(lazy_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Fixing keeps imports other modules reach: it needs every summary.
-    (lazy_tree / "app/unused_broken.py").unlink()
-    seen, _ = summarised_paths(lazy_tree, monkeypatch, use_cache=False, fix=True)
-    assert {"app/annotations.py", "app/wrong.py"} <= seen
+def test_apply_summarises_a_lazy_candidate_only_when_it_imports_from_a_summarised_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {
+        "app/__init__.py": "",
+        "app/deps.py": "def create_user_execution_context(user_id, thread_id):\n    pass\n",
+        "app/ws.py": "class WebSocketContext:\n    pass\n",
+        "app/handler.py": "from app import deps\n\n\nasync def handle(m):\n"
+        "    return deps.create_user_execution_context(m.user_id, m.thread_id)\n",
+        # Lazy (they only name the context type); this one takes ``deps`` from
+        # the handler, whose import of it the rewrite leaves unused.
+        "app/through.py": "from app.handler import deps\n\n\n"
+        'def f(ctx: "WebSocketContext") -> None:\n    pass\n',
+        # Lazy, and no import statement names a summarised module.
+        "app/annotated.py": 'import os\n\n\ndef f(ctx: "WebSocketContext") -> None:\n    pass\n',
+    }
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    seen: set[str] = set()
+    summarize = engine.summarize_source
+
+    def recording(source: bytes, module_file: ModuleFile, *args: object) -> object:
+        seen.add(module_file.display)
+        return summarize(source, module_file, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "summarize_source", recording)
+    result = run([tmp_path], Config(root=tmp_path), jobs=1, fix=True, use_cache=False)
+    assert "app/through.py" in seen and "app/annotated.py" not in seen
+    (fixed,) = result.fixes
+    assert fixed.fixed is not None and fixed.fixed.startswith(b"from app import deps\n")
+    assert fixed.notes == [
+        "kept the import of deps: app.through imports deps from app.handler, "
+        "which would break without it"
+    ]
 
 
 def test_a_warm_run_reads_the_lazy_decisions_from_the_cache(
