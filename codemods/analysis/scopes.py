@@ -204,6 +204,28 @@ def iter_nodes(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(child_nodes(node)))
 
 
+def holding(root: cst.CSTNode, nodes: Sequence[cst.CSTNode]) -> set[int]:
+    """The ids of the nodes under ``root`` that hold one of ``nodes``, and ``root``'s.
+
+    A transformer that descends only into these rebuilds nothing else: the
+    rewrite of a site, the removal of an import, in a long module.
+    """
+    parents: dict[int, cst.CSTNode] = {}
+    stack: list[cst.CSTNode] = [root]
+    while stack:
+        node = stack.pop()
+        for child in child_nodes(node):  # never in a whitespace or punctuation field
+            parents[id(child)] = node
+            stack.append(child)
+    found = {id(root)}
+    for node in nodes:
+        parent = parents.get(id(node))
+        while parent is not None and id(parent) not in found:
+            found.add(id(parent))
+            parent = parents.get(id(parent))
+    return found
+
+
 Visit = list[tuple[cst.CSTNode, "LexicalScope"]] | None
 
 

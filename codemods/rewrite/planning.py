@@ -26,7 +26,8 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from ctxmigrate.codemods.analysis.scopes import child_nodes
+from ctxmigrate.codemods.analysis.parsing import decoded
+from ctxmigrate.codemods.analysis.scopes import holding
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import Finding
 from ctxmigrate.codemods.rewrite.import_edits import (
@@ -99,7 +100,9 @@ def fix_source(
 
 def _apply(analysis: FileAnalysis, config: Config, sites: list[_Site], result: FixResult) -> None:
     module = analysis.module
-    source_text = module.code
+    # The file's text as LibCST read it (it prints the module back to these
+    # characters): printing the module again cost 10% of apply.
+    source_text = decoded(analysis.source)
     # The messages do not say "left untouched": the CLI prefixes that, and the
     # same text is the reason of the file's sites in the skipped list.
     try:
@@ -230,7 +233,7 @@ class _SiteReplacer(cst.CSTTransformer):
         self._sites = {id(site.ref.node): site for site in sites}
         self._config = config
         self._parents: list[cst.CSTNode] = []
-        self._holding_a_site = _ancestors(module, [site.ref.node for site in sites])
+        self._holding_a_site = holding(module, [site.ref.node for site in sites])
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         self._parents.append(node)
@@ -257,24 +260,6 @@ class _SiteReplacer(cst.CSTTransformer):
                 lpar=(cst.LeftParen(),), rpar=(cst.RightParen(),)
             )
         return replacement
-
-
-def _ancestors(module: cst.Module, nodes: list[cst.CSTNode]) -> set[int]:
-    """The ids of the nodes of ``module`` that hold one of ``nodes`` (and the module)."""
-    parents: dict[int, cst.CSTNode] = {}
-    stack: list[cst.CSTNode] = [module]
-    while stack:
-        node = stack.pop()
-        for child in child_nodes(node):  # a site is never in a whitespace or punctuation field
-            parents[id(child)] = node
-            stack.append(child)
-    holding = {id(module)}
-    for node in nodes:
-        parent = parents.get(id(node))
-        while parent is not None and id(parent) not in holding:
-            holding.add(id(parent))
-            parent = parents.get(id(parent))
-    return holding
 
 
 def _await_needs_parentheses(

@@ -532,6 +532,22 @@ def test_an_import_spelled_nowhere_else_goes_without_libcst_scope_analysis(
     assert fix_bytes(HANDLER.encode()).fixed == HANDLER_FIXED.encode()
 
 
+def test_the_shortcut_still_removes_an_unused_import_nested_in_a_function_or_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It rebuilds only what holds an import: the nested ones are reached."""
+    _no_scope_analysis(monkeypatch)
+    nested = (
+        "\n\nclass Later:\n    def reload(self):\n        x = 1\n"
+        "        if x:\n            from app.dependencies import create_user_execution_context\n"
+        "        return x\n"
+    )
+    kept = "\n\nclass Later:\n    def reload(self):\n        x = 1\n        if x:\n"
+    kept += "            pass\n        return x\n"
+
+    assert fix_bytes((HANDLER + nested).encode()).fixed == (HANDLER_FIXED + kept).encode()
+
+
 @pytest.mark.parametrize(
     "annotation",
     ['"create_user_execution_context"', '"list[create_user_execution_context]"'],
