@@ -561,7 +561,11 @@ def _external_uses(
         else:
             summary = None
         importers.setdefault(module_file.module, summary)
-    return external_uses(index.summaries, importers.items(), mentions, imports)
+    sources = {
+        module_files[c.file.absolute].module: (c.data, module_files[c.file.absolute])
+        for c in parsed
+    }
+    return external_uses(index.summaries, importers.items(), mentions, imports, sources)
 
 
 def _split_lazy(

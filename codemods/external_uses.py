@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from functools import cache, partial
 
 from ctxmigrate.codemods.analysis.parsing import ModuleFile
 from ctxmigrate.codemods.analysis.summaries import ModuleSummary
@@ -103,11 +104,45 @@ def needs_bindings(
     return False
 
 
+def modules_bound_anywhere(source: bytes, module_file: ModuleFile) -> dict[str, str]:
+    """The dotted path each name an import statement binds, anywhere in the file
+    (a function, a class, a branch): ``import a.b as h`` binds h to a.b,
+    ``import a.b`` binds a to a, ``from a import b`` binds b to a.b (a module
+    when a.b is one). Empty when ``ast`` cannot read the file.
+    """
+    import ast
+    import warnings
+
+    from ctxmigrate.codemods.analysis.summaries import absolute_module
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes are the application's business
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return {}
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                head = alias.name.split(".", 1)[0]
+                bound.setdefault(alias.asname or head, alias.name if alias.asname else head)
+        elif isinstance(node, ast.ImportFrom):
+            base = absolute_module(
+                module_file.module, module_file.is_package, node.level, node.module
+            )
+            for alias in node.names:
+                if base is not None and alias.name != "*":
+                    bound.setdefault(alias.asname or alias.name, f"{base}.{alias.name}")
+    return bound
+
+
 def external_uses(
     exporters: Mapping[str, ModuleSummary],
     importers: Iterable[tuple[str, ModuleSummary | None]],
     mentions: Mapping[str, frozenset[str]],
     imports: Mapping[str, Iterable[tuple[str, str]]],
+    sources: Mapping[str, tuple[bytes, ModuleFile]],
 ) -> dict[str, dict[str, str]]:
     """``{module: {name: why another module needs it}}`` for every summarised module.
 
@@ -118,7 +153,10 @@ def external_uses(
     ``dotted_mentions``, and ``imports`` to the ``from X import name`` of
     known names anywhere in it (``site_hints.imports_in_text``): a summary
     has the module-level ones only, and an import inside a function breaks
-    when that function runs.
+    when that function runs. For the same reason a dotted mention whose owner
+    no module-level binding resolves is looked up in the imports anywhere in
+    the importer's source (``sources``: module -> bytes and file;
+    ``modules_bound_anywhere``).
     """
 
     def primary(module: str | None) -> str | None:
@@ -130,6 +168,10 @@ def external_uses(
     def note(module: str | None, name: str, why: str) -> None:
         if module is not None:
             uses.setdefault(module, {}).setdefault(name, why)
+
+    @cache
+    def bound_anywhere(module: str) -> dict[str, str]:
+        return modules_bound_anywhere(*sources[module]) if module in sources else {}
 
     modules = {summary.module: summary for summary in exporters.values()}
     for module, importer in importers:
@@ -159,13 +201,31 @@ def external_uses(
                     note(exporter, name, f"{module} does `from {exporter} import *`")
         for mention in sorted(mentions.get(module, ())):
             owner, _, name = mention.rpartition(".")
-            exporter = primary(owner)
-            if exporter is None and importer is not None:
-                exporter = _module_bound_locally(importer, owner, primary)
+            exporter = _owner_module(owner, importer, primary, partial(bound_anywhere, module))
             if exporter is not None and exporter != module:
                 note(exporter, name, f"{module} names {mention}")
     # The module's own ``__all__`` is a string in the module: rewrite/import_edits.py checks those.
     return uses
+
+
+def _owner_module(
+    owner: str,
+    importer: ModuleSummary | None,
+    primary: Callable[[str | None], str | None],
+    bound_anywhere: Callable[[], Mapping[str, str]],
+) -> str | None:
+    """The summarised module a dotted mention's ``owner`` names: a module's
+    own name, a name the importer binds at module level, or one an import
+    statement binds anywhere in it (read only when the others do not say)."""
+    found = primary(owner)
+    if found is None and importer is not None:
+        found = _module_bound_locally(importer, owner, primary)
+    if found is None:
+        head, _, rest = owner.partition(".")
+        bound = bound_anywhere().get(head)
+        if bound is not None:
+            found = primary(f"{bound}.{rest}" if rest else bound)
+    return found
 
 
 def _module_bound_locally(

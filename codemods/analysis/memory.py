@@ -102,5 +102,6 @@ def build_memory_index(
         {summary.module: summary for summary in index.summaries.values()}.items(),
         {m.module: dotted_mentions(sources[key], known) for key, m in module_files.items()},
         {m.module: imports_anywhere(sources[key], m, known) for key, m in module_files.items()},
+        {m.module: (sources[key], m) for key, m in module_files.items()},
     )
     return index, module_files

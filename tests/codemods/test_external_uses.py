@@ -122,6 +122,32 @@ def test_import_kept_for_a_nested_import_on_a_real_tree(project: Path) -> None:
     assert "tests.test_handler imports create_user_execution_context" in fixed.notes[0]
 
 
+@pytest.mark.parametrize(
+    ("importer", "mention"),
+    [
+        (
+            "def later():\n    import app.handler as h\n"
+            "    return h.create_user_execution_context\n",
+            "h.create_user_execution_context",
+        ),
+        (
+            "class Lazy:\n    def get(self):\n        from app import handler\n"
+            "        return handler.create_user_execution_context\n",
+            "handler.create_user_execution_context",
+        ),
+    ],
+)
+def test_import_kept_for_attribute_access_through_a_module_bound_in_a_function(
+    importer: str, mention: str
+) -> None:
+    fixed, notes = fixed_handler(**{"app/other.py": importer})
+    assert OLD_IMPORT in fixed
+    assert notes == [
+        f"kept the import of create_user_execution_context: app.other names {mention}, "
+        "which would break without it"
+    ]
+
+
 def test_import_kept_for_a_star_import_of_the_module() -> None:
     fixed, notes = fixed_handler(**{"app/everything.py": "from app.handler import *\n"})
     assert OLD_IMPORT in fixed
