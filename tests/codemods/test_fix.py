@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import textwrap
 
 import libcst as cst
@@ -208,6 +209,24 @@ def test_output_that_does_not_parse_in_newer_syntax_gets_libcst_position() -> No
         "the rewritten file does not parse: "
         "expected one of *, **, :, NAME at line 9, column 1 of the rewritten text"
     )
+
+
+def test_output_python_reads_is_not_parsed_again_with_libcst(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ctxmigrate.codemods.rewrite import planning
+
+    fixed = fix_bytes(HANDLER.encode())  # analysed (LibCST parses the input) before the patch
+    assert fixed.fixed == HANDLER_FIXED.encode()
+
+    def refuse(source: object) -> object:
+        raise AssertionError("LibCST parsed output CPython reads")
+
+    monkeypatch.setattr(planning.cst, "parse_module", refuse)
+    planning._check_parses(HANDLER_FIXED.encode())
+    # What CPython rejects still goes to LibCST, whose verdict stands.
+    with pytest.raises(AssertionError, match="LibCST parsed"):
+        planning._check_parses(b"type Alias = int\n" if sys.version_info < (3, 12) else b"x = (\n")
 
 
 def test_result_is_a_plain_record_for_the_writer() -> None:
