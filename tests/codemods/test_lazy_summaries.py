@@ -166,9 +166,8 @@ def lazy_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def summarised_paths(
-    tree: Path, monkeypatch: pytest.MonkeyPatch, **options: object
-) -> tuple[set[str], list[dict[str, object]]]:
+def recorded_summaries(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The display paths of the files the engine summarises from now on."""
     seen: set[str] = set()
     summarize = engine.summarize_source
 
@@ -177,6 +176,13 @@ def summarised_paths(
         return summarize(source, module_file, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "summarize_source", recording)
+    return seen
+
+
+def summarised_paths(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, **options: object
+) -> tuple[set[str], list[dict[str, object]]]:
+    seen = recorded_summaries(monkeypatch)
     report = run([tree], Config(root=tree), jobs=1, **options).report  # type: ignore[arg-type]
     return seen, report.to_json()["findings"]
 
@@ -251,14 +257,7 @@ def test_apply_summarises_a_lazy_candidate_only_when_it_imports_from_a_summarise
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
     monkeypatch.chdir(tmp_path)
-    seen: set[str] = set()
-    summarize = engine.summarize_source
-
-    def recording(source: bytes, module_file: ModuleFile, *args: object) -> object:
-        seen.add(module_file.display)
-        return summarize(source, module_file, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(engine, "summarize_source", recording)
+    seen = recorded_summaries(monkeypatch)
     result = run([tmp_path], Config(root=tmp_path), jobs=1, fix=True, use_cache=False)
     assert "app/through.py" in seen and "app/annotated.py" not in seen
     (fixed,) = result.fixes
