@@ -547,8 +547,6 @@ def _external_uses(
     }
     importers: dict[str, ModuleSummary | None] = {}
     for candidate in candidates:
-        if candidate.file.absolute not in module_files:
-            continue
         module_file = module_files[candidate.file.absolute]
         if candidate.file.absolute in summary_of:
             summary: ModuleSummary | None = summary_of[candidate.file.absolute]

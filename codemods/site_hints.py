@@ -166,7 +166,7 @@ def imports_in_text(
     while position >= 0:
         start = _statement_start_before(text, position)
         if start is not None and start not in examined:
-            end = statement_end(text, start)
+            end = _statement_end(text, start)
             if end is not None and end > position:
                 examined.add(start)
                 imported = text[position:end]
@@ -228,7 +228,7 @@ def _starts_statement(text: str, start: int) -> bool:
     return before < 0 or text[before] in "\n\r;:"
 
 
-def statement_end(text: str, start: int) -> int | None:
+def _statement_end(text: str, start: int) -> int | None:
     """Where the simple statement starting at ``start`` ends (None: it holds a string)."""
     position = start
     while True:

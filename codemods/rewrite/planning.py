@@ -145,7 +145,7 @@ def _check_parses(fixed: bytes) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes are the application's business
             compile(fixed, "<rewritten>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         cst.parse_module(fixed)
 
 
