@@ -32,6 +32,10 @@ def run_git(
         return None
 
 
+# Windows cannot wait on pipes (``selectors`` takes sockets only there).
+PIPES_CAN_BE_WAITED_ON = os.name != "nt"
+
+
 def run_git_streaming(
     args: Sequence[str], cwd: Path | str, on_record: Callable[[bytes], None]
 ) -> tuple[int, bytes] | None:
@@ -45,7 +49,7 @@ def run_git_streaming(
     """
     import selectors
 
-    if os.name == "nt":
+    if not PIPES_CAN_BE_WAITED_ON:
         completed = run_git(args, cwd)
         if completed is None:
             return None

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ctxmigrate.codemods import engine
+from ctxmigrate.codemods import git as git_module
 from ctxmigrate.codemods.cache import AnalysisCache
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.discovery import SourceFile, SourceText
@@ -360,7 +361,12 @@ def test_a_file_naming_only_a_remembered_alias_is_reported_when_the_alias_is_lea
     assert cached_audit(tmp_path, monkeypatch).to_json() == expected
 
 
-def test_streamed_git_output_is_every_record_across_reads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("streamed", [True, False], ids=["pipes waited on", "Windows"])
+def test_streamed_git_output_is_every_record_across_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    # Where pipes cannot be waited on (Windows), the records come after git ends.
+    monkeypatch.setattr(git_module, "PIPES_CAN_BE_WAITED_ON", streamed)
     # Over 64 KB of names: several reads, records split between them.
     for number in range(1000):
         write(tmp_path, f"pkg/{'deep/' * 10}module_with_a_long_name_{number:04}.py", "")
@@ -377,7 +383,23 @@ def test_streamed_git_output_is_every_record_across_reads(tmp_path: Path) -> Non
     assert len([r for r in records if r]) == 1000
 
 
-def test_streamed_git_reports_its_exit_code_and_stderr(tmp_path: Path) -> None:
+@pytest.mark.parametrize("streamed", [True, False], ids=["pipes waited on", "Windows"])
+def test_streamed_git_without_a_git_binary_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    monkeypatch.setattr(git_module, "PIPES_CAN_BE_WAITED_ON", streamed)
+    monkeypatch.setenv("PATH", "")
+    records: list[bytes] = []
+
+    assert run_git_streaming(["ls-files", "-z"], tmp_path, records.append) is None
+    assert records == []
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["pipes waited on", "Windows"])
+def test_streamed_git_reports_its_exit_code_and_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    monkeypatch.setattr(git_module, "PIPES_CAN_BE_WAITED_ON", streamed)
     records: list[bytes] = []
 
     finished = run_git_streaming(["ls-files", "-z"], tmp_path, records.append)
