@@ -552,9 +552,7 @@ def _external_uses(
             summary: ModuleSummary | None = summary_of[candidate.file.absolute]
         elif module_file.module not in mentions:
             continue  # it did not parse: its error is reported, it reaches nothing
-        elif needs_bindings(
-            candidate.data, module_file, mentions[module_file.module], heads, primary
-        ):
+        elif needs_bindings(candidate.data, module_file, heads, primary):
             summary = index.summary(module_file.module)
         else:
             summary = None

@@ -62,22 +62,19 @@ def imports_anywhere(
 def needs_bindings(
     data: bytes,
     module_file: ModuleFile,
-    mentions: frozenset[str],
     heads: Mapping[str, frozenset[str]],
     primary: Callable[[str | None], str | None],
 ) -> bool:
     """Whether ``external_uses`` needs the module-level bindings (the summary)
-    of a candidate that was not summarised: its ``imports_anywhere`` and
-    ``mentions`` come from its text, and the bindings add only
+    of a candidate that was not summarised. Its imports of known names
+    (``imports_anywhere``), its dotted mentions and their owners
+    (``modules_bound_anywhere``) come from its text; the bindings add only
 
     - a star import: ``from m import *`` reaches every public name of m;
-    - a dotted mention whose owner is a name it binds (``h.name`` after
-      ``import m as h``): any mention ``primary`` does not resolve;
     - ``from m import h`` where m calls a legacy function through h
       (``deps.create_user_execution_context(...)``), so that the rewrite may
       leave m's import of h unused: ``heads`` maps each summarised module to
-      the heads of its own dotted mentions. Known names are in
-      ``imports_anywhere`` already.
+      the heads of its own dotted mentions.
 
     On the 25,000-file benchmark tree, none of the 5,000 candidates that only
     name the context types needs its summary.
@@ -87,8 +84,6 @@ def needs_bindings(
     from ctxmigrate.codemods.site_hints import imports_in_text
 
     if has_star_import(data):
-        return True
-    if any(primary(mention.rpartition(".")[0]) is None for mention in mentions):
         return True
     names = frozenset(head for module_heads in heads.values() for head in module_heads)
     if not names:
@@ -104,11 +99,13 @@ def needs_bindings(
     return False
 
 
-def modules_bound_anywhere(source: bytes, module_file: ModuleFile) -> dict[str, str]:
-    """The dotted path each name an import statement binds, anywhere in the file
-    (a function, a class, a branch): ``import a.b as h`` binds h to a.b,
-    ``import a.b`` binds a to a, ``from a import b`` binds b to a.b (a module
-    when a.b is one). Empty when ``ast`` cannot read the file.
+def modules_bound_anywhere(source: bytes, module_file: ModuleFile) -> dict[str, list[str]]:
+    """The dotted paths each name is bound to by an import statement anywhere
+    in the file (module level, a function, a class, a branch), in ``ast.walk``
+    order: ``import a.b as h`` binds h to a.b, ``from a import b`` binds b to
+    a.b (a module when a.b is one). A plain ``import a.b`` binds a to a, which
+    adds nothing to the path a mention spells. Empty when ``ast`` cannot read
+    the file.
     """
     import ast
     import warnings
@@ -121,19 +118,18 @@ def modules_bound_anywhere(source: bytes, module_file: ModuleFile) -> dict[str, 
             tree = ast.parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return {}
-    bound: dict[str, str] = {}
+    bound: dict[str, list[str]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                head = alias.name.split(".", 1)[0]
-                bound.setdefault(alias.asname or head, alias.name if alias.asname else head)
+                if alias.asname is not None:
+                    bound.setdefault(alias.asname, []).append(alias.name)
         elif isinstance(node, ast.ImportFrom):
             base = absolute_module(
                 module_file.module, module_file.is_package, node.level, node.module
             )
-            for alias in node.names:
-                if base is not None and alias.name != "*":
-                    bound.setdefault(alias.asname or alias.name, f"{base}.{alias.name}")
+            for alias in node.names if base is not None else ():
+                bound.setdefault(alias.asname or alias.name, []).append(f"{base}.{alias.name}")
     return bound
 
 
@@ -153,8 +149,8 @@ def external_uses(
     ``dotted_mentions``, and ``imports`` to the ``from X import name`` of
     known names anywhere in it (``site_hints.imports_in_text``): a summary
     has the module-level ones only, and an import inside a function breaks
-    when that function runs. For the same reason a dotted mention whose owner
-    no module-level binding resolves is looked up in the imports anywhere in
+    when that function runs. For the same reason the owner of a dotted
+    mention that is no module's name is looked up in the imports anywhere in
     the importer's source (``sources``: module -> bytes and file;
     ``modules_bound_anywhere``).
     """
@@ -170,7 +166,7 @@ def external_uses(
             uses.setdefault(module, {}).setdefault(name, why)
 
     @cache
-    def bound_anywhere(module: str) -> dict[str, str]:
+    def bound_anywhere(module: str) -> dict[str, list[str]]:
         return modules_bound_anywhere(*sources[module]) if module in sources else {}
 
     modules = {summary.module: summary for summary in exporters.values()}
@@ -201,7 +197,7 @@ def external_uses(
                     note(exporter, name, f"{module} does `from {exporter} import *`")
         for mention in sorted(mentions.get(module, ())):
             owner, _, name = mention.rpartition(".")
-            exporter = _owner_module(owner, importer, primary, partial(bound_anywhere, module))
+            exporter = _owner_module(owner, primary, partial(bound_anywhere, module))
             if exporter is not None and exporter != module:
                 note(exporter, name, f"{module} names {mention}")
     # The module's own ``__all__`` is a string in the module: rewrite/import_edits.py checks those.
@@ -210,40 +206,17 @@ def external_uses(
 
 def _owner_module(
     owner: str,
-    importer: ModuleSummary | None,
     primary: Callable[[str | None], str | None],
-    bound_anywhere: Callable[[], Mapping[str, str]],
+    bound_anywhere: Callable[[], Mapping[str, list[str]]],
 ) -> str | None:
     """The summarised module a dotted mention's ``owner`` names: a module's
-    own name, a name the importer binds at module level, or one an import
-    statement binds anywhere in it (read only when the others do not say)."""
+    own name, or a name an import statement of the importer binds to one (the
+    file is read for that only when the owner is no module's name)."""
     found = primary(owner)
-    if found is None and importer is not None:
-        found = _module_bound_locally(importer, owner, primary)
-    if found is None:
-        head, _, rest = owner.partition(".")
-        bound = bound_anywhere().get(head)
-        if bound is not None:
-            found = primary(f"{bound}.{rest}" if rest else bound)
-    return found
-
-
-def _module_bound_locally(
-    importer: ModuleSummary, owner: str, primary: Callable[[str | None], str | None]
-) -> str | None:
-    """``h`` in ``h.create_user_execution_context`` when ``importer`` binds ``h`` to a module.
-
-    ``import pkg.handler as h`` binds a module; ``from pkg import handler``
-    binds an attribute of ``pkg`` that is a module when ``pkg.handler`` is one.
-    """
+    if found is not None:
+        return found
     head, _, rest = owner.partition(".")
-    for binding in importer.bindings.get(head, ()):
-        if binding.kind == "module" and binding.module is not None:
-            module = binding.module
-        elif binding.kind == "import" and binding.module is not None and binding.name:
-            module = f"{binding.module}.{binding.name}"
-        else:
-            continue
+    for module in bound_anywhere().get(head, ()):
         found = primary(f"{module}.{rest}" if rest else module)
         if found is not None:
             return found

@@ -154,6 +154,33 @@ def test_import_kept_for_a_star_import_of_the_module() -> None:
     assert "app.everything does `from app.handler import *`" in notes[0]
 
 
+def test_import_removed_when_no_importer_reaches_the_rewritten_module() -> None:
+    # A star import of a module outside the tree; the name imported, in a
+    # function, from where it is defined: nothing reaches it through the handler.
+    fixed, notes = fixed_handler(
+        **{
+            "app/elsewhere.py": "from os.path import *\n\n\n"
+            "def later():\n    from app.dependencies import create_user_execution_context\n"
+            "    return create_user_execution_context\n",
+        }
+    )
+    assert OLD_IMPORT not in fixed
+    assert notes == []
+
+
+def test_imports_anywhere_of_text_that_cannot_be_decoded_is_none() -> None:
+    from ctxmigrate.codemods.analysis.parsing import ModuleFile
+    from ctxmigrate.codemods.external_uses import imports_anywhere
+
+    module_file = ModuleFile("app/x.py", Path("/project/app/x.py"), "app.x", False, False)
+    source = b"from app.handler import create_user_execution_context\n"
+    known = frozenset({"create_user_execution_context"})
+    assert imports_anywhere(source, module_file, known) == (
+        ("app.handler", "create_user_execution_context"),
+    )
+    assert imports_anywhere(b"# -*- coding: no-such-codec -*-\n" + source, module_file, known) == ()
+
+
 def test_import_removed_when_star_import_cannot_see_it_because_of_all() -> None:
     sources = {
         **LEGACY_FACTORY_MODULE,
@@ -193,26 +220,45 @@ def test_run_with_fix_keeps_an_import_a_test_file_patches(project: Path) -> None
     assert "names app.handler.create_user_execution_context" in fixed.notes[0]
 
 
-def test_needs_bindings_only_for_a_star_an_unresolved_mention_or_an_imported_head() -> None:
+def test_needs_bindings_only_for_a_star_or_an_import_of_a_head() -> None:
     from ctxmigrate.codemods.analysis.parsing import ModuleFile
     from ctxmigrate.codemods.external_uses import needs_bindings
 
     lazy = ModuleFile("app/lazy.py", Path("/project/app/lazy.py"), "app.lazy", False, False)
-    heads = {"app.handler": frozenset({"deps", "self"})}
+    # app.handler calls a legacy function through deps (and self); app.other through tools.
+    heads = {"app.handler": frozenset({"deps", "self"}), "app.other": frozenset({"tools"})}
 
     def primary(module: str | None) -> str | None:
-        return module if module in ("app", "app.handler") else None
+        return module if module in ("app", "app.handler", "app.other") else None
 
-    def needs(text: str, mentions: frozenset[str] = frozenset()) -> bool:
-        return needs_bindings(text.encode(), lazy, mentions, heads, primary)
+    def needs(text: str) -> bool:
+        return needs_bindings(text.encode(), lazy, heads, primary)
 
-    # What the text shows already (imports of known names, resolvable paths): no summary.
+    # What the text shows already (imports of known names, mentions): no summary.
     assert not needs("from app.handler import WebSocketContext\nself.deps = self\n")
-    assert not needs("x = 1\n", frozenset({"app.handler.create_user_execution_context"}))
-    assert not needs("from app.other import deps\nfrom app.handler import run\n")
+    assert not needs("from app.elsewhere import deps\nfrom app.handler import run\n")
+    assert not needs("from app.handler import tools  # a head of app.other, not of app.handler\n")
+    assert not needs("from .handler import run  # deps, in a comment\n")
     # What only its bindings tell.
     assert needs("from app.handler import *\n")
-    assert needs("x = 1\n", frozenset({"h.create_user_execution_context"}))
     assert needs("def f():\n    from app.handler import (\n        deps,\n    )\n")
     assert needs("from .handler import deps as d\n")
-    assert not needs("from .handler import run  # deps, in a comment\n")
+    # Text that cannot be decoded: the summary decides.
+    assert needs("# -*- coding: no-such-codec -*-\nfrom app.handler import run\n")
+
+
+def test_owners_bound_anywhere_in_the_importer() -> None:
+    from ctxmigrate.codemods.analysis.parsing import ModuleFile
+    from ctxmigrate.codemods.external_uses import modules_bound_anywhere
+
+    other = ModuleFile("app/other.py", Path("/project/app/other.py"), "app.other", False, False)
+    source = (
+        b"import app.handler as h\nimport os.path\nfrom . import handler, views as v\n"
+        b"def f():\n    import app.other_handler as h\n    return '\\d'\n"
+    )
+    assert modules_bound_anywhere(source, other) == {
+        "h": ["app.handler", "app.other_handler"],
+        "handler": ["app.handler"],
+        "v": ["app.views"],
+    }
+    assert modules_bound_anywhere(b"def f(:\n", other) == {}
