@@ -52,6 +52,11 @@ EXACT = {
         "        from app.fallback import WebSocketContext\n"
     ),
     "from inside a module path": "from app.fromage.from_x import WebSocketContext\n",
+    "in a match case": (
+        "match mode:\n    case 1:\n        from app.ws import WebSocketContext\n"
+        "    case _:\n        from app.ws import WSView\n"
+    ),
+    "import in a longer word of the path": "from app.important import WebSocketContext\n",
     "crlf": "from app.ws import (\r\n    WebSocketContext,\r\n)\r\n",
     "not an import": (
         "x = WebSocketContext\n"
@@ -112,6 +117,18 @@ def test_the_docstring_import_is_found_by_the_text_only() -> None:
 )
 def test_text_that_may_name_a_site_is_left_to_ast(source: str) -> None:
     assert text_hints(source.encode(), "app.mod", False, NAMES) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from app.ws import WebSocketContext \\ \n",  # a backslash that continues nothing
+        'from app.ws import WebSocketContext, "x"\n',  # a quote: no import statement
+    ],
+)
+def test_text_that_is_no_import_statement_yields_none(source: str) -> None:
+    # Text only: a lazy file is never parsed, whatever it holds.
+    assert text_imports(source.encode()) == set()
 
 
 def test_an_unclosed_parenthesis_with_many_comments_is_quick() -> None:
