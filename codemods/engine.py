@@ -172,10 +172,13 @@ def _analyze_and_fix(
 ) -> _Outcome:
     display = index.files[str(path)].display
     try:
-        # Fixing needs the real tree; the audit alone parses the pruned text.
+        # The pruned text gives the same findings (``pruning.py``); only a file
+        # apply rewrites is parsed whole, since a rewrite needs the real tree.
         analysis = analyze_source(
-            path, source, config, index, codemods, prune=not fix, prepared=prepared
+            path, source, config, index, codemods, prune=True, prepared=prepared
         )
+        if fix and any(finding.category == "rewrite" for finding in analysis.findings):
+            analysis = analyze_source(path, source, config, index, codemods)
     except SourceError as error:
         return _Outcome(display, [], FileError(display, str(error)))
     except RecursionError:
@@ -316,11 +319,9 @@ def run(
         return pruning_names(names.known, config, selected)
 
     # The summary phase prunes too while it holds each file's ``ast`` tree
-    # (the audit's analysis reuses it); ``apply`` never prunes.
+    # (the analysis reuses it).
     prepared: dict[str, PrunedText] = {}
-    summarised, all_cacheable = _summaries(
-        eager, module_files, cache, jobs, names, None if fix else prune_names
-    )
+    summarised, all_cacheable = _summaries(eager, module_files, cache, jobs, names, prune_names)
     reuse.storable = reuse.storable and all_cacheable
     for candidate, summary_or_error in zip(eager, summarised, strict=True):
         if isinstance(summary_or_error, FileError):

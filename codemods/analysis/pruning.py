@@ -62,9 +62,10 @@ takes the site files' kept non-blank lines from 4,597 to 1,783.
 
 Not pruned at all: a file ``ast`` cannot read (syntax newer than the running
 interpreter), a file in another encoding than UTF-8 (``ast`` columns count
-UTF-8 bytes), and a file where nothing qualifies. Only the audit reads pruned
-text: a rewrite needs the real tree (``fix_source`` refuses an analysis made
-from it).
+UTF-8 bytes), and a file where nothing qualifies. A rewrite needs the real
+tree (``fix_source`` refuses an analysis made from pruned text): ``apply``
+decides from the pruned text which files it rewrites (the findings are the
+same) and parses only those whole.
 """
 
 from __future__ import annotations

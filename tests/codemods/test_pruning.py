@@ -20,7 +20,7 @@ import libcst as cst
 import pytest
 
 from ctxmigrate.codemods import CODEMODS, engine
-from ctxmigrate.codemods.analysis import pruning
+from ctxmigrate.codemods.analysis import file_analysis, pruning
 from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis, analyze_source, pruning_names
 from ctxmigrate.codemods.analysis.memory import build_memory_index
 from ctxmigrate.codemods.analysis.pruning import pruned_source
@@ -678,7 +678,6 @@ def test_pruned_text_that_does_not_parse_warns_and_the_whole_file_decides(
 def test_a_file_libcst_rejects_whole_is_its_own_error_not_a_pruning_warning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from ctxmigrate.codemods.analysis import file_analysis
     from ctxmigrate.codemods.analysis.parsing import SourceError
 
     def rejected(source: bytes) -> cst.Module:
@@ -832,21 +831,41 @@ def test_a_generated_monorepo_audit_is_the_same_with_pruning(
     assert without["findings"]
 
 
-def test_apply_never_prunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_apply_decides_from_the_pruned_text_and_rewrites_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for path, data in LEGACY_MODULES.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_bytes(data)
     (tmp_path / "app" / "__init__.py").write_text("")
     handler = tmp_path / "app" / "handler.py"
     handler.write_text(textwrap.dedent(HAZARDS["await"][0]) + UNRELATED)
+    # Only review findings (a sync function): never parsed whole.
+    review_only = tmp_path / "app" / "sync_handler.py"
+    review_only.write_text(
+        "from app.dependencies import create_user_execution_context\n\n\n"
+        "def handle(user_id, thread_id):\n"
+        "    return create_user_execution_context(user_id, thread_id)\n" + UNRELATED
+    )
     monkeypatch.chdir(tmp_path)
     config = Config(root=tmp_path)
+    parsed_whole: list[bytes] = []
+    real_parse = file_analysis.parse_module
+
+    def recording(source: bytes, *args: object) -> object:
+        if b"return sorted(items)" in source:
+            parsed_whole.append(source)
+        return real_parse(source, *args)  # type: ignore[arg-type]
+
     with monkeypatch.context() as patch:
         produced = spy_on_pruning(patch, enabled=True)
+        patch.setattr(file_analysis, "parse_module", recording)
         result = engine.run([tmp_path], config, fix=True, use_cache=False, jobs=1)
-    assert not produced
+    # Both handlers decided from their pruned text.
+    assert sum(b"def handle(user_id, thread_id):" in text for text in produced) == 2
     (fixed,) = result.fixes
     assert fixed.fixed is not None and b"return sorted(items)" in fixed.fixed
+    assert parsed_whole == [handler.read_bytes()]  # the rewritten one, whole, once
     audited, produced = audit_json([tmp_path], config, monkeypatch, enabled=True)
     assert produced and audited["findings"]
 
