@@ -365,7 +365,7 @@ def run(
     )
     if fix:
         index.external_uses = _external_uses(
-            candidates, parsed, summaries, module_files, known, index
+            candidates, parsed, summaries, module_files, known, index, prefilter
         )
     # Only files that can hold a site are parsed with LibCST (see site_hints).
     from ctxmigrate.codemods.rules.non_defining_import import RULE as IMPORT_RULE
@@ -515,11 +515,19 @@ def _external_uses(
     module_files: Mapping[str, ModuleFile],
     known: frozenset[str],
     index: ProjectIndex,
+    prefilter: TextPrefilter,
 ) -> dict[str, dict[str, str]]:
     """What apply keeps imports for (``external_uses.py``), read from every
     candidate that parsed (``parsed``: the summarised ones first, then the
     lazy ones), taken in the order of the files. A lazy candidate is
     summarised only when its bindings may add something (``needs_bindings``).
+
+    A module may also import from a summarised one a name through which that
+    one calls a legacy function (``from app.handler import deps``, where the
+    handler calls ``deps.create_user_execution_context``) without naming any
+    legacy name itself: no candidate. The files that spell such a name
+    (``git grep`` in a checkout, through the pre-filter) are read for their
+    import statements too.
     """
     from ctxmigrate.codemods.external_uses import (
         dotted_mentions,
@@ -558,11 +566,46 @@ def _external_uses(
         else:
             summary = None
         importers.setdefault(module_file.module, summary)
+    through = _heads_bound_by_import(summaries, heads, known)
+    if through:
+        chosen = {candidate.file.absolute for candidate in candidates}
+        prefilter.sources_mentioning(set(through))  # read now, in a checkout
+        needles = [name.encode() for name in sorted(through)]
+        for source in prefilter.sources:
+            if source.file.absolute in chosen or not any(n in source.data for n in needles):
+                continue
+            module_file = _module_file(source.file)
+            found = imports_anywhere(source.data, module_file, through)
+            if found:
+                importers.setdefault(module_file.module, None)
+                imports[module_file.module] = found
     sources = {
         module_files[c.file.absolute].module: (c.data, module_files[c.file.absolute])
         for c in parsed
     }
     return external_uses(index.summaries, importers.items(), mentions, imports, sources)
+
+
+def _heads_bound_by_import(
+    summaries: Sequence[ModuleSummary],
+    heads: Mapping[str, frozenset[str]],
+    known: frozenset[str],
+) -> frozenset[str]:
+    """The heads of dotted mentions a summarised module binds by an import
+    (``from app import deps``, ``import app.deps as deps``): names a rewrite
+    may leave unused there, which another module may import from it. Known
+    names are left out (every file importing one is a candidate), and so is
+    ``import a.b`` binding ``a`` (importing ``a`` from another module is
+    no one's way)."""
+    found: set[str] = set()
+    for summary in summaries:
+        for head in heads.get(summary.module, frozenset()) - known:
+            if any(
+                binding.kind == "import" or (binding.kind == "module" and binding.module != head)
+                for binding in summary.bindings.get(head, ())
+            ):
+                found.add(head)
+    return frozenset(found)
 
 
 def _split_lazy(

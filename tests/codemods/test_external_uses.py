@@ -12,7 +12,7 @@ from ctxmigrate.codemods.engine import run
 from ctxmigrate.codemods.external_uses import dotted_mentions
 from ctxmigrate.codemods.rewrite.planning import fix_sources
 from ctxmigrate.codemods.rules.reuse_session import ReuseSessionCodemod
-from tests.codemods.support import LEGACY_CONFIG, LEGACY_FACTORY_MODULE
+from tests.codemods.support import LEGACY_CONFIG, LEGACY_FACTORY_MODULE, git
 
 CODEMODS = (ReuseSessionCodemod(),)
 
@@ -262,3 +262,35 @@ def test_owners_bound_anywhere_in_the_importer() -> None:
         "v": ["app.views"],
     }
     assert modules_bound_anywhere(b"def f(:\n", other) == {}
+
+
+@pytest.mark.parametrize("checkout", [True, False], ids=["git checkout", "plain directory"])
+def test_import_kept_for_a_module_that_names_no_legacy_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkout: bool
+) -> None:
+    # app.other is no candidate (it names no legacy name), yet it takes from
+    # the handler the module the handler called the factory through.
+    files = {
+        **LEGACY_FACTORY_MODULE,
+        "app/__init__.py": b"",
+        "app/handler.py": b"from app import dependencies as deps\n\n\n"
+        b"async def handle(user_id, thread_id):\n"
+        b"    return deps.create_user_execution_context(user_id=user_id, thread_id=thread_id)\n",
+        "app/other.py": b"from app.handler import deps\n\nVALUE = deps\n",
+        "app/unrelated.py": b"from app import dependencies as deps\n\nVALUE = deps\n",
+    }
+    for path, data in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(data)
+    if checkout:
+        git(tmp_path, "init", "-q")
+    monkeypatch.chdir(tmp_path)
+    result = run([tmp_path], Config(root=tmp_path), fix=True, use_cache=False, jobs=1)
+    (fixed,) = result.fixes
+    assert fixed.fixed is not None
+    assert fixed.fixed.startswith(b"from app import dependencies as deps\n")
+    assert b"await get_or_create_user_session(" in fixed.fixed
+    assert fixed.notes == [
+        "kept the import of deps: app.other imports deps from app.handler, "
+        "which would break without it"
+    ]
