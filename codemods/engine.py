@@ -576,8 +576,8 @@ def _external_uses(
                 continue
             module_file = _module_file(source.file)
             found = imports_anywhere(source.data, module_file, through)
-            if found:
-                importers.setdefault(module_file.module, None)
+            if found and module_file.module not in importers:  # a candidate's name: its own
+                importers[module_file.module] = None
                 imports[module_file.module] = found
     sources = {
         module_files[c.file.absolute].module: (c.data, module_files[c.file.absolute])
