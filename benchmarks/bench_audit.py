@@ -30,8 +30,8 @@ skipped there: it would take many minutes and answers nothing new):
     python benchmarks/bench_audit.py --files 25000 --mentions 5000 --no-visitor
 
 With ``--apply`` it also times ``ctxmigrate apply`` (a dry run: the diffs of
-every rewrite, nothing written; it parses and rewrites the site files whole,
-with no cache), best of the same number of runs, as a ratio to the cold audit.
+every rewrite, nothing written; no cache, and the files it rewrites parsed
+whole), best of the same number of runs, as a ratio to the cold audit.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -530,43 +531,31 @@ def _external_uses(
     import statements too.
     """
     from ctxmigrate.codemods.external_uses import (
-        dotted_mentions,
+        Heads,
+        ImporterTexts,
         external_uses,
         imports_anywhere,
         needs_bindings,
+        primary_module,
     )
 
     summary_of = dict(zip((c.file.absolute for c in parsed), summaries, strict=False))
-    mentions: dict[str, frozenset[str]] = {}
-    imports: dict[str, tuple[tuple[str, str], ...]] = {}
-    for candidate in parsed:
-        module_file = module_files[candidate.file.absolute]
-        mentions[module_file.module] = dotted_mentions(candidate.data, known)
-        imports[module_file.module] = imports_anywhere(candidate.data, module_file, known)
-
-    def primary(module: str | None) -> str | None:
-        summary = index.summaries.get(module) if module is not None else None
-        return summary.module if summary is not None else None
-
-    heads = {
-        summary.module: frozenset(
-            mention.split(".", 1)[0] for mention in mentions.get(summary.module, ())
-        )
-        for summary in summaries
-    }
+    texts = ImporterTexts.read(((c.data, module_files[c.file.absolute]) for c in parsed), known)
+    primary = partial(primary_module, index.summaries)
+    heads = Heads.of(summaries, texts)
     importers: dict[str, ModuleSummary | None] = {}
     for candidate in candidates:
         module_file = module_files[candidate.file.absolute]
         if candidate.file.absolute in summary_of:
             summary: ModuleSummary | None = summary_of[candidate.file.absolute]
-        elif module_file.module not in mentions:
+        elif module_file.module not in texts.mentions:
             continue  # it did not parse: its error is reported, it reaches nothing
         elif needs_bindings(candidate.data, module_file, heads, primary):
             summary = index.summary(module_file.module)
         else:
             summary = None
         importers.setdefault(module_file.module, summary)
-    through = _heads_bound_by_import(summaries, heads, known)
+    through = heads.bound_by_import(summaries, known)
     if through:
         chosen = {candidate.file.absolute for candidate in candidates}
         prefilter.sources_mentioning(set(through))  # read now, in a checkout
@@ -578,34 +567,8 @@ def _external_uses(
             found = imports_anywhere(source.data, module_file, through)
             if found and module_file.module not in importers:  # a candidate's name: its own
                 importers[module_file.module] = None
-                imports[module_file.module] = found
-    sources = {
-        module_files[c.file.absolute].module: (c.data, module_files[c.file.absolute])
-        for c in parsed
-    }
-    return external_uses(index.summaries, importers.items(), mentions, imports, sources)
-
-
-def _heads_bound_by_import(
-    summaries: Sequence[ModuleSummary],
-    heads: Mapping[str, frozenset[str]],
-    known: frozenset[str],
-) -> frozenset[str]:
-    """The heads of dotted mentions a summarised module binds by an import
-    (``from app import deps``, ``import app.deps as deps``): names a rewrite
-    may leave unused there, which another module may import from it. Known
-    names are left out (every file importing one is a candidate), and so is
-    ``import a.b`` binding ``a`` (importing ``a`` from another module is
-    no one's way)."""
-    found: set[str] = set()
-    for summary in summaries:
-        for head in heads.get(summary.module, frozenset()) - known:
-            if any(
-                binding.kind == "import" or (binding.kind == "module" and binding.module != head)
-                for binding in summary.bindings.get(head, ())
-            ):
-                found.add(head)
-    return frozenset(found)
+                texts.imports[module_file.module] = found
+    return external_uses(index.summaries, importers.items(), texts)
 
 
 def _split_lazy(

@@ -18,7 +18,8 @@ keeping an import: an unused import is harmless, a missing one is a crash.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache, partial
 
 from ctxmigrate.codemods.analysis.parsing import ModuleFile
@@ -59,10 +60,77 @@ def imports_anywhere(
     return imports_in_text(text, module_file.module, module_file.is_package, known)
 
 
+def primary_module(exporters: Mapping[str, ModuleSummary], module: str | None) -> str | None:
+    """The primary name of the summarised module ``module`` names (perhaps by an alias)."""
+    summary = exporters.get(module) if module is not None else None
+    return summary.module if summary is not None else None
+
+
+@dataclass
+class ImporterTexts:
+    """What ``external_uses`` reads from the importers' text, by module name:
+    their ``dotted_mentions``, their ``imports_anywhere`` and their bytes
+    (for ``modules_bound_anywhere``)."""
+
+    mentions: dict[str, frozenset[str]] = field(default_factory=dict)
+    imports: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    sources: dict[str, tuple[bytes, ModuleFile]] = field(default_factory=dict)
+
+    @classmethod
+    def read(
+        cls, files: Iterable[tuple[bytes, ModuleFile]], known: frozenset[str]
+    ) -> ImporterTexts:
+        texts = cls()
+        for data, module_file in files:
+            texts.mentions[module_file.module] = dotted_mentions(data, known)
+            texts.imports[module_file.module] = imports_anywhere(data, module_file, known)
+            texts.sources[module_file.module] = (data, module_file)
+        return texts
+
+
+@dataclass(frozen=True)
+class Heads:
+    """The heads of each summarised module's own dotted mentions (``deps`` in
+    ``deps.create_user_execution_context``): the names it calls a legacy
+    function through, which a rewrite may leave unused; and all of them."""
+
+    by_module: Mapping[str, frozenset[str]]
+    names: frozenset[str]
+
+    @classmethod
+    def of(cls, summaries: Sequence[ModuleSummary], texts: ImporterTexts) -> Heads:
+        by_module = {
+            summary.module: frozenset(
+                mention.split(".", 1)[0] for mention in texts.mentions.get(summary.module, ())
+            )
+            for summary in summaries
+        }
+        return cls(by_module, frozenset().union(*by_module.values()))
+
+    def bound_by_import(
+        self, summaries: Sequence[ModuleSummary], known: frozenset[str]
+    ) -> frozenset[str]:
+        """The heads a summarised module binds by an import (``from app import
+        deps``, ``import app.deps as deps``), which another module may import
+        from it. Known names are left out (every file importing one is a
+        candidate), and so is ``import a.b`` binding ``a`` (importing ``a``
+        from another module is no one's way)."""
+        found: set[str] = set()
+        for summary in summaries:
+            for head in self.by_module.get(summary.module, frozenset()) - known:
+                if any(
+                    binding.kind == "import"
+                    or (binding.kind == "module" and binding.module != head)
+                    for binding in summary.bindings.get(head, ())
+                ):
+                    found.add(head)
+        return frozenset(found)
+
+
 def needs_bindings(
     data: bytes,
     module_file: ModuleFile,
-    heads: Mapping[str, frozenset[str]],
+    heads: Heads,
     primary: Callable[[str | None], str | None],
 ) -> bool:
     """Whether ``external_uses`` needs the module-level bindings (the summary)
@@ -73,8 +141,7 @@ def needs_bindings(
     - a star import: ``from m import *`` reaches every public name of m;
     - ``from m import h`` where m calls a legacy function through h
       (``deps.create_user_execution_context(...)``), so that the rewrite may
-      leave m's import of h unused: ``heads`` maps each summarised module to
-      the heads of its own dotted mentions.
+      leave m's import of h unused (``heads``).
 
     On the 25,000-file benchmark tree, none of the 5,000 candidates that only
     name the context types needs its summary.
@@ -85,16 +152,16 @@ def needs_bindings(
 
     if has_star_import(data):
         return True
-    names = frozenset(head for module_heads in heads.values() for head in module_heads)
-    if not names:
+    if not heads.names:
         return False
     try:
         text = decoded(data)
     except (SyntaxError, UnicodeDecodeError, LookupError):
         return True
-    for source, name in imports_in_text(text, module_file.module, module_file.is_package, names):
+    found = imports_in_text(text, module_file.module, module_file.is_package, heads.names)
+    for source, name in found:
         exporter = primary(source)
-        if exporter is not None and name in heads.get(exporter, ()):
+        if exporter is not None and name in heads.by_module.get(exporter, ()):
             return True
     return False
 
@@ -136,28 +203,22 @@ def modules_bound_anywhere(source: bytes, module_file: ModuleFile) -> dict[str, 
 def external_uses(
     exporters: Mapping[str, ModuleSummary],
     importers: Iterable[tuple[str, ModuleSummary | None]],
-    mentions: Mapping[str, frozenset[str]],
-    imports: Mapping[str, Iterable[tuple[str, str]]],
-    sources: Mapping[str, tuple[bytes, ModuleFile]],
+    texts: ImporterTexts,
 ) -> dict[str, dict[str, str]]:
     """``{module: {name: why another module needs it}}`` for every summarised module.
 
     ``exporters`` maps every name a summarised module goes by to its summary.
     ``importers``: every candidate's module, in the order of the files, with
     its summary; None for a candidate summarised only when asked about whose
-    bindings add nothing (``needs_bindings``). ``mentions`` maps a module to its
-    ``dotted_mentions``, and ``imports`` to the ``from X import name`` of
-    known names anywhere in it (``site_hints.imports_in_text``): a summary
-    has the module-level ones only, and an import inside a function breaks
-    when that function runs. For the same reason the owner of a dotted
-    mention that is no module's name is looked up in the imports anywhere in
-    the importer's source (``sources``: module -> bytes and file;
-    ``modules_bound_anywhere``).
+    bindings add nothing (``needs_bindings``). ``texts``: their dotted
+    mentions and the ``from X import name`` of known names anywhere in them
+    (``site_hints.imports_in_text``): a summary has the module-level ones
+    only, and an import inside a function breaks when that function runs.
+    For the same reason the owner of a dotted mention that is no module's
+    name is looked up in the imports anywhere in the importer's source
+    (``modules_bound_anywhere``).
     """
-
-    def primary(module: str | None) -> str | None:
-        summary = exporters.get(module) if module is not None else None
-        return summary.module if summary is not None else None
+    primary = partial(primary_module, exporters)
 
     uses: dict[str, dict[str, str]] = {}
 
@@ -167,7 +228,8 @@ def external_uses(
 
     @cache
     def bound_anywhere(module: str) -> dict[str, list[str]]:
-        return modules_bound_anywhere(*sources[module]) if module in sources else {}
+        source = texts.sources.get(module)
+        return {} if source is None else modules_bound_anywhere(*source)
 
     modules = {summary.module: summary for summary in exporters.values()}
     for module, importer in importers:
@@ -182,7 +244,7 @@ def external_uses(
                                 binding.name,
                                 f"{module} imports {binding.name} from {exporter}",
                             )
-        for source, name in imports.get(module, ()):
+        for source, name in texts.imports.get(module, ()):
             exporter = primary(source)
             if exporter is not None and exporter != module:
                 note(exporter, name, f"{module} imports {name} from {exporter}")
@@ -195,7 +257,7 @@ def external_uses(
                 exported = name in public if public is not None else not name.startswith("_")
                 if exported:
                     note(exporter, name, f"{module} does `from {exporter} import *`")
-        for mention in sorted(mentions.get(module, ())):
+        for mention in sorted(texts.mentions.get(module, ())):
             owner, _, name = mention.rpartition(".")
             exporter = _owner_module(owner, primary, partial(bound_anywhere, module))
             if exporter is not None and exporter != module:

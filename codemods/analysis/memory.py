@@ -93,15 +93,13 @@ def build_memory_index(
         for key, m in module_files.items()
     ]
     _, known = select_candidates(texts, legacy_short_names(config))
-    from ctxmigrate.codemods.external_uses import dotted_mentions, external_uses, imports_anywhere
+    from ctxmigrate.codemods.external_uses import ImporterTexts, external_uses
 
     summaries = [summarize_source(sources[key], m)[0] for key, m in module_files.items()]
     index = build_index(summaries, list(module_files.values()), aliases, {}, known, config)
     index.external_uses = external_uses(
         index.summaries,
         {summary.module: summary for summary in index.summaries.values()}.items(),
-        {m.module: dotted_mentions(sources[key], known) for key, m in module_files.items()},
-        {m.module: imports_anywhere(sources[key], m, known) for key, m in module_files.items()},
-        {m.module: (sources[key], m) for key, m in module_files.items()},
+        ImporterTexts.read(((sources[key], m) for key, m in module_files.items()), known),
     )
     return index, module_files

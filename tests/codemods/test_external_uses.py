@@ -222,11 +222,14 @@ def test_run_with_fix_keeps_an_import_a_test_file_patches(project: Path) -> None
 
 def test_needs_bindings_only_for_a_star_or_an_import_of_a_head() -> None:
     from ctxmigrate.codemods.analysis.parsing import ModuleFile
-    from ctxmigrate.codemods.external_uses import needs_bindings
+    from ctxmigrate.codemods.external_uses import Heads, needs_bindings
 
     lazy = ModuleFile("app/lazy.py", Path("/project/app/lazy.py"), "app.lazy", False, False)
     # app.handler calls a legacy function through deps (and self); app.other through tools.
-    heads = {"app.handler": frozenset({"deps", "self"}), "app.other": frozenset({"tools"})}
+    heads = Heads(
+        {"app.handler": frozenset({"deps", "self"}), "app.other": frozenset({"tools"})},
+        frozenset({"deps", "self", "tools"}),
+    )
 
     def primary(module: str | None) -> str | None:
         return module if module in ("app", "app.handler", "app.other") else None
