@@ -27,8 +27,10 @@ strings included) contains none of these, as a substring:
   (``make = create_user_execution_context`` makes ``make`` relevant;
   ``from deps import create_user_execution_context as make`` too, an import
   counting name by name: ``get_db`` imported beside it is not);
-- ``getattr`` (CTX102 reads the evaluated string, which may spell a legacy name
-  with escapes the text does not show);
+- a call of ``getattr`` with a string constant whose value (escapes
+  evaluated: the text may not show it) is a relevant name: CTX102 reads such
+  a call. Other uses (``getattr(self, "created_at", None)``, a comment) keep
+  nothing;
 - ``global`` or ``nonlocal`` (a body that rebinds a module or enclosing name
   changes what a kept site resolves to, or whether the rewrite's import would
   clash: ``new_name_clash``);
@@ -37,7 +39,7 @@ strings included) contains none of these, as a substring:
 
 Otherwise the body is kept and the functions nested in it are examined the same
 way. Why that is enough: the resolving pass notes only names, attributes,
-calls and strings that spell a relevant name (or ``getattr``), so a body
+calls and strings that spell a relevant name (or ``getattr`` of one), so a body
 without one holds no reference and no audit-only site (CTX101's assignments
 are read only in the scope of a reference); its bindings are local to it and
 to the scopes nested in it, which are pruned with it, unless ``global`` or
@@ -82,7 +84,7 @@ from dataclasses import dataclass
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 # Text that keeps a body whatever the names: see the module docstring.
-ALWAYS_RELEVANT = ("getattr", "global", "nonlocal")
+ALWAYS_RELEVANT = ("global", "nonlocal")
 SUPPRESSION_MARKER = b"ctxmigrate"
 _QUOTES = b'"""'
 
@@ -148,6 +150,11 @@ def pruned_source(
     lines = _Lines.of(text)
     relevant = _relevant_names(tree, text, lines, names)
     occurrences = _occurrences(text, (*sorted(relevant), *ALWAYS_RELEVANT))
+    getattrs = _offsets(text, b"getattr")
+    if getattrs:
+        occurrences = sorted(
+            (*occurrences, *_noted_getattr_calls(tree.body, text, lines, getattrs, relevant))
+        )
     bodies = _replaced(text, sorted(_prunable_bodies(tree.body, text, lines, occurrences)), b"pass")
     if bodies is None:
         return None
@@ -237,20 +244,65 @@ def _occurrences(text: bytes, needles: Iterable[str]) -> list[int]:
     """Sorted offsets where a needle (or the suppression marker, in any case) starts."""
     found: list[int] = []
     for needle in needles:
-        encoded = needle.encode()
-        if not encoded:
-            continue
-        position = text.find(encoded)
-        while position >= 0:
-            found.append(position)
-            position = text.find(encoded, position + 1)
-    lowered = text.lower()
-    position = lowered.find(SUPPRESSION_MARKER)
-    while position >= 0:
-        found.append(position)
-        position = lowered.find(SUPPRESSION_MARKER, position + 1)
+        if needle:
+            found.extend(_offsets(text, needle.encode()))
+    found.extend(_offsets(text.lower(), SUPPRESSION_MARKER))
     found.sort()
     return found
+
+
+def _offsets(text: bytes, needle: bytes) -> list[int]:
+    found = []
+    position = text.find(needle)
+    while position >= 0:
+        found.append(position)
+        position = text.find(needle, position + 1)
+    return found
+
+
+def _noted_getattr_calls(
+    statements: list[ast.stmt], text: bytes, lines: _Lines, offsets: list[int], relevant: set[str]
+) -> Iterator[int]:
+    """Where each ``getattr(...)`` call the resolving pass may note as a site
+    starts: the builtin's name called with a string constant whose value (escapes
+    evaluated) is a relevant name. Only the statements whose text holds one of
+    ``offsets`` (where ``getattr`` is spelled) are looked into, block by block.
+
+    CTX102 reads ``getattr(owner, "name")`` with the name a string literal;
+    any argument counts here (over-approximating keeps more), and a
+    ``getattr`` that is not such a call (a comment, ``getattr(self, attr)``,
+    ``getattr(self, "created_at", None)``) no longer keeps a body.
+    """
+    for statement in statements:
+        assert statement.end_lineno is not None and statement.end_col_offset is not None
+        start = _statement_start(statement, text, lines)
+        end = lines.offset(statement.end_lineno, statement.end_col_offset)
+        index = bisect.bisect_left(offsets, start)
+        if index == len(offsets) or offsets[index] >= end:
+            continue
+        pending: list[ast.AST] = [statement]
+        while pending:
+            node = pending.pop()
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "getattr"
+                and any(
+                    isinstance(argument, ast.Constant)
+                    and isinstance(argument.value, str)
+                    and argument.value in relevant
+                    for argument in (*node.args, *(keyword.value for keyword in node.keywords))
+                )
+            ):
+                yield lines.offset(node.func.lineno, node.func.col_offset)
+            for value in ast.iter_fields(node):
+                field = value[1]
+                if isinstance(field, list) and field and isinstance(field[0], ast.stmt):
+                    yield from _noted_getattr_calls(field, text, lines, offsets, relevant)
+                elif isinstance(field, list):
+                    pending.extend(item for item in field if isinstance(item, ast.AST))
+                elif isinstance(field, ast.AST):
+                    pending.append(field)
 
 
 def _prunable_bodies(

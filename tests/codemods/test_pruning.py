@@ -265,7 +265,8 @@ def test_blocks_of_try_and_match_are_pruned_in_text_order() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        "getattr(module, 'name')",
+        "getattr(module, 'create_for_user')",
+        "x = getattr(module, 'create_user_execution_cont\\x65xt', None)",
         "global STATE",
         "nonlocal state",
         "'# CtxMigrate: ignore'",
@@ -276,6 +277,40 @@ def test_blocks_of_try_and_match_are_pruned_in_text_order() -> None:
 def test_a_body_that_spells_a_needle_is_kept(body: str) -> None:
     source = f"def outer():\n    state = 1\n    def inner():\n        {body}\n    return state\n"
     assert prune(source, (*NAMES, "create_for_user")) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "getattr(module, 'name')",
+        "getattr(self, 'created_at', None)",
+        "getattr(module, name)",
+        "return getattr(module, 'make' + '_ctx')",
+        "return 1  # getattr(module, 'name')",
+    ],
+)
+def test_a_getattr_the_resolving_pass_cannot_note_does_not_keep_a_body(body: str) -> None:
+    source = f"def outer():\n    {body}\nouter()\n"
+    assert prune(source, (*NAMES, "create_for_user")) == b"def outer():\n    pass\nouter()\n"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "try:\n        pass\n    except Exception:\n        {call}",
+        "match x:\n        case 1:\n            {call}",
+        "with open(p) as f:\n        if f:\n            {call}",
+        "return [{call} for _ in range(2)]",
+        "class Local:\n        attribute = {call}",
+    ],
+)
+def test_a_noted_getattr_keeps_its_body_in_any_block(block: str) -> None:
+    call = "getattr(deps, 'create_user_execution_context')"
+    source = f"def outer():\n    {block.format(call=call)}\n\ndef other():\n    return 2\n"
+    pruned = prune(source)
+    assert pruned is not None
+    assert call.encode() in pruned
+    assert b"return 2" not in pruned
 
 
 def test_names_bound_from_a_relevant_name_are_relevant_transitively() -> None:
