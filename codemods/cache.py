@@ -226,6 +226,10 @@ class AnalysisCache:
             },
         )
 
+    def has_outcomes(self) -> bool:
+        """Whether a run stored a file's findings here (else every file is analysed)."""
+        return self.enabled and (self.directory / "outcome").is_dir()
+
     def has_run_reports(self) -> bool:
         """Whether a run stored its report here (else ``run_report`` can only miss)."""
         return self.enabled and (self.directory / "run").is_dir()

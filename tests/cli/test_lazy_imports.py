@@ -73,9 +73,24 @@ def test_json_audit_with_candidates_loads_libcst_but_not_its_codemods_nor_rich(
     (tree / "pkg" / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
     (tree / "pkg" / "handler.py").write_text(LEGACY_CALLER)
 
-    loaded = loaded_packages(tree, "audit", "--format", "json", "--fail-on", "never")
+    # One job: the analysis runs in this process (see the next test for more).
+    loaded = loaded_packages(tree, "audit", "--format", "json", "--fail-on", "never", "--jobs", "1")
 
     assert loaded == ["libcst"]
+
+
+def test_with_two_jobs_libcst_is_imported_by_the_analysis_process_not_this_one(
+    tree: Path,
+) -> None:
+    (tree / "pkg" / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
+    (tree / "pkg" / "handler.py").write_text(LEGACY_CALLER)
+    audit = ("audit", "--format", "json", "--fail-on", "never", "--no-cache", "--jobs", "2")
+
+    assert loaded_packages(tree, *audit) == []
+    completed = subprocess.run(
+        [sys.executable, "-m", "ctxmigrate", *audit], cwd=tree, capture_output=True, check=True
+    )
+    assert [f["rule"] for f in json.loads(completed.stdout)["findings"]] == ["CTX001"]
 
 
 def test_the_table_output_loads_rich(tree: Path) -> None:
@@ -91,7 +106,7 @@ def test_help_lists_every_command_without_loading_libcst(tree: Path) -> None:
 def test_a_warm_cache_audit_parses_nothing_and_loads_no_libcst(tree: Path) -> None:
     (tree / "pkg" / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
     (tree / "pkg" / "handler.py").write_text(LEGACY_CALLER)
-    audit = ("audit", "--format", "json", "--fail-on", "never")
+    audit = ("audit", "--format", "json", "--fail-on", "never", "--jobs", "1")
 
     assert loaded_packages(tree, *audit) == ["libcst"]
     # Summaries, site hints and findings all come from the cache.

@@ -1,0 +1,168 @@
+"""The analysis server (``codemods/analysis_server.py``): a forked process that
+imports LibCST during discovery and analyses the files, leaving no process behind."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ctxmigrate.codemods import analysis_server, engine
+from ctxmigrate.codemods.analysis_server import AnalysisServer
+from ctxmigrate.codemods.config import Config
+from ctxmigrate.codemods.engine import default_codemods, run
+
+from .test_engine import audit, tree  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods() or not Path("/proc/self/stat").exists(),
+    reason="the server is forked; its children are found in /proc",
+)
+
+
+def children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (Linux ``/proc``)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # ended meanwhile
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def items_and_state(root: Path) -> tuple[list[tuple[str, bytes, None]], tuple[object, ...]]:
+    """The analysis job ``engine.run`` would send for ``root``, captured from a serial run."""
+    captured: dict[str, tuple[object, ...]] = {}
+    original = engine._analyze_all
+
+    def capture(*arguments: object, **options: object) -> object:
+        captured["arguments"] = arguments
+        return original(*arguments, **options)  # type: ignore[arg-type]
+
+    engine._analyze_all = capture  # type: ignore[assignment]
+    try:
+        run([root], Config(root=root), default_codemods(), jobs=1, use_cache=False)
+    finally:
+        engine._analyze_all = original
+    parsed, config, index, codemods, fix, accept = captured["arguments"][:6]
+    items = [(str(source.file.path), source.data, None) for source in parsed]  # type: ignore[attr-defined]
+    return items, (config, index, codemods, fix, accept)
+
+
+def test_an_unused_server_stops_at_once() -> None:
+    server = AnalysisServer(fix=False)
+    pid = server._process.pid
+    assert pid is not None and alive(pid)
+    started = time.perf_counter()
+    server.close()
+    assert not alive(pid)
+    # Killed, not waited for: it may still be importing LibCST.
+    assert time.perf_counter() - started < analysis_server.STOP_SECONDS
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_server_gives_each_outcome_in_order_and_leaves_no_worker(
+    tree: Path,  # noqa: F811
+    workers: int,
+) -> None:
+    items, state = items_and_state(tree)
+    expected = [engine._analyze_file(Path(path), data, *state) for path, data, _ in items]  # type: ignore[arg-type]
+    server = AnalysisServer(fix=False)
+    pid = server._process.pid
+    assert pid is not None
+    seen_workers: set[int] = set()
+    outcomes = []
+    for outcome in server.analyze(state, items, workers):
+        outcomes.append(outcome)
+        seen_workers |= children(pid)
+    server.close()
+
+    assert [(o.display, o.findings) for o in outcomes] == [
+        (o.display, o.findings) for o in expected
+    ]
+    assert len(seen_workers) == (workers if workers > 1 else 0)
+    assert not alive(pid)
+    assert not any(alive(worker) for worker in seen_workers)
+
+
+def test_a_consumer_that_stops_early_leaves_no_process_behind(tree: Path) -> None:  # noqa: F811
+    items, state = items_and_state(tree)
+    server = AnalysisServer(fix=False)
+    pid = server._process.pid
+    assert pid is not None
+    outcomes = server.analyze(state, items, 2)
+    next(outcomes)
+    workers = children(pid)
+    server.close()
+
+    assert workers
+    assert not alive(pid)
+    assert not any(alive(worker) for worker in workers)
+
+
+def test_a_failing_job_is_raised_in_the_main_process(tree: Path) -> None:  # noqa: F811
+    items, (config, _, codemods, fix, accept) = items_and_state(tree)
+    server = AnalysisServer(fix=False)
+    try:
+        with pytest.raises(RuntimeError, match="the analysis process failed: AttributeError"):
+            list(server.analyze((config, None, codemods, fix, accept), items, 2))
+    finally:
+        server.close()
+
+
+def test_a_cold_run_with_two_jobs_analyses_in_the_server_and_reports_progress(
+    tree: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: list[int] = []
+    original = AnalysisServer.analyze
+
+    def analyze(self: AnalysisServer, *arguments: object) -> object:
+        served.append(os.getpid())
+        return original(self, *arguments)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AnalysisServer, "analyze", analyze)
+    calls: list[tuple[int, int]] = []
+    serial = audit(tree, use_cache=False, jobs=1)
+    assert served == []
+    served_run = audit(
+        tree, use_cache=False, jobs=2, progress=lambda done, total: calls.append((done, total))
+    )
+
+    assert served == [os.getpid()]
+    assert served_run.report.to_json() == serial.report.to_json()
+    assert calls[0] == (0, 30) and calls[-1] == (30, 30)
+    assert children(os.getpid()) == set()
+
+
+def test_a_run_whose_cache_holds_findings_forks_no_server_and_pools_the_same(
+    tree: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    audit(tree, jobs=1)  # stores every outcome
+    # Every outcome's key holds the index: changing a definition invalidates them all.
+    deps = tree / "pkg" / "deps.py"
+    deps.write_text(deps.read_text() + "\n\ndef unrelated():\n    return 1\n")
+    started: list[bool] = []
+    monkeypatch.setattr(AnalysisServer, "__init__", lambda *_: started.append(True))
+    serial = audit(tree, use_cache=False, jobs=1)
+
+    pooled = audit(tree, jobs=2)
+
+    assert started == []
+    assert pooled.report.to_json() == serial.report.to_json()
