@@ -352,7 +352,9 @@ def _run(
     # The summary phase prunes too while it holds each file's ``ast`` tree
     # (the analysis reuses it).
     prepared: dict[str, PrunedText] = {}
-    summarised, all_cacheable = _summaries(eager, module_files, cache, jobs, names, prune_names)
+    summarised, all_cacheable = _summaries(
+        eager, module_files, cache, jobs, names, prune_names, server.server
+    )
     reuse.storable = reuse.storable and all_cacheable
     for candidate, summary_or_error in zip(eager, summarised, strict=True):
         if isinstance(summary_or_error, FileError):
@@ -828,6 +830,7 @@ def _summaries(
     jobs: int | None,
     names: HintNames,
     prune_names: Callable[[], frozenset[str]] | None,
+    server: AnalysisServer | None = None,
 ) -> tuple[list[tuple[ModuleSummary, SiteHints | None, PrunedText | None] | FileError], bool]:
     """The module summary (or the error) of each candidate, from the cache or computed,
     with its site hints and, when computed with ``prune_names`` (asked for only
@@ -872,7 +875,9 @@ def _summaries(
         for p in missing
     ]
     workers = _worker_count(len(missing), jobs)
-    if workers > 1:
+    if workers == 2 and server is not None:
+        computed = server.share(_summarize_job, jobs_input)
+    elif workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -977,8 +982,8 @@ def _analyze_all(
     ]
     state = (config, index, codemods, fix, accept)
     if server is not None and pending:
-        for position, outcome in zip(pending, server.analyze(state, items, workers), strict=True):
-            outcomes[position] = outcome
+        for number, outcome in server.analyze(state, items, workers):
+            outcomes[pending[number]] = outcome
             done += 1
             if progress is not None:
                 progress(done, total)

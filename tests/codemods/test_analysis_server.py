@@ -86,16 +86,18 @@ def test_the_server_gives_each_outcome_in_order_and_leaves_no_worker(
     pid = server._process.pid
     assert pid is not None
     seen_workers: set[int] = set()
-    outcomes = []
-    for outcome in server.analyze(state, items, workers):
-        outcomes.append(outcome)
+    outcomes = {}
+    for position, outcome in server.analyze(state, items, workers):
+        assert position not in outcomes
+        outcomes[position] = outcome
         seen_workers |= children(pid)
     server.close()
 
-    assert [(o.display, o.findings) for o in outcomes] == [
+    assert sorted(outcomes) == list(range(len(items)))
+    assert [(outcomes[p].display, outcomes[p].findings) for p in range(len(items))] == [
         (o.display, o.findings) for o in expected
     ]
-    assert len(seen_workers) == (workers if workers > 1 else 0)
+    assert len(seen_workers) == workers - 1
     assert not alive(pid)
     assert not any(alive(worker) for worker in seen_workers)
 
@@ -123,6 +125,50 @@ def test_a_failing_job_is_raised_in_the_main_process(tree: Path) -> None:  # noq
             list(server.analyze((config, None, codemods, fix, accept), items, 2))
     finally:
         server.close()
+
+
+def die_in_a_helper(item: tuple[str, bytes, None]) -> object:
+    """The analysis of one item: the server's takes a while, a helper's ends its process."""
+    if multiprocessing.current_process().name == "ctxmigrate-analysis":
+        time.sleep(0.05)
+        return None
+    os._exit(3)
+
+
+def test_a_helper_that_dies_is_an_error_not_a_hang(
+    tree: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items, state = items_and_state(tree)
+    monkeypatch.setattr(engine, "_analyze_in_worker", die_in_a_helper)
+    server = AnalysisServer(fix=False)
+    pid = server._process.pid
+    try:
+        with pytest.raises(RuntimeError, match="a worker process ended unexpectedly"):
+            list(server.analyze(state, items, 2))
+    finally:
+        server.close()
+    assert pid is not None and not alive(pid)
+
+
+def position_and_process(item: int) -> tuple[int, int]:
+    time.sleep(0.01)  # long enough for both processes to take some
+    return item, os.getpid()
+
+
+def test_share_computes_every_item_once_in_this_process_and_the_server() -> None:
+    server = AnalysisServer(fix=False)
+    try:
+        # Answered once the server has imported LibCST: ready to take its share.
+        assert server.share(position_and_process, []) == []
+        first = server.share(position_and_process, list(range(40)))
+        second = server.share(position_and_process, list(range(10)))
+    finally:
+        server.close()
+
+    assert [item for item, _ in first] == list(range(40))
+    assert [item for item, _ in second] == list(range(10))
+    assert {pid for _, pid in first} == {os.getpid(), server._process.pid}
 
 
 def test_a_cold_run_with_two_jobs_analyses_in_the_server_and_reports_progress(
