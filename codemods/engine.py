@@ -954,24 +954,27 @@ def _analyze_all(
         return lazy_digests[module]
 
     outcomes: dict[int, _Outcome] = {}
-    shared = digest(
-        config.fingerprint(),
-        index_digest(index),
-        ",".join(sorted(codemod.rule.id for codemod in codemods)),
-        repr((sorted(config.select), sorted(config.ignore))),
-    )
     keys: dict[int, str] = {}
     pending: list[int] = []
-    for position, candidate in enumerate(parsed):
-        module_file = index.files[str(candidate.file.path)]
-        keys[position] = digest(shared, repr(module_file), candidate.data)
-        cached = cache.outcome(keys[position])
-        if cached is not None and all(
-            lazy_digest(module) == expected for module, expected in cached[2].items()
-        ):
-            outcomes[position] = _Outcome(module_file.display, cached[0], cached[1])
-        else:
-            pending.append(position)
+    if cache.enabled:  # the index digest alone costs 4 ms on the benchmark tree
+        shared = digest(
+            config.fingerprint(),
+            index_digest(index),
+            ",".join(sorted(codemod.rule.id for codemod in codemods)),
+            repr((sorted(config.select), sorted(config.ignore))),
+        )
+        for position, candidate in enumerate(parsed):
+            module_file = index.files[str(candidate.file.path)]
+            keys[position] = digest(shared, repr(module_file), candidate.data)
+            cached = cache.outcome(keys[position])
+            if cached is not None and all(
+                lazy_digest(module) == expected for module, expected in cached[2].items()
+            ):
+                outcomes[position] = _Outcome(module_file.display, cached[0], cached[1])
+            else:
+                pending.append(position)
+    else:
+        pending = list(range(total))
     done = len(outcomes)
     if progress is not None:
         progress(done, total)
@@ -1016,7 +1019,7 @@ def _analyze_all(
             done += 1
             if progress is not None:
                 progress(done, total)
-    for position in pending:
+    for position in pending if cache.enabled else ():
         outcome = outcomes[position]
         consulted = {module: lazy_digest(module) for module in sorted(outcome.consulted)}
         cache.store_outcome(

@@ -122,6 +122,21 @@ def test_process_pool_gives_the_serial_result(tree: Path) -> None:
     assert pooled.report.to_json() == serial.report.to_json()
 
 
+def test_without_the_cache_no_finding_key_is_computed(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The index digest in every finding's key is only for the cache.
+    def refuse(*_: object) -> str:
+        raise AssertionError("index digest computed without a cache")
+
+    expected = audit(tree, use_cache=False, jobs=1).report.to_json()
+    monkeypatch.setattr(engine, "index_digest", refuse)
+
+    assert audit(tree, use_cache=False, jobs=1).report.to_json() == expected
+    with pytest.raises(AssertionError, match="without a cache"):
+        audit(tree, jobs=1)
+
+
 def test_progress_reports_every_file_that_is_analysed(tree: Path) -> None:
     # The 30 handlers call the factories; deps.py only defines them: summarised, not analysed.
     calls: list[tuple[int, int]] = []
