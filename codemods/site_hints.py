@@ -26,11 +26,14 @@ may still have no finding; a file they rule out has none.
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+from ctxmigrate.codemods.analysis.guided_walk import first_line, nodes_within
 
 if TYPE_CHECKING:
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex
@@ -114,7 +117,7 @@ def site_hints(
     then only the statements are visited, for the imports.
     """
     if may_name_a_site(source, names):
-        return _walk_everything(tree, module, is_package, names)
+        return _walk_everything(tree, source, module, is_package, names)
     return SiteHints(False, _imports(tree.body, module, is_package, names.known))
 
 
@@ -251,7 +254,7 @@ def _statement_end(text: str, start: int) -> int | None:
 
 
 def _walk_everything(
-    tree: ast.Module, module: str, is_package: bool, names: HintNames
+    tree: ast.Module, source: bytes, module: str, is_package: bool, names: HintNames
 ) -> SiteHints:
     functions, methods, known = names.functions, names.methods, names.known
     # A string naming a function or a factory method may be a site; one naming
@@ -259,24 +262,66 @@ def _walk_everything(
     # name in a string (an annotation) is never one.
     callables = tuple(functions | methods)
     classes = tuple(known - functions)
-    imports: list[tuple[str, str]] = []
-    for node in ast.walk(tree):
+
+    def may_be_a_site(node: ast.AST) -> bool:
         if isinstance(node, ast.Name):
-            if node.id in functions:
-                return SiteHints(True, ())
-        elif isinstance(node, ast.Attribute):
-            if node.attr in functions or node.attr in methods:
-                return SiteHints(True, ())
-        elif isinstance(node, ast.Constant):
+            return node.id in functions
+        if isinstance(node, ast.Attribute):
+            return node.attr in functions or node.attr in methods
+        if isinstance(node, ast.Constant):
             value = node.value
-            if isinstance(value, str) and (
+            return isinstance(value, str) and (
                 any(name in value for name in callables)
                 or ("." in value and any(name in value for name in classes))
-            ):
-                return SiteHints(True, ())
-        elif isinstance(node, ast.ImportFrom):
+            )
+        return False
+
+    # The statements on the lines that spell a needle first: a site is there
+    # (walking every node cost half the parse).
+    lines = _needle_lines(source, names.site_needles)
+
+    def holds(statement: ast.stmt) -> bool:
+        assert statement.end_lineno is not None
+        index = bisect.bisect_left(lines, first_line(statement))
+        return index < len(lines) and lines[index] <= statement.end_lineno
+
+    if any(may_be_a_site(node) for node in nodes_within(tree.body, holds)):
+        return SiteHints(True, ())
+    # Not there: a string may spell one only once evaluated (escapes, implicit
+    # concatenation), so the whole tree decides, and gives the imports.
+    imports: list[tuple[str, str]] = []
+    for node in ast.walk(tree):
+        if may_be_a_site(node):
+            return SiteHints(True, ())
+        if isinstance(node, ast.ImportFrom):
             imports.extend(_imported(node, module, is_package, known))
     return SiteHints(False, tuple(dict.fromkeys(imports)))
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _needle_lines(source: bytes, needles: Iterable[bytes]) -> list[int]:
+    """The numbers of the lines where a needle starts, sorted (CRLF, CR and LF
+    end a line, as for ``ast``; line breaks are the same bytes in every
+    encoding Python source may use)."""
+    offsets: list[int] = []
+    for needle in needles:
+        position = source.find(needle)
+        while position >= 0:
+            offsets.append(position)
+            position = source.find(needle, position + 1)
+    offsets.sort()
+    if b"\r" in source:
+        starts = [0, *(match.end() for match in _LINE_BREAK.finditer(source))]
+        return [bisect.bisect_right(starts, offset) for offset in offsets]
+    lines: list[int] = []
+    line, counted = 1, 0
+    for offset in offsets:
+        line += source.count(b"\n", counted, offset)
+        counted = offset
+        lines.append(line)
+    return lines
 
 
 def _imports(

@@ -81,6 +81,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ctxmigrate.codemods.analysis.guided_walk import nodes_within
+
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 # Text that keeps a body whatever the names: see the module docstring.
@@ -273,36 +275,27 @@ def _noted_getattr_calls(
     ``getattr`` that is not such a call (a comment, ``getattr(self, attr)``,
     ``getattr(self, "created_at", None)``) no longer keeps a body.
     """
-    for statement in statements:
+
+    def holds(statement: ast.stmt) -> bool:
         assert statement.end_lineno is not None and statement.end_col_offset is not None
         start = _statement_start(statement, text, lines)
         end = lines.offset(statement.end_lineno, statement.end_col_offset)
         index = bisect.bisect_left(offsets, start)
-        if index == len(offsets) or offsets[index] >= end:
-            continue
-        pending: list[ast.AST] = [statement]
-        while pending:
-            node = pending.pop()
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "getattr"
-                and any(
-                    isinstance(argument, ast.Constant)
-                    and isinstance(argument.value, str)
-                    and argument.value in relevant
-                    for argument in (*node.args, *(keyword.value for keyword in node.keywords))
-                )
-            ):
-                yield lines.offset(node.func.lineno, node.func.col_offset)
-            for value in ast.iter_fields(node):
-                field = value[1]
-                if isinstance(field, list) and field and isinstance(field[0], ast.stmt):
-                    yield from _noted_getattr_calls(field, text, lines, offsets, relevant)
-                elif isinstance(field, list):
-                    pending.extend(item for item in field if isinstance(item, ast.AST))
-                elif isinstance(field, ast.AST):
-                    pending.append(field)
+        return index < len(offsets) and offsets[index] < end
+
+    for node in nodes_within(statements, holds):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "getattr"
+            and any(
+                isinstance(argument, ast.Constant)
+                and isinstance(argument.value, str)
+                and argument.value in relevant
+                for argument in (*node.args, *(keyword.value for keyword in node.keywords))
+            )
+        ):
+            yield lines.offset(node.func.lineno, node.func.col_offset)
 
 
 def _prunable_bodies(

@@ -6,6 +6,7 @@ with ``analyze_sources`` (which analyses every file of the same tree).
 
 from __future__ import annotations
 
+import ast
 import sys
 import textwrap
 from pathlib import Path
@@ -13,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from ctxmigrate.codemods import engine
+from ctxmigrate.codemods import site_hints as site_hints_module
 from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis
+from ctxmigrate.codemods.analysis.guided_walk import nodes_within
 from ctxmigrate.codemods.analysis.memory import analyze_sources
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import run
+from ctxmigrate.codemods.site_hints import HintNames, SiteHints, site_hints
 
 LEGACY = {
     "app/__init__.py": "",
@@ -220,3 +224,104 @@ def test_syntax_ast_cannot_read_that_only_names_a_class_is_decided_from_its_text
     assert "app/newer_wrong.py" in seen
     assert ("app/newer_wrong.py", "CTX103") in {(f["path"], f["rule"]) for f in findings}
     assert findings == every_file_analysed(tree, Config(root=tree))
+
+
+# -- the walk guided by the lines that spell a needle ---------------------------------
+
+NAMES = HintNames(
+    functions=frozenset({"create_user_execution_context"}),
+    methods=frozenset({"create_for_user"}),
+    known=frozenset({"create_user_execution_context", "WebSocketContext"}),
+)
+
+
+def hints_of(source: str | bytes) -> SiteHints:
+    data = textwrap.dedent(source).encode() if isinstance(source, str) else source
+    return site_hints(ast.parse(data), data, "app.module", False, NAMES)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Only the decorator's line spells it (``ast`` places the def after it).
+        """\
+        import app
+
+        @app.register(
+            app.create_user_execution_context,
+        )
+        def handler():
+            pass
+        """,
+        # Deep in blocks: a class, a method, a try, a handler, a branch.
+        """\
+        class Handler:
+            def on_message(self, user_id):
+                try:
+                    pass
+                except KeyError:
+                    if user_id:
+                        return deps.create_user_execution_context(user_id, "t")
+        """,
+        """\
+        match event:
+            case {"kind": kind}:
+                ws.WebSocketContext.create_for_user(None, kind, "t")
+        """,
+    ],
+)
+def test_a_site_is_found_on_the_lines_that_spell_it(
+    source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(node: ast.AST) -> None:
+        raise AssertionError("the whole tree was walked")
+
+    monkeypatch.setattr(ast, "walk", refuse)
+    assert hints_of(source) == SiteHints(True, ())
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
+def test_lines_are_counted_as_ast_counts_them(
+    line_break: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = ["# create_user_execution_context once did this", "x = 1", "", "def f():", "    pass"]
+    site = ["def g():", "    return create_user_execution_context()", ""]
+    data = line_break.join([*lines, *site]).encode()
+    assert site_hints_module._needle_lines(data, NAMES.site_needles) == [1, 7]
+    visited: list[int] = []
+
+    def holds(statement: ast.stmt) -> bool:
+        visited.append(statement.lineno)
+        return statement.lineno in (6, 7)  # not 4: f's body is not looked into
+
+    names = [
+        node.id for node in nodes_within(ast.parse(data).body, holds) if isinstance(node, ast.Name)
+    ]
+    assert (visited, names) == ([2, 4, 6, 7], ["create_user_execution_context"])
+    monkeypatch.setattr(ast, "walk", lambda node: iter(()))  # only the guided walk
+    assert hints_of(data) == SiteHints(True, ())
+
+
+def test_a_string_that_spells_a_name_only_once_evaluated_is_found_by_the_whole_walk() -> None:
+    # The comment lets the text through; the string spells the name only with
+    # its escape evaluated, or its two halves joined: not on a needle's line.
+    escaped = (
+        '# create_user_execution_context\nPATCH = "app.deps.create_\\x75ser_execution_context"\n'
+    )
+    joined = (
+        '# create_user_execution_context\nPATCH = ("app.deps.create_user_"\n'
+        '    "execution_context")\n'
+    )
+    assert hints_of(escaped) == SiteHints(True, ())
+    assert hints_of(joined) == SiteHints(True, ())
+
+
+def test_a_needle_only_in_comments_and_longer_words_gives_the_imports() -> None:
+    source = """\
+        # create_user_execution_context is gone
+        from app.ws import WebSocketContext
+
+        def create_user_execution_context_v2():
+            return WebSocketContext
+        """
+    assert hints_of(source) == SiteHints(False, (("app.ws", "WebSocketContext"),))
