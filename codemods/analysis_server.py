@@ -61,14 +61,11 @@ class AnalysisServer:
         cores, the two processes that exist anyway, with no pool to fork.
         ``function`` is a module-level function (sent by reference)."""
         self._claims.reset()
-        self._connection.send(("share", function, list(items)))
+        self._send(("share", function, list(items)))
         results: dict[int, Result] = {}
         while (position := self._claims.take(len(items))) is not None:
             results[position] = function(items[position])
-        kind, value = self._connection.recv()
-        if kind == "error":
-            raise RuntimeError(f"the analysis process failed: {value}")
-        results.update(value)
+        results.update(self._receive()[1])
         return [results[position] for position in range(len(items))]
 
     def analyze(
@@ -78,12 +75,25 @@ class AnalysisServer:
         each is done: the server and ``workers - 1`` processes it forks take the
         items in turn."""
         self._sent = True
-        self._connection.send(("analyze", state, list(items), workers))
+        self._send(("analyze", state, list(items), workers))
         for _ in items:
-            message = self._connection.recv()
-            if message[0] == "error":
-                raise RuntimeError(f"the analysis process failed: {message[1]}")
+            message = self._receive()
             yield message[1], message[2]
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        try:
+            self._connection.send(message)
+        except OSError:
+            raise RuntimeError("the analysis process ended unexpectedly") from None
+
+    def _receive(self) -> Any:
+        try:
+            message = self._connection.recv()
+        except EOFError:
+            raise RuntimeError("the analysis process ended unexpectedly") from None
+        if message[0] == "error":
+            raise RuntimeError(f"the analysis process failed: {message[1]}")
+        return message
 
     def close(self) -> None:
         """Stop the server: at once when it got no job; else let it stop its
@@ -97,7 +107,7 @@ class AnalysisServer:
         self._process.join()
 
 
-# A worker stops after the chunk it is analysing: seconds at most.
+# A helper stops after the file it is analysing: seconds at most.
 STOP_SECONDS = 10.0
 
 

@@ -454,7 +454,8 @@ def _run(
 
 class _Preload:
     """The analysis server (``analysis_server.py``), started before discovery
-    where processes are forked and more than one core is there to use."""
+    when nothing is cached, processes are forked and more than one core is
+    there to use."""
 
     def __init__(self, fix: bool, jobs: int | None, enabled: bool) -> None:
         self._fix = fix
@@ -468,8 +469,8 @@ class _Preload:
             return
         import multiprocessing
 
-        if multiprocessing.get_start_method() != "fork":
-            return
+        if multiprocessing.get_start_method() != "fork" or multiprocessing.current_process().daemon:
+            return  # a daemonic process may start none (a task queue's worker, say)
         from ctxmigrate.codemods.analysis_server import AnalysisServer
 
         self.server = AnalysisServer(self._fix)

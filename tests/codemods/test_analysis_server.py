@@ -4,7 +4,9 @@ imports LibCST during discovery and analyses the files, leaving no process behin
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.queues
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -212,3 +214,41 @@ def test_a_run_whose_cache_holds_findings_forks_no_server_and_pools_the_same(
 
     assert started == []
     assert pooled.report.to_json() == serial.report.to_json()
+
+
+def test_a_server_that_dies_is_an_error_not_a_hang() -> None:
+    for when in ("before the job", "during the job"):
+        server = AnalysisServer(fix=False)
+        assert server.share(position_and_process, []) == []  # ready
+        if when == "before the job":
+            server._process.kill()
+            server._process.join()
+        else:  # killed while the main process waits for its share
+            threading.Timer(0.1, server._process.kill).start()
+        try:
+            with pytest.raises(RuntimeError, match="the analysis process ended unexpectedly"):
+                server.share(position_and_process, list(range(60)))
+        finally:
+            server.close()
+
+
+def audit_in_a_daemon(root: Path, results: multiprocessing.queues.Queue[object]) -> None:
+    results.put(audit(root, use_cache=False, jobs=2).report.to_json())
+
+
+def test_a_daemonic_process_audits_without_starting_a_server(tmp_path: Path) -> None:
+    # A daemonic process may start no process (multiprocessing refuses it).
+    (tmp_path / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
+    (tmp_path / "handler.py").write_text(
+        "from deps import create_user_execution_context\n\n"
+        "def handle():\n    return create_user_execution_context(user_id='u')\n"
+    )
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.queues.Queue[object] = context.Queue()
+    process = context.Process(target=audit_in_a_daemon, args=(tmp_path, results), daemon=True)
+    process.start()
+    report = results.get(timeout=60)
+    process.join()
+
+    assert process.exitcode == 0
+    assert [finding["rule"] for finding in report["findings"]] == ["CTX001"]  # type: ignore[index]
