@@ -60,7 +60,11 @@ spelled anywhere else (a call, ``__all__``, a base class, a decorator, a
 kept body, even as part of a longer word) keeps it; a name spelled only in
 pruned bodies does not. Below module level nothing is dropped whole (an
 emptied block would not parse). On the 5,200-file benchmark tree this
-takes the site files' kept non-blank lines from 4,597 to 1,783.
+takes the site files' kept non-blank lines from 4,597 to 1,783. Dropped
+definitions apart only by blank lines become one string with those lines
+(a comment between them stays): LibCST makes three nodes of every blank
+line, a fifth of all the nodes of those files (24,951 to 19,647; their
+parse 0.047 s to 0.039 s).
 
 Not pruned at all: a file ``ast`` cannot read (syntax newer than the running
 interpreter), a file in another encoding than UTF-8 (``ast`` columns count
@@ -167,11 +171,26 @@ def pruned_source(
     bodies = _replaced(text, sorted(_prunable_bodies(tree.body, text, lines, occurrences)), b"pass")
     if bodies is None:
         return None
-    unused = sorted(_unused_definitions(tree.body, text, lines, occurrences, bodies))
+    unused = _merged(
+        sorted(_unused_definitions(tree.body, text, lines, occurrences, bodies)), bodies
+    )
     result = _replaced(bodies, unused, b"")
     if result is None or result is text:
         return None
     return (_BOM if bom else b"") + result
+
+
+def _merged(ranges: list[tuple[int, int]], text: bytes) -> list[tuple[int, int]]:
+    """``ranges`` (sorted, disjoint), those separated by nothing but blank
+    lines made one: one string then stands for the dropped definitions and the
+    blank lines between them (LibCST makes three nodes of each blank line)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if merged and not text[merged[-1][1] : start].strip():
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _replaced(text: bytes, ranges: list[tuple[int, int]], filler: bytes) -> bytes | None:

@@ -401,7 +401,25 @@ def test_a_module_level_definition_nothing_kept_names_is_dropped_whole() -> None
         async def helper(a): return a
         X = 1
         """
-    assert prune(source) == b'import os\n\n\n"""' + b"\n" * 5 + b'"""' + b"\n" * 4 + b"X = 1\n"
+    # Both go, with the blank lines between them: one string (lines 4 to 12).
+    assert prune(source) == b'import os\n\n\n"""' + b"\n" * 8 + b'"""\nX = 1\n'
+
+
+def test_dropped_definitions_apart_by_more_than_blank_lines_stay_apart() -> None:
+    source = """        def first_one():
+            return 1
+
+        # a comment stays (it may be a suppression elsewhere)
+        def second_one():
+            return 2
+        X = 1
+        def third_one():
+            return 3
+        """
+    assert prune(source) == (
+        b'"""\n"""\n\n# a comment stays (it may be a suppression elsewhere)\n"""\n"""\n'
+        b'X = 1\n"""\n"""\n'
+    )
 
 
 @pytest.mark.parametrize(
