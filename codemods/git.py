@@ -132,6 +132,13 @@ class GitGrep:
         self.base = os.path.abspath(directory)
         # grep.fullName would print paths from the top of the checkout, not from here.
         command = ["git", "-c", "grep.fullName=false", "grep", "-l", "-z", "-F", "--untracked"]
+        # One thread more than the cores (git's default is as many). Measured
+        # on 2 cores, with the same files and needles: 0.035 s instead of
+        # 0.057 s on the 5,200-file benchmark tree, 0.16 s instead of 0.30 s
+        # on the 25,000-file one, and less CPU; git's main thread, which also
+        # walks the tree for untracked files, seems to wait behind workers that
+        # fill every core.
+        command.append(f"--threads={(os.cpu_count() or 1) + 1}")
         for needle in sorted(set(needles)):
             command += ["-e", needle]
         command += ["--", "*.py"]
