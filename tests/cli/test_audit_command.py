@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -306,6 +307,27 @@ def test_python_dash_m_maps_usage_errors_to_exit_2(tmp_path: Path) -> None:
     )
     assert completed.returncode == 2
     assert "missing" in completed.stderr
+
+
+def test_the_entry_point_flushes_its_report_and_keeps_the_exit_status(tmp_path: Path) -> None:
+    # main() ends with os._exit: the buffered report must be written first.
+    (tmp_path / "deps.py").write_text("def create_user_execution_context(**kw):\n    pass\n")
+    (tmp_path / "handler.py").write_text(
+        "from deps import create_user_execution_context\n\n"
+        "async def handle():\n    return create_user_execution_context(user_id='u')\n"
+    )
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "ctxmigrate", "audit", "--format", "json", "--no-cache"],
+        cwd=tmp_path,
+        env=buffered,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 1  # a rewrite finding fails the run by default
+    assert [finding["rule"] for finding in json.loads(completed.stdout)["findings"]] == ["CTX001"]
+    assert completed.stderr == ""
 
 
 def test_progress_bar_only_when_stderr_is_a_terminal(
