@@ -214,7 +214,10 @@ def _replaced(text: bytes, ranges: list[tuple[int, int]], filler: bytes) -> byte
         if start < done:
             return None
         pieces.append(text[done:start])
-        breaks = [match.group() for match in _LINE_BREAK.finditer(text, start, end)]
+        if b"\r" in text:
+            breaks = [match.group() for match in _LINE_BREAK.finditer(text, start, end)]
+        else:
+            breaks = [b"\n"] * text.count(b"\n", start, end)
         if breaks:
             pieces.append(_QUOTES)
             pieces.extend(breaks)
@@ -383,7 +386,8 @@ def _relevant_names(tree: ast.Module, text: bytes, lines: _Lines, names: Iterabl
         remaining = []
         for segment, bound in statements:
             if any(needle in segment for needle in needles):
-                for name in bound - relevant:
+                names_bound = bound if isinstance(bound, frozenset) else set(_bound_names(bound))
+                for name in names_bound - relevant:
                     relevant.add(name)
                     pending.append(name)
             else:
@@ -394,8 +398,10 @@ def _relevant_names(tree: ast.Module, text: bytes, lines: _Lines, names: Iterabl
 
 def _binding_statements(
     statements: list[ast.stmt], text: bytes, lines: _Lines
-) -> Iterator[tuple[bytes, frozenset[str]]]:
-    """(text, names bound) of the statements at module or class level that bind names.
+) -> Iterator[tuple[bytes, frozenset[str] | ast.stmt]]:
+    """(text, the names bound, or the statement to find them in when its text
+    holds a relevant name: walking every statement for them cost a third of
+    the pruning) of the statements at module or class level.
 
     An import counts name by name (with its module); a compound statement
     (``if``, ``try``, ``for``, ``with``...) counts whole,
@@ -420,12 +426,10 @@ def _binding_statements(
                     spelled = f"{source} {alias.name} {alias.asname or ''}"
                     yield spelled.encode(), frozenset((bound_name,))
             continue
-        bound = frozenset(_bound_names(statement))
-        if bound:
-            assert statement.end_lineno is not None and statement.end_col_offset is not None
-            start = lines.offset(statement.lineno, statement.col_offset)
-            end = lines.offset(statement.end_lineno, statement.end_col_offset)
-            yield text[start:end], bound
+        assert statement.end_lineno is not None and statement.end_col_offset is not None
+        start = lines.offset(statement.lineno, statement.col_offset)
+        end = lines.offset(statement.end_lineno, statement.end_col_offset)
+        yield text[start:end], statement
 
 
 def _bound_names(statement: ast.stmt) -> Iterator[str]:
