@@ -1,4 +1,5 @@
-"""Walking only the parts of an ``ast`` tree where the text spells something.
+"""Walking only the parts of an ``ast`` tree where the text spells something
+(and finding where it does).
 
 A full ``ast.walk`` of a site file costs about half of its parse; the nodes
 that matter (a call of ``getattr`` naming a legacy function, a name spelled
@@ -11,7 +12,21 @@ predicate accepts those too.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator
+
+# What ends a line for ``ast`` (and LibCST): CRLF, CR, LF.
+LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def offsets(text: bytes, needle: bytes) -> list[int]:
+    """Where ``needle`` starts in ``text``, in order (overlaps included)."""
+    found = []
+    position = text.find(needle)
+    while position >= 0:
+        found.append(position)
+        position = text.find(needle, position + 1)
+    return found
 
 
 def nodes_within(

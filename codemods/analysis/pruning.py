@@ -80,16 +80,14 @@ import ast
 import bisect
 import io
 import operator
-import re
 import tokenize
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 
-from ctxmigrate.codemods.analysis.guided_walk import nodes_within
+from ctxmigrate.codemods.analysis.guided_walk import LINE_BREAK, nodes_within, offsets
 
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 # Text that keeps a body whatever the names: see the module docstring.
 ALWAYS_RELEVANT = ("global", "nonlocal")
@@ -113,7 +111,7 @@ class _Lines:
             starts = list(accumulate(map((1).__add__, lengths[:-1]), initial=0))
             return cls(starts, list(map(operator.add, starts, lengths)))
         starts, ends = [0], []
-        for match in _LINE_BREAK.finditer(text):
+        for match in LINE_BREAK.finditer(text):
             ends.append(match.start())
             starts.append(match.end())
         ends.append(len(text))
@@ -163,7 +161,7 @@ def pruned_source(
     lines = _Lines.of(text)
     relevant = _relevant_names(tree, text, lines, names)
     occurrences = _occurrences(text, (*sorted(relevant), *ALWAYS_RELEVANT))
-    getattrs = _offsets(text, b"getattr")
+    getattrs = offsets(text, b"getattr")
     if getattrs:
         occurrences = sorted(
             (*occurrences, *_noted_getattr_calls(tree.body, text, lines, getattrs, relevant))
@@ -215,7 +213,7 @@ def _replaced(text: bytes, ranges: list[tuple[int, int]], filler: bytes) -> byte
             return None
         pieces.append(text[done:start])
         if b"\r" in text:
-            breaks = [match.group() for match in _LINE_BREAK.finditer(text, start, end)]
+            breaks = [match.group() for match in LINE_BREAK.finditer(text, start, end)]
         else:
             breaks = [b"\n"] * text.count(b"\n", start, end)
         if breaks:
@@ -276,18 +274,9 @@ def _occurrences(text: bytes, needles: Iterable[str]) -> list[int]:
     found: list[int] = []
     for needle in needles:
         if needle:
-            found.extend(_offsets(text, needle.encode()))
-    found.extend(_offsets(text.lower(), SUPPRESSION_MARKER))
+            found.extend(offsets(text, needle.encode()))
+    found.extend(offsets(text.lower(), SUPPRESSION_MARKER))
     found.sort()
-    return found
-
-
-def _offsets(text: bytes, needle: bytes) -> list[int]:
-    found = []
-    position = text.find(needle)
-    while position >= 0:
-        found.append(position)
-        position = text.find(needle, position + 1)
     return found
 
 
