@@ -47,7 +47,7 @@ class AnalysisServer:
         self._claims = _Claims(context.Lock())
         self._process: BaseProcess = context.Process(
             target=_serve,
-            args=(child, self._claims, fix),
+            args=(child, self._connection, self._claims, fix),
             name="ctxmigrate-analysis",
             daemon=False,
         )
@@ -138,9 +138,12 @@ class _Claims:
             self._memory[:8] = total.to_bytes(8, "little")
 
 
-def _serve(connection: Connection, claims: _Claims, fix: bool) -> None:
+def _serve(connection: Connection, main_end: Connection, claims: _Claims, fix: bool) -> None:
     from ctxmigrate.codemods import engine
 
+    # The main process's end, copied by the fork: while this process holds it,
+    # neither side would see the other close the pipe.
+    main_end.close()
     engine.preload_analysis(fix)
     try:
         while True:
@@ -189,7 +192,11 @@ def _analyze(connection: Connection, claims: _Claims, items: list[Any], workers:
     try:
         for _ in range(workers - 1):
             receiver, sender = context.Pipe(duplex=False)
-            helper = context.Process(target=_help, args=(sender, claims, items), daemon=True)
+            # What the helper must not keep open (see ``_help``).
+            others = [connection, *(end for _, end in helpers), receiver]
+            helper = context.Process(
+                target=_help, args=(sender, others, claims, items), daemon=True
+            )
             helper.start()
             sender.close()
             helpers.append((helper, receiver))
@@ -221,10 +228,18 @@ def _analyze(connection: Connection, claims: _Claims, items: list[Any], workers:
             process.join()
 
 
-def _help(sender: Connection, claims: _Claims, items: list[Any]) -> None:
-    """A helper: (position, outcome) for each item it takes, then None."""
+def _help(sender: Connection, others: list[Connection], claims: _Claims, items: list[Any]) -> None:
+    """A helper: (position, outcome) for each item it takes, then None.
+
+    It first closes the ends of the other pipes its fork copied: holding the
+    read end of its own, it would never see the server stop reading (its
+    outputs would fill the pipe and it would wait forever), and holding the
+    server's end towards the main process, neither would see the other go.
+    """
     from ctxmigrate.codemods.engine import _analyze_in_worker
 
+    for end in others:
+        end.close()
     try:
         while (position := claims.take(len(items))) is not None:
             sender.send(("outcome", position, _analyze_in_worker(items[position])))

@@ -3,6 +3,7 @@ imports LibCST during discovery and analyses the files, leaving no process behin
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import multiprocessing.queues
 import os
@@ -252,3 +253,54 @@ def test_a_daemonic_process_audits_without_starting_a_server(tmp_path: Path) -> 
 
     assert process.exitcode == 0
     assert [finding["rule"] for finding in report["findings"]] == ["CTX001"]  # type: ignore[index]
+
+
+def recorded_analysis(record: Path, size: int, item: object) -> bytes:
+    """Notes each item's analysis in ``record`` (one line), takes a while, and
+    gives an outcome of ``size`` bytes."""
+    with record.open("a") as notes:
+        notes.write("analysed\n")
+    time.sleep(0.005)
+    return bytes(size)
+
+
+# Small outcomes fit in the pipes; large ones fill them, and a process still
+# holding a copy of the other end would wait forever instead of stopping.
+@pytest.mark.parametrize("size", [0, 200_000])
+def test_a_server_stops_handing_out_files_once_the_main_process_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    record = tmp_path / "record"
+    analysis = functools.partial(recorded_analysis, record, size)
+    monkeypatch.setattr(engine, "_analyze_in_worker", analysis)
+    items = list(range(400))
+    server = AnalysisServer(fix=False)
+    pid = server._process.pid
+    assert pid is not None
+    next(server.analyze((None, None, None, False, None), items, 2))
+    helpers = children(pid)
+    server.close()
+
+    # Closing is not waiting for the other 399: the files in hand are finished.
+    assert len(record.read_text().splitlines()) < len(items) / 2
+    assert helpers and not any(alive(helper) for helper in helpers)
+    assert server._process.exitcode == 0  # it stopped by itself, not killed
+
+
+def test_the_server_imports_what_the_analysis_needs_before_it_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "preloaded"
+    preload = engine.preload_analysis
+
+    def preload_and_mark(fix: bool) -> None:
+        preload(fix)
+        marker.write_text(str(fix))
+
+    monkeypatch.setattr(engine, "preload_analysis", preload_and_mark)
+    server = AnalysisServer(fix=True)
+    try:
+        assert server.share(position_and_process, []) == []  # answered once it serves
+        assert marker.read_text() == "True"
+    finally:
+        server.close()
