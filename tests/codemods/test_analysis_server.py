@@ -171,6 +171,26 @@ def test_a_helper_that_dies_is_an_error_not_a_hang(
     assert pid is not None and not alive(pid)
 
 
+def fail_in_a_helper(item: object) -> object:
+    """The server's analyses take a while; a helper's raise."""
+    if multiprocessing.current_process().name == "ctxmigrate-analysis":
+        time.sleep(0.05)
+        return None
+    raise ValueError(f"cannot analyse {item}")
+
+
+def test_a_helpers_error_reaches_the_main_process_with_its_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "_analyze_in_worker", fail_in_a_helper)
+    server = AnalysisServer(fix=False)
+    try:
+        with pytest.raises(RuntimeError, match=r"failed: ValueError: cannot analyse \d+"):
+            list(server.analyze((None, None, None, False, None), list(range(20)), 2))
+    finally:
+        server.close()
+
+
 def position_and_process(item: int) -> tuple[int, int]:
     time.sleep(0.01)  # long enough for both processes to take some
     return item, os.getpid()
