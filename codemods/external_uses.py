@@ -50,12 +50,11 @@ def imports_anywhere(
     source: bytes, module_file: ModuleFile, known: frozenset[str]
 ) -> tuple[tuple[str, str], ...]:
     """``site_hints.imports_in_text`` of a file's bytes (none when they cannot be decoded)."""
-    from ctxmigrate.codemods.analysis.parsing import decoded
+    from ctxmigrate.codemods.analysis.parsing import decoded_or_none
     from ctxmigrate.codemods.site_hints import imports_in_text
 
-    try:
-        text = decoded(source)
-    except (SyntaxError, UnicodeDecodeError, LookupError):
+    text = decoded_or_none(source)
+    if text is None:
         return ()
     return imports_in_text(text, module_file.module, module_file.is_package, known)
 
@@ -147,16 +146,15 @@ def needs_bindings(
     name the context types needs its summary.
     """
     from ctxmigrate.codemods.analysis.indexing import has_star_import
-    from ctxmigrate.codemods.analysis.parsing import decoded
+    from ctxmigrate.codemods.analysis.parsing import decoded_or_none
     from ctxmigrate.codemods.site_hints import imports_in_text
 
     if has_star_import(data):
         return True
     if not heads.names:
         return False
-    try:
-        text = decoded(data)
-    except (SyntaxError, UnicodeDecodeError, LookupError):
+    text = decoded_or_none(data)
+    if text is None:
         return True
     found = imports_in_text(text, module_file.module, module_file.is_package, heads.names)
     for source, name in found:
@@ -175,15 +173,12 @@ def modules_bound_anywhere(source: bytes, module_file: ModuleFile) -> dict[str, 
     the file.
     """
     import ast
-    import warnings
 
+    from ctxmigrate.codemods.analysis.parsing import ast_or_none
     from ctxmigrate.codemods.analysis.summaries import absolute_module
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escapes are the application's business
-            tree = ast.parse(source)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
+    tree = ast_or_none(source)
+    if tree is None:
         return {}
     bound: dict[str, list[str]] = {}
     for node in ast.walk(tree):

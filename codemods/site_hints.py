@@ -140,13 +140,12 @@ def text_hints(source: bytes, module: str, is_package: bool, names: HintNames) -
     may over-approximate (``needs_analysis`` then sends the file to the full
     analysis, which decides), never miss one.
     """
-    from ctxmigrate.codemods.analysis.parsing import decoded
+    from ctxmigrate.codemods.analysis.parsing import decoded_or_none
 
     if may_name_a_site(source, names):
         return None
-    try:
-        text = decoded(source)
-    except (SyntaxError, UnicodeDecodeError, LookupError):
+    text = decoded_or_none(source)
+    if text is None:
         return None
     return SiteHints(False, imports_in_text(text, module, is_package, names.known))
 

@@ -96,6 +96,26 @@ def decoded(source: bytes) -> str:
     return source.decode(encoding)
 
 
+def decoded_or_none(source: bytes) -> str | None:
+    """``decoded``, or None when the bytes cannot be decoded as Python source."""
+    try:
+        return decoded(source)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return None
+
+
+def ast_or_none(source: bytes) -> ast.Module | None:
+    """``ast``'s tree of ``source``, or None when ``ast`` cannot read it (newer
+    syntax, nesting too deep, a null byte). Its warnings (invalid escapes) are
+    the application's business."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+
+
 def summarize_source(
     source: bytes,
     module_file: ModuleFile,

@@ -81,7 +81,6 @@ import bisect
 import io
 import operator
 import tokenize
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
@@ -150,11 +149,11 @@ def pruned_source(
     if not _is_utf8(source):
         return None
     if tree is None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # invalid escapes are the application's business
-                tree = ast.parse(source)
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
+        # Imported here: parsing imports this module.
+        from ctxmigrate.codemods.analysis.parsing import ast_or_none
+
+        tree = ast_or_none(source)
+        if tree is None:
             return None
     bom = source.startswith(_BOM)
     text = source[len(_BOM) :] if bom else source

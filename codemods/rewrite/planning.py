@@ -17,7 +17,6 @@ import dataclasses
 import io
 import re
 import tokenize
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
-from ctxmigrate.codemods.analysis.parsing import decoded
+from ctxmigrate.codemods.analysis.parsing import ast_or_none, decoded
 from ctxmigrate.codemods.analysis.scopes import holding
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.model import Finding
@@ -141,11 +140,7 @@ def _check_parses(fixed: bytes) -> None:
     be syntax newer than this interpreter, goes to LibCST, whose error is
     the one reported.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escapes are the application's business
-            compile(fixed, "<rewritten>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    if ast_or_none(fixed) is None:
         cst.parse_module(fixed)
 
 
