@@ -464,8 +464,7 @@ class _Preload:
         self.server: AnalysisServer | None = None
 
     def start(self) -> None:
-        available = self._jobs if self._jobs is not None else (os.cpu_count() or 1)
-        if not self._enabled or available < 2:
+        if not self._enabled or _cores(self._jobs) < 2:
             return
         import multiprocessing
 
@@ -985,41 +984,36 @@ def _analyze_all(
         for p in pending
     ]
     state = (config, index, codemods, fix, accept)
-    if server is not None and pending:
-        for number, outcome in server.analyze(state, items, workers):
-            outcomes[pending[number]] = outcome
-            done += 1
-            if progress is not None:
-                progress(done, total)
-    elif workers > 1:
-        # Imported only here (11-14 ms): a warm run has nothing to analyse.
-        from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(
-            max_workers=workers, initializer=set_worker_state, initargs=(state,)
-        ) as pool:
-            results = pool.map(_analyze_in_worker, items, chunksize=_chunk_size(items, workers))
-            for position, outcome in zip(pending, results, strict=True):
-                outcomes[position] = outcome
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-    else:
-        for position in pending:
-            candidate = parsed[position]
-            outcomes[position] = _analyze_file(
-                candidate.file.path,
-                candidate.data,
-                config,
-                index,
-                codemods,
-                fix,
-                accept,
-                prepared.get(candidate.file.absolute),
-            )
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    def analysed() -> Iterator[tuple[int, _Outcome]]:
+        """(position, outcome) of each pending file, as each is done."""
+        if server is not None and pending:
+            for number, outcome in server.analyze(state, items, workers):
+                yield pending[number], outcome
+        elif workers > 1:
+            # Imported only here (11-14 ms): a warm run has nothing to analyse.
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(
+                max_workers=workers, initializer=set_worker_state, initargs=(state,)
+            ) as pool:
+                chunk = _chunk_size(items, workers)
+                results = pool.map(_analyze_in_worker, items, chunksize=chunk)
+                yield from zip(pending, results, strict=True)
+        else:
+            for position in pending:
+                candidate = parsed[position]
+                prepared_text = prepared.get(candidate.file.absolute)
+                yield (
+                    position,
+                    _analyze_file(candidate.file.path, candidate.data, *state, prepared_text),
+                )
+
+    for position, outcome in analysed():
+        outcomes[position] = outcome
+        done += 1
+        if progress is not None:
+            progress(done, total)
     for position in pending if cache.enabled else ():
         outcome = outcomes[position]
         consulted = {module: lazy_digest(module) for module in sorted(outcome.consulted)}
@@ -1032,12 +1026,17 @@ def _analyze_all(
     return [outcomes[position] for position in range(total)]
 
 
+def _cores(jobs: int | None) -> int:
+    """The processes a run may use: ``jobs``, else one per core."""
+    return jobs if jobs is not None else (os.cpu_count() or 1)
+
+
 def _worker_count(pending: int, jobs: int | None) -> int:
     if pending < 2 * min(POOL_MIN_FILES_PER_WORKER_FORK, POOL_MIN_FILES_PER_WORKER_SPAWN):
         return 1  # too few for two workers whatever the start method (and no import)
     import multiprocessing
 
-    available = jobs if jobs is not None else (os.cpu_count() or 1)
+    available = _cores(jobs)
     if available <= 1:
         return 1
     per_worker = (
