@@ -125,17 +125,19 @@ def test_one_run_id_per_conversation_across_workers(
     async def drive(service: RunningService) -> dict[tuple[str, str], list[dict[str, Any]]]:
         await refused_then_served(service)
         await legacy_forgets(service)
+        # Connections held on each worker, taken in turns (worker A, worker B,
+        # worker A, ...): every message of a conversation reaches the other
+        # worker than the one before. A new connection per message left it to
+        # the kernel, which once gave all of 100 in a row to one worker.
+        by_worker = await connections_on_each_worker(service, per_worker=3)
+        connections = [c for pair in zip(*by_worker.values(), strict=True) for c in pair]
         replies: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in conversations}
         for user_id, thread_id in conversations:
-            conversation = replies[(user_id, thread_id)]
-            # A new connection per message: the kernel hands each to either
-            # worker. Keep going until both workers served this conversation.
-            for _ in range(100):
-                conversation.append(
-                    await send_once(service.ws_url(), chat_message(user_id, thread_id))
-                )
-                if len(conversation) >= 6 and len({r["worker"] for r in conversation}) >= 2:
-                    break
+            for connection in connections:
+                message = chat_message(user_id, thread_id)
+                replies[(user_id, thread_id)].append(await send_on(connection, message))
+        for connection in connections:
+            await connection.close()
         return replies
 
     with run_service(redis_server.url, log_dir=tmp_path, key_prefix=KEY_PREFIX) as service:
