@@ -70,12 +70,17 @@ class SourceFile(NamedTuple):
     # Other names the module may be imported under (root-relative, src layout).
     module_aliases: tuple[str, ...]
     in_test: bool
-    # A regular file listed by ``git ls-files``: ``git grep`` sees exactly its
-    # bytes, so the pre-filter may ask git instead of reading it (symlinks are
-    # not followed by git grep and are always read).
+    # A regular file git tracks and reads from the work tree: ``git grep``
+    # sees exactly its bytes, so the pre-filter may ask git instead of reading
+    # it. Not so for untracked files (searching them made git walk the tree a
+    # second time), symlinks (git grep does not follow them), and files marked
+    # assume-unchanged or skip-worktree (git grep searches the index's copy).
     git_searchable: bool = False
     # Its size when git listed it (from the listing's lstat), -1 when unknown.
     size: int = -1
+    # A regular file git lists, tracked or untracked: ``git status`` sees
+    # every change to it (the whole-run report may be reused).
+    git_listed: bool = False
 
     @property
     def path(self) -> Path:
@@ -103,8 +108,9 @@ class _Found(NamedTuple):
     absolute: str
     real: str  # os.path.realpath, computed without a syscall where possible
     linked: bool  # reached through a symlink (the file itself or a directory on the way)
-    searchable: bool = False  # a regular file listed by git ls-files
-    size: int = -1  # a searchable file's size from that listing's lstat
+    searchable: bool = False  # git grep reads it (see ``SourceFile.git_searchable``)
+    size: int = -1  # a listed regular file's size from the listing's lstat
+    listed: bool = False  # a regular file listed by git ls-files
 
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
@@ -191,6 +197,7 @@ def discover(paths: Sequence[Path], config: Config, cwd: Path | None = None) -> 
                 in_test(project_path),
                 record.searchable,
                 record.size,
+                record.listed,
             )
         )
     files.sort(key=attrgetter("display"))
@@ -233,16 +240,22 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
     symlink is resolved (they are few). Each name is handled as git lists it:
     git prints the tracked files at once, then walks the tree for untracked
     ones (most of its time), while these ``lstat`` calls run.
+
+    ``-v`` tags each name: ``H`` is a tracked file git reads from the work
+    tree, so ``git grep`` searches it; untracked files (``?``), files marked
+    assume-unchanged (``h``) or skip-worktree (``S``) and unmerged ones are
+    read by the pre-filter instead.
     """
     prefix = os.path.join(os.path.abspath(directory), "")
     real_prefix = os.path.join(os.path.realpath(directory), "")
     native = os.sep == "/"
     listed: list[_Found] = []
 
-    def add(raw: bytes) -> None:
-        if not raw:
+    def add(record: bytes) -> None:
+        if not record:
             return
-        name = os.fsdecode(raw)
+        # "H pkg/module.py": a one-letter tag, a space, the name.
+        tracked, name = record[:2] == b"H ", os.fsdecode(record[2:])
         path = prefix + name  # os.path.join(directory, name): git names are relative
         # Deleted-but-tracked files are listed by git yet absent (a symlink
         # loop is kept: reading it reports the error).
@@ -256,10 +269,12 @@ def _list_git_files(directory: Path, linked: bool) -> tuple[list[_Found] | None,
                 listed.append(_Found(path, os.path.realpath(path), True))
         elif not stat.S_ISDIR(mode):
             real = real_prefix + (name if native else name.replace("/", os.sep))
-            regular = stat.S_ISREG(mode)
-            listed.append(_Found(path, real, linked, regular, info.st_size if regular else -1))
+            if stat.S_ISREG(mode):
+                listed.append(_Found(path, real, linked, tracked, info.st_size, True))
+            else:
+                listed.append(_Found(path, real, linked))
 
-    arguments = ["ls-files", "-co", "--exclude-standard", "-z", "--", "*.py"]
+    arguments = ["ls-files", "-co", "-v", "--exclude-standard", "-z", "--", "*.py"]
     finished = run_git_streaming(arguments, directory, add)
     if finished is None:  # no git binary
         return None, None

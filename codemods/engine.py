@@ -304,7 +304,7 @@ def _run(
     # Stored at the end only if every file is one git sees whole (no symlink,
     # none outside it) and git did not refuse the checkout.
     reuse.storable = reuse.storable and not discovery.git_refusals
-    reuse.storable = reuse.storable and all(file.git_searchable for file in discovery.files)
+    reuse.storable = reuse.storable and all(file.git_listed for file in discovery.files)
     report = AuditReport()
     report.errors.extend(discovery.errors)
     report.files_scanned = len(discovery.files) + sum(
@@ -374,9 +374,9 @@ def _run(
     for source_file in discovery.files:
         if source_file.absolute not in module_files:
             other_modules.append(source_file.module)
-            # None: the pre-filter left it unread (git grep); read if star-imported.
+            # None: the pre-filter kept no bytes (no name matched); read if star-imported.
             data = read_data.get(source_file.absolute)
-            if data is not None or source_file.git_searchable:
+            if data is not None or source_file.git_listed:
                 for name in (source_file.module, *source_file.module_aliases):
                     others.setdefault(name, (source_file, data))
     every_alias = {source.module: source.module_aliases for source in discovery.files}

@@ -289,11 +289,41 @@ def test_in_a_checkout_a_committed_file_symlink_is_listed_once(
     (tmp_path / "app" / "handler.py").rename(tmp_path / "app" / "real_handler.py")
     (tmp_path / "app" / "handler.py").symlink_to("real_handler.py")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "add", "-A"], check=True)
     found = discover([tmp_path, tmp_path / "app"], Config(root=tmp_path), cwd=tmp_path)
     assert [(s.display, s.git_searchable) for s in found.files] == [
         ("app/__init__.py", True),
         ("app/deps.py", True),
         ("app/real_handler.py", True),
+    ]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git binary")
+def test_git_grep_searches_only_the_tracked_files_git_reads_from_the_work_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git grep (without ``--untracked``) skips untracked files and searches the
+    index's copy of assume-unchanged and skip-worktree files: the pre-filter
+    reads those itself. Every regular file git lists is one ``git status`` sees."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    for name in ("tracked", "untracked", "assumed", "skipped"):
+        write(tmp_path, f"app/{name}.py")
+    (tmp_path / "app" / "linked.py").symlink_to("tracked.py")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for arguments in (
+        ["add", "app/tracked.py", "app/assumed.py", "app/skipped.py", "app/linked.py"],
+        ["update-index", "--assume-unchanged", "app/assumed.py"],
+        ["update-index", "--skip-worktree", "app/skipped.py"],
+    ):
+        subprocess.run(["git", "-C", str(tmp_path), *arguments], check=True)
+
+    found = discover([tmp_path], Config(root=tmp_path), cwd=tmp_path)
+
+    assert [(s.display, s.git_searchable, s.git_listed) for s in found.files] == [
+        ("app/assumed.py", False, True),
+        ("app/skipped.py", False, True),
+        ("app/tracked.py", True, True),
+        ("app/untracked.py", False, True),
     ]
 
 

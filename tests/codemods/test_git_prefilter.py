@@ -64,6 +64,17 @@ def project(root: Path) -> None:
     write(root, "pkg/unrelated.py", UNRELATED)
 
 
+def checkout(root: Path, tracked: bool = True) -> None:
+    """``git init``; with ``tracked``, every file added: git grep searches the
+    tracked files, the pre-filter the untracked ones itself."""
+    git(root, "init", "-q")
+    if tracked:
+        git(root, "add", "-A")
+
+
+TRACKED_OR_NOT = pytest.mark.parametrize("tracked", [True, False], ids=["tracked", "untracked"])
+
+
 def audit(root: Path, monkeypatch: pytest.MonkeyPatch, **config: int) -> AuditReport:
     monkeypatch.chdir(root)
     return run([root], Config(root=root, **config), use_cache=False, jobs=1).report
@@ -101,7 +112,7 @@ def test_a_gitignored_file_is_neither_searched_nor_counted(
     project(tmp_path)
     write(tmp_path, ".gitignore", "generated/\n")
     write(tmp_path, "generated/out.py", CALLS_ALIAS)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path)
 
     report = audit(tmp_path, monkeypatch)
 
@@ -109,16 +120,18 @@ def test_a_gitignored_file_is_neither_searched_nor_counted(
     assert report.files_scanned == 8
 
 
+@TRACKED_OR_NOT
 def test_in_a_checkout_binary_content_is_an_error_only_in_files_naming_a_legacy_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracked: bool
 ) -> None:
-    """git grep does not read files for us: only the files it selects are read."""
+    """Only the files git grep (or, for untracked files, the pre-filter's own
+    search) selects count as read."""
     project(tmp_path)
     write(tmp_path, "pkg/junk.py", b"\x00\x01 no legacy name here")
     write(tmp_path, "pkg/junk_naming.py", b"\x00\x01 create_user_execution_context")
     write(tmp_path, "pkg/latin1.py", b"# caf\xe9 without a cookie\n")
     outside_git = audit(tmp_path, monkeypatch)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path, tracked)
 
     in_checkout = audit(tmp_path, monkeypatch)
 
@@ -133,17 +146,34 @@ def test_in_a_checkout_binary_content_is_an_error_only_in_files_naming_a_legacy_
     assert in_checkout.files_scanned == outside_git.files_scanned == 11
 
 
+@TRACKED_OR_NOT
 def test_in_a_checkout_oversized_files_are_reported_whatever_they_contain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracked: bool
 ) -> None:
     project(tmp_path)
     write(tmp_path, "pkg/generated.py", "x = 1\n" * 100)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path, tracked)
 
     report = audit(tmp_path, monkeypatch, max_file_bytes=200)
 
     assert [error.path for error in report.errors] == ["pkg/generated.py"]
     assert "over the 200-byte limit" in report.errors[0].message
+
+
+@pytest.mark.parametrize("flag", ["--assume-unchanged", "--skip-worktree"])
+def test_a_file_git_grep_would_search_in_the_index_is_audited_by_its_work_tree_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    """git grep searches the index's copy of such a file; the pre-filter reads it."""
+    project(tmp_path)
+    write(tmp_path, "pkg/later.py", UNRELATED)
+    checkout(tmp_path)
+    git(tmp_path, "update-index", flag, "pkg/later.py")
+    write(tmp_path, "pkg/later.py", STAR_USER)
+
+    report = audit(tmp_path, monkeypatch)
+
+    assert ("pkg/later.py", "rewrite") in {(f.path, f.category) for f in report.findings}
 
 
 def test_a_symlinked_file_in_a_checkout_is_read_through_the_link(
@@ -154,7 +184,7 @@ def test_a_symlinked_file_in_a_checkout_is_read_through_the_link(
     project(root)
     target = write(tmp_path, "elsewhere/handler.py", STAR_USER)
     os.symlink(target, root / "pkg" / "linked.py")
-    git(root, "init", "-q")
+    checkout(root)
 
     report = audit(root, monkeypatch)
 
@@ -165,7 +195,7 @@ def test_when_git_grep_fails_every_file_is_read_and_the_answer_is_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project(tmp_path)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path)
     expected = audit(tmp_path, monkeypatch).to_json()
     answer = GitGrep.result
 
@@ -178,16 +208,18 @@ def test_when_git_grep_fails_every_file_is_read_and_the_answer_is_the_same(
     assert audit(tmp_path, monkeypatch).to_json() == expected
 
 
-def test_git_grep_lists_untracked_matching_files_relative_to_the_directory(
+def test_git_grep_lists_tracked_matching_files_relative_to_the_directory(
     tmp_path: Path,
 ) -> None:
+    """Untracked files are the pre-filter's to search (discovery marks them)."""
     root = tmp_path / "repo"  # below the ceiling: git finds it from pkg/
     project(root)
     git(root, "init", "-q")
+    git(root, "add", "pkg/reexport.py")
 
     found = GitGrep(root / "pkg", ["make_ctx"]).result()
 
-    assert found == {str(root / "pkg" / "reexport.py"), str(root / "pkg" / "renamed.py")}
+    assert found == {str(root / "pkg" / "reexport.py")}
 
 
 def test_git_grep_outside_a_checkout_has_no_answer(tmp_path: Path) -> None:
@@ -218,7 +250,7 @@ def test_files_git_grep_read_and_ruled_out_are_not_checked_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project(tmp_path)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path)
     expected = audit(tmp_path, monkeypatch).to_json()
     checked = _checked_paths(monkeypatch)
 
@@ -230,7 +262,7 @@ def test_when_git_grep_could_not_read_a_file_read_permission_is_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project(tmp_path)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path)
     expected = audit(tmp_path, monkeypatch).to_json()
     answer = GitGrep.result
 
@@ -271,23 +303,23 @@ def test_git_grep_is_incomplete_when_it_cannot_read_a_file(
 ) -> None:
     # pytest's own temporary directories are closed to other users: nobody
     # must reach this one.
-    checkout = Path(tempfile.mkdtemp(prefix="ctxmigrate-grep-"))
+    repo = Path(tempfile.mkdtemp(prefix="ctxmigrate-grep-"))
     try:
-        checkout.chmod(0o755)
-        project(checkout)
-        git(checkout, "init", "-q")
+        repo.chmod(0o755)
+        project(repo)
+        checkout(repo)
         if RUNNING_AS_ROOT:
-            git_as_nobody(monkeypatch, checkout)
-        grep = GitGrep(checkout, ["make_ctx"])
+            git_as_nobody(monkeypatch, repo)
+        grep = GitGrep(repo, ["make_ctx"])
         assert grep.result() is not None
         assert grep.complete
-        (checkout / "pkg" / "unrelated.py").chmod(0)
-        grep = GitGrep(checkout, ["make_ctx"])
+        (repo / "pkg" / "unrelated.py").chmod(0)
+        grep = GitGrep(repo, ["make_ctx"])
         assert grep.result() is not None
         assert not grep.complete
     finally:
         monkeypatch.undo()
-        shutil.rmtree(checkout)
+        shutil.rmtree(repo)
 
 
 def _counted_greps(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
@@ -316,7 +348,7 @@ def test_a_warm_run_looks_for_the_aliases_learned_last_time_in_its_first_git_gre
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project(tmp_path)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path)
     expected = audit(tmp_path, monkeypatch).to_json()
     greps = _counted_greps(monkeypatch)
 
@@ -334,7 +366,7 @@ def test_remembered_aliases_that_are_gone_or_new_change_nothing(
     project(tmp_path)
     # Names only a remembered alias: binary junk, reported only once the alias is learned.
     write(tmp_path, "pkg/junk_naming_mk.py", b"\0 mk")
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path)
     cached_audit(tmp_path, monkeypatch)
     # mk is no longer learned; mk2 is new.
     write(tmp_path, "pkg/renamed.py", "from pkg.reexport import make_ctx as mk2\n")
@@ -348,12 +380,13 @@ def test_remembered_aliases_that_are_gone_or_new_change_nothing(
     assert cached_audit(tmp_path, monkeypatch).to_json() == expected
 
 
+@TRACKED_OR_NOT
 def test_a_file_naming_only_a_remembered_alias_is_reported_when_the_alias_is_learned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracked: bool
 ) -> None:
     project(tmp_path)
     write(tmp_path, "pkg/junk_naming_mk.py", b"\0 mk")
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path, tracked)
     expected = audit(tmp_path, monkeypatch).to_json()
     assert "pkg/junk_naming_mk.py" in {error["path"] for error in expected["errors"]}
 
@@ -413,7 +446,7 @@ def test_a_warm_run_reads_each_files_aliases_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project(tmp_path)
-    git(tmp_path, "init", "-q")
+    checkout(tmp_path)
     expected = audit(tmp_path, monkeypatch).to_json()
     searched: list[bytes] = []
     real_learned_aliases = engine.learned_aliases
