@@ -76,7 +76,6 @@ class TextPrefilter:
         for file in local:
             data, error = read_source(file, self.config.max_file_bytes)
             if data is None:  # unreadable, too large: reported whatever it holds
-                self._read.add(file.absolute)
                 if error is not None:
                     self.read_errors.append(error)
             else:
@@ -111,17 +110,11 @@ class TextPrefilter:
     def _must_read(self, file: SourceFile) -> bool:
         """Oversized and unreadable files get their error whatever they contain.
 
-        The size comes from the listing (no ``stat``); a file is checked for
-        read permission only when git grep could not read some file.
+        The size comes from the listing (discovery records it for every file
+        git grep searches: no ``stat``); a file is checked for read permission
+        only when git grep could not read some file.
         """
-        if file.size < 0:
-            try:
-                size = os.stat(file.absolute).st_size
-            except OSError:
-                return True
-        else:
-            size = file.size
-        if size > self.config.max_file_bytes:
+        if file.size > self.config.max_file_bytes:
             return True
         return not self._all_readable and not os.access(file.absolute, os.R_OK)
 

@@ -158,6 +158,13 @@ def test_in_a_checkout_oversized_files_are_reported_whatever_they_contain(
 
     assert [error.path for error in report.errors] == ["pkg/generated.py"]
     assert "over the 200-byte limit" in report.errors[0].message
+    # So it is in a warm run whose first git grep also looks for the aliases
+    # learned last time (a file naming none is then checked one by one).
+    config = Config(root=tmp_path, max_file_bytes=200)
+    monkeypatch.setattr(AnalysisCache, "store_run_report", lambda *args: None)
+    for _ in range(2):
+        warm = run([tmp_path], config, jobs=1).report
+        assert [error.path for error in warm.errors] == ["pkg/generated.py"]
 
 
 @pytest.mark.parametrize("flag", ["--assume-unchanged", "--skip-worktree"])
@@ -206,6 +213,26 @@ def test_when_git_grep_fails_every_file_is_read_and_the_answer_is_the_same(
     monkeypatch.setattr(GitGrep, "result", failed)
 
     assert audit(tmp_path, monkeypatch).to_json() == expected
+
+
+def test_when_a_later_git_grep_fails_every_unread_file_is_read_and_the_answer_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path)
+    checkout(tmp_path)
+    expected = audit(tmp_path, monkeypatch).to_json()
+    answer = GitGrep.result
+    asked: list[set[str] | None] = []
+
+    def failed_after_the_first(grep: GitGrep) -> set[str] | None:
+        found = answer(grep)
+        asked.append(found)
+        return found if len(asked) == 1 else None  # make_ctx, then mk: git failed
+
+    monkeypatch.setattr(GitGrep, "result", failed_after_the_first)
+
+    assert audit(tmp_path, monkeypatch).to_json() == expected
+    assert len(asked) == 2  # after the failure, every file is read: nothing is left to search
 
 
 def test_git_grep_lists_tracked_matching_files_relative_to_the_directory(
