@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,41 +199,34 @@ def test_a_symlinked_file_in_a_checkout_is_read_through_the_link(
     assert ("pkg/linked.py", "rewrite") in {(f.path, f.category) for f in report.findings}
 
 
-def test_when_git_grep_fails_every_file_is_read_and_the_answer_is_the_same(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def git_grep_answers(
+    monkeypatch: pytest.MonkeyPatch,
+    altered: Callable[[GitGrep, set[str] | None], set[str] | None],
+) -> None:
+    """Every ``git grep`` from now on answers ``altered(grep, its real answer)``
+    (its process still ends as usual)."""
+    answer = GitGrep.result
+    monkeypatch.setattr(GitGrep, "result", lambda grep: altered(grep, answer(grep)))
+
+
+@pytest.mark.parametrize("failing_from", [1, 2], ids=["the first", "the second"])
+def test_when_git_grep_fails_every_unread_file_is_read_and_the_answer_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_from: int
 ) -> None:
     project(tmp_path)
     checkout(tmp_path)
     expected = audit(tmp_path, monkeypatch).to_json()
-    answer = GitGrep.result
-
-    def failed(grep: GitGrep) -> None:
-        answer(grep)  # the process still ends; its answer is dropped
-        return None
-
-    monkeypatch.setattr(GitGrep, "result", failed)
-
-    assert audit(tmp_path, monkeypatch).to_json() == expected
-
-
-def test_when_a_later_git_grep_fails_every_unread_file_is_read_and_the_answer_is_the_same(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    project(tmp_path)
-    checkout(tmp_path)
-    expected = audit(tmp_path, monkeypatch).to_json()
-    answer = GitGrep.result
     asked: list[set[str] | None] = []
 
-    def failed_after_the_first(grep: GitGrep) -> set[str] | None:
-        found = answer(grep)
-        asked.append(found)
-        return found if len(asked) == 1 else None  # make_ctx, then mk: git failed
+    def failing(grep: GitGrep, found: set[str] | None) -> set[str] | None:
+        asked.append(found)  # the legacy names, make_ctx, then mk
+        return None if len(asked) >= failing_from else found
 
-    monkeypatch.setattr(GitGrep, "result", failed_after_the_first)
+    git_grep_answers(monkeypatch, failing)
 
     assert audit(tmp_path, monkeypatch).to_json() == expected
-    assert len(asked) == 2  # after the failure, every file is read: nothing is left to search
+    # Once git failed, every file left was read: no other search was started.
+    assert len(asked) == failing_from
 
 
 def test_git_grep_lists_tracked_matching_files_relative_to_the_directory(
@@ -291,14 +285,12 @@ def test_when_git_grep_could_not_read_a_file_read_permission_is_checked(
     project(tmp_path)
     checkout(tmp_path)
     expected = audit(tmp_path, monkeypatch).to_json()
-    answer = GitGrep.result
 
-    def incomplete(grep: GitGrep) -> set[str] | None:
-        found = answer(grep)
+    def incomplete(grep: GitGrep, found: set[str] | None) -> set[str] | None:
         grep.complete = False  # as if git had said "failed to stat 'x.py'"
         return found
 
-    monkeypatch.setattr(GitGrep, "result", incomplete)
+    git_grep_answers(monkeypatch, incomplete)
     checked = _checked_paths(monkeypatch)
 
     assert audit(tmp_path, monkeypatch).to_json() == expected
