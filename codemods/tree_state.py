@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ctxmigrate.codemods.git import enclosing_checkout
@@ -72,6 +72,10 @@ class TreeState:
     def __init__(self, paths: Sequence[Path]) -> None:
         self._processes: list[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]]] = []
         self._outputs: dict[subprocess.Popen[bytes], bytes] = {}
+        # After ``key()``: each file git says changed, as (its entry in the
+        # key: name and digest, what ``key``'s ``examine`` said of its bytes),
+        # for the caller to guess what the run will do.
+        self.changed: list[tuple[bytes, bool]] = []
         self._usable = bool(paths) and all(path.is_dir() for path in paths)
         if not self._usable:
             return
@@ -119,8 +123,9 @@ class TreeState:
                     process.communicate()
         self._processes = []
 
-    def key(self) -> list[bytes] | None:
-        """The parts of the key (status, file digests, per checkout), or None (see the module)."""
+    def key(self, examine: Callable[[bytes], bool] | None = None) -> list[bytes] | None:
+        """The parts of the key (status, file digests, per checkout), or None
+        (see the module); ``examine`` is asked about each changed file's bytes."""
         parts: list[bytes] = []
         usable = self._usable
         for top, status, flags in self._processes:
@@ -137,7 +142,7 @@ class TreeState:
                 # Of the headers, only the commit: not the branch's name or upstream.
                 if record and (not record.startswith(b"# ") or record.startswith(b"# branch.oid "))
             ]
-            digests = _work_tree_digests(top, records)
+            digests = _work_tree_digests(top, records, examine, self.changed)
             if digests is None:
                 usable = False
                 continue
@@ -164,9 +169,15 @@ def _only_plain_entries(listing: bytes) -> bool:
     return plain == records
 
 
-def _work_tree_digests(top: str, records: list[bytes]) -> list[bytes] | None:
+def _work_tree_digests(
+    top: str,
+    records: list[bytes],
+    examine: Callable[[bytes], bool] | None,
+    changed: list[tuple[bytes, bool]],
+) -> list[bytes] | None:
     """A digest of the work tree bytes of each file a status record names (a
-    deleted one has none); None when one is a symlink or cannot be read."""
+    deleted one has none), each added to ``changed`` with what ``examine``
+    says of the bytes; None when one is a symlink or cannot be read."""
     import hashlib
 
     digests: list[bytes] = []
@@ -183,7 +194,9 @@ def _work_tree_digests(top: str, records: list[bytes]) -> list[bytes] | None:
             if os.path.islink(path):
                 return None
             with open(path, "rb") as handle:
-                digests.append(name + b"\0" + hashlib.sha256(handle.read()).digest())
+                data = handle.read()
+            digests.append(name + b"\0" + hashlib.sha256(data).digest())
+            changed.append((digests[-1], examine is not None and examine(data)))
         except FileNotFoundError:
             continue  # deleted: its status line says so
         except OSError:

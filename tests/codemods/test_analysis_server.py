@@ -19,6 +19,7 @@ from ctxmigrate.codemods.analysis_server import AnalysisServer
 from ctxmigrate.codemods.config import Config
 from ctxmigrate.codemods.engine import default_codemods, run
 
+from .support import git
 from .test_engine import audit, tree  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.skipif(
@@ -252,6 +253,48 @@ def test_a_run_whose_cache_holds_findings_forks_no_server_and_pools_the_same(
 
     assert started == []
     assert pooled.report.to_json() == serial.report.to_json()
+
+
+def test_a_warm_run_forks_the_server_when_a_file_changed_since_the_last_run_may_hold_a_site(
+    tree: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With findings cached the server is forked only when ``git status`` names
+    a file, not in the last run's status as it is now, that names a legacy
+    function: its analysis is then likely (and LibCST's import overlaps discovery)."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tree.parent))
+    for arguments in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "start"]):
+        git(tree, *arguments)
+    # The run waits for git's answer however long it takes: the test must not
+    # depend on the machine's load.
+    monkeypatch.setattr(engine, "REUSE_PATIENCE_SECONDS", 60.0)
+    started: list[bool] = []
+    original = AnalysisServer.__init__
+
+    def start(server: AnalysisServer, fix: bool) -> None:
+        started.append(True)
+        original(server, fix)
+
+    monkeypatch.setattr(AnalysisServer, "__init__", start)
+
+    def warm_run_after(edited: str) -> bool:
+        """Whether a run after appending a comment to ``edited`` forked the server."""
+        path = tree / "pkg" / edited
+        path.write_text(path.read_text() + f"# edited, run {len(runs)}\n")
+        started.clear()
+        runs.append(run([tree], Config(root=tree), jobs=2).report.to_json())
+        assert runs[-1] == audit(tree, use_cache=False, jobs=1).report.to_json()
+        return bool(started)
+
+    runs: list[dict[str, object]] = []
+    run([tree], Config(root=tree), jobs=2)  # cold: every outcome stored
+
+    assert warm_run_after("handler_00.py")  # names create_user_execution_context
+    assert not warm_run_after("plain_00.py")  # names nothing
+    # handler_00.py is still modified, as the last run saw it: its findings are cached.
+    assert not warm_run_after("plain_01.py")
+    assert warm_run_after("handler_00.py")
+    assert children(os.getpid()) == set()
 
 
 def test_a_server_that_dies_is_an_error_not_a_hang() -> None:

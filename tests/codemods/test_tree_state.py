@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -361,6 +362,20 @@ def test_a_corrupt_run_entry_is_a_miss(repo: Path, monkeypatch: pytest.MonkeyPat
     entry.write_text('{"findings": [], "errors": [], "files_scanned": true}')
 
     assert audit(repo, monkeypatch).to_json() == expected
+
+
+@pytest.mark.parametrize("corrupt", [{"a": "b"}, [1], "ab", None])
+def test_the_changes_seen_survive_the_cache_round_trip_and_any_other_shape_is_none(
+    tmp_path: Path, corrupt: object
+) -> None:
+    cache = AnalysisCache(tmp_path)
+    cache.store_changes_seen("k" * 64, ["ab", "cd"])
+    assert cache.changes_seen("k" * 64) == {"ab", "cd"}
+
+    (entry,) = (cache.directory / "changes").rglob("*.json")
+    entry.write_text(json.dumps(corrupt))
+
+    assert cache.changes_seen("k" * 64) == frozenset()
 
 
 def test_a_run_report_survives_the_cache_round_trip(tmp_path: Path) -> None:
