@@ -586,11 +586,11 @@ class _LastReport:
 
     def changed_files_may_name_a_site(self) -> bool:
         """Whether a file git says differs from the commit may hold a site (its
-        text names a legacy function, an alias of one or
-        a factory method), unless the last run's status named it as it is now:
-        that run analysed it (a rewrite not committed yet), so its findings
-        are cached. False until ``report`` has asked git."""
-        named = [entry.hex() for entry, names_one in self._tree.changed if names_one]
+        text names a legacy function, an alias of one or a factory method),
+        unless the last run's status named it as it is now: that run analysed
+        it (a rewrite not committed yet), so its findings are cached. False
+        until ``report`` has asked git."""
+        named = [entry.hex() for entry, may_hold_a_site in self._tree.changed if may_hold_a_site]
         return bool(named) and not set(named) <= self._cache.changes_seen(digest("changes seen"))
 
     def store(self, report: AuditReport) -> None:

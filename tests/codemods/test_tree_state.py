@@ -365,7 +365,7 @@ def test_a_corrupt_run_entry_is_a_miss(repo: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("corrupt", [{"a": "b"}, [1], "ab", None])
-def test_the_changes_seen_survive_the_cache_round_trip_and_any_other_shape_is_none(
+def test_the_changes_seen_survive_the_cache_round_trip_and_any_other_shape_is_empty(
     tmp_path: Path, corrupt: object
 ) -> None:
     cache = AnalysisCache(tmp_path)
