@@ -180,6 +180,14 @@ def test_no_key_without_git(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert key(repo) is None
 
 
+def test_no_key_when_git_fails_in_the_checkout(repo: Path) -> None:
+    """A corrupt index: ``git status`` and ``git ls-files`` exit non-zero."""
+    assert key(repo) is not None
+    (repo / ".git" / "index").write_bytes(b"not an index")
+
+    assert key(repo) is None
+
+
 def test_two_directories_of_one_checkout_ask_git_once(repo: Path) -> None:
     state = TreeState([repo, repo / "pkg"])
     parts = state.key()
