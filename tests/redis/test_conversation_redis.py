@@ -7,6 +7,7 @@ processes; tests/redis/test_processes.py runs real OS processes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,6 +62,18 @@ def lease_leftovers(server: RedisServer, prefix: str) -> list[bytes]:
         for pattern in (f"{prefix}:l:*", f"{prefix}:q:*", f"{prefix}:w:*")
         for key in client.scan_iter(match=pattern)
     )
+
+
+async def in_line(client: Any, line: str, count: int) -> None:
+    """Wait until ``count`` waiters are in ``line``, polling every millisecond
+    for 30 s at most: a deadline rather than a count of polls, which a loaded
+    machine can use up before the waiters' tasks have run."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if client.zcard(line) == count:
+            return
+        await asyncio.sleep(0.001)
+    assert client.zcard(line) == count
 
 
 def test_redis_store_is_a_conversation_store(redis_server: RedisServer, key_prefix: str) -> None:
@@ -193,12 +206,8 @@ def test_waiters_of_several_workers_are_served_in_arrival_order(
         await inside.wait()
         for number in range(1, 4):
             tasks.append(asyncio.create_task(message(f"waiter-{number}", managers[number])))
-            # Bounded: each waiter is in line after its first poll.
-            for _ in range(2000):
-                if client.zcard(line) == number:
-                    break
-                await asyncio.sleep(0.001)
-            assert client.zcard(line) == number
+            # Each waiter is in line after its first poll.
+            await in_line(client, line, number)
         release.set()
         await asyncio.gather(*tasks)
         return order
@@ -289,11 +298,7 @@ def test_a_cancelled_waiter_leaves_the_line(redis_server: RedisServer, key_prefi
 
         async with holder.conversation("alice", "t-1"):
             task = asyncio.create_task(wait_for_it())
-            for _ in range(2000):
-                if client.zcard(line) == 1:
-                    break
-                await asyncio.sleep(0.001)
-            assert client.zcard(line) == 1
+            await in_line(client, line, 1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
