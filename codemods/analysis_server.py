@@ -62,9 +62,7 @@ class AnalysisServer:
         ``function`` is a module-level function (sent by reference)."""
         self._claims.reset()
         self._send(("share", function, list(items)))
-        results: dict[int, Result] = {}
-        while (position := self._claims.take(len(items))) is not None:
-            results[position] = function(items[position])
+        results = {p: function(items[p]) for p in self._claims.positions(len(items))}
         results.update(self._receive()[1])
         return [results[position] for position in range(len(items))]
 
@@ -132,6 +130,11 @@ class _Claims:
             self._memory[:8] = (taken + 1).to_bytes(8, "little")
         return taken
 
+    def positions(self, total: int) -> Iterator[int]:
+        """The positions this process takes, one at a time, until none is left."""
+        while (position := self.take(total)) is not None:
+            yield position
+
     def stop(self, total: int) -> None:
         """Nothing more is taken."""
         with self._lock:
@@ -153,9 +156,7 @@ def _serve(connection: Connection, main_end: Connection, claims: _Claims, fix: b
                 return  # the run needed no (more) analysis
             if message[0] == "share":
                 _, function, items = message
-                results = {}
-                while (position := claims.take(len(items))) is not None:
-                    results[position] = function(items[position])
+                results = {p: function(items[p]) for p in claims.positions(len(items))}
                 connection.send(("shared", results))
                 continue
             _, state, items, workers = message
@@ -216,7 +217,7 @@ def _analyze(connection: Connection, claims: _Claims, items: list[Any], workers:
                 else:
                     connection.send(message)
 
-        while (position := claims.take(len(items))) is not None:
+        for position in claims.positions(len(items)):
             connection.send(("outcome", position, _analyze_in_worker(items[position])))
             forward(0)
         while listening:
@@ -241,7 +242,7 @@ def _help(sender: Connection, others: list[Connection], claims: _Claims, items: 
     for end in others:
         end.close()
     try:
-        while (position := claims.take(len(items))) is not None:
+        for position in claims.positions(len(items)):
             sender.send(("outcome", position, _analyze_in_worker(items[position])))
         sender.send(None)
     except OSError:
