@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ctxmigrate.codemods.analysis.guided_walk import LINE_BREAK, first_line, nodes_within, offsets
+from ctxmigrate.codemods.analysis.guided_walk import Lines, first_line, nodes_within, offsets
 
 if TYPE_CHECKING:
     from ctxmigrate.codemods.analysis.project_index import ProjectIndex
@@ -298,20 +298,13 @@ def _walk_everything(
 
 
 def _needle_lines(source: bytes, needles: Iterable[bytes]) -> list[int]:
-    """The numbers of the lines where a needle starts, sorted (CRLF, CR and LF
-    end a line, as for ``ast``; line breaks are the same bytes in every
-    encoding Python source may use)."""
-    found = sorted(offset for needle in needles for offset in offsets(source, needle))
-    if b"\r" in source:
-        starts = [0, *(match.end() for match in LINE_BREAK.finditer(source))]
-        return [bisect.bisect_right(starts, offset) for offset in found]
-    lines: list[int] = []
-    line, counted = 1, 0
-    for offset in found:
-        line += source.count(b"\n", counted, offset)
-        counted = offset
-        lines.append(line)
-    return lines
+    """The numbers of the lines where a needle starts, sorted (line breaks are
+    the same bytes in every encoding Python source may use)."""
+    lines = Lines.of(source)
+    return [
+        lines.line_of(offset)
+        for offset in sorted(offset for needle in needles for offset in offsets(source, needle))
+    ]
 
 
 def _imports(

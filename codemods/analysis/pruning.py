@@ -79,45 +79,17 @@ from __future__ import annotations
 import ast
 import bisect
 import io
-import operator
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate
 
-from ctxmigrate.codemods.analysis.guided_walk import LINE_BREAK, nodes_within, offsets
+from ctxmigrate.codemods.analysis.guided_walk import LINE_BREAK, Lines, nodes_within, offsets
 
 _BOM = b"\xef\xbb\xbf"
 # Text that keeps a body whatever the names: see the module docstring.
 ALWAYS_RELEVANT = ("global", "nonlocal")
 SUPPRESSION_MARKER = b"ctxmigrate"
 _QUOTES = b'"""'
-
-
-@dataclass(frozen=True)
-class _Lines:
-    """Byte offsets of a text's lines, numbered as ``ast`` does (CRLF, CR and LF end one)."""
-
-    starts: list[int]
-    # Where each line's content ends (its line break starts).
-    ends: list[int]
-
-    @classmethod
-    def of(cls, text: bytes) -> _Lines:
-        if b"\r" not in text:
-            # Only LF: computed with C loops (map, accumulate), three times faster.
-            lengths = list(map(len, text.split(b"\n")))
-            starts = list(accumulate(map((1).__add__, lengths[:-1]), initial=0))
-            return cls(starts, list(map(operator.add, starts, lengths)))
-        starts, ends = [0], []
-        for match in LINE_BREAK.finditer(text):
-            ends.append(match.start())
-            starts.append(match.end())
-        ends.append(len(text))
-        return cls(starts, ends)
-
-    def offset(self, line: int, column: int) -> int:
-        return self.starts[line - 1] + column
 
 
 @dataclass(frozen=True)
@@ -157,7 +129,7 @@ def pruned_source(
             return None
     bom = source.startswith(_BOM)
     text = source[len(_BOM) :] if bom else source
-    lines = _Lines.of(text)
+    lines = Lines.of(text)
     relevant = _relevant_names(tree, text, lines, names)
     occurrences = _occurrences(text, (*sorted(relevant), *ALWAYS_RELEVANT))
     getattrs = offsets(text, b"getattr")
@@ -229,7 +201,7 @@ def _replaced(text: bytes, ranges: list[tuple[int, int]], filler: bytes) -> byte
 def _unused_definitions(
     statements: list[ast.stmt],
     text: bytes,
-    lines: _Lines,
+    lines: Lines,
     occurrences: list[int],
     pruned: bytes,
 ) -> Iterator[tuple[int, int]]:
@@ -241,7 +213,7 @@ def _unused_definitions(
     ``pruned`` has the lines of ``text``; what precedes a module-level
     statement on its line is never pruned, so its column is the same too.
     """
-    pruned_lines = _Lines.of(pruned)
+    pruned_lines = Lines.of(pruned)
     for statement in statements:
         if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
@@ -251,7 +223,7 @@ def _unused_definitions(
         index = bisect.bisect_left(occurrences, start)
         if index < len(occurrences) and occurrences[index] < end:
             continue
-        first_line = bisect.bisect_right(lines.starts, start)
+        first_line = lines.line_of(start)
         pruned_start = pruned_lines.starts[first_line - 1] + (start - lines.starts[first_line - 1])
         pruned_end = pruned_lines.ends[statement.end_lineno - 1]
         name = statement.name.encode()
@@ -280,12 +252,12 @@ def _occurrences(text: bytes, needles: Iterable[str]) -> list[int]:
 
 
 def _noted_getattr_calls(
-    statements: list[ast.stmt], text: bytes, lines: _Lines, offsets: list[int], relevant: set[str]
+    statements: list[ast.stmt], text: bytes, lines: Lines, spelled: list[int], relevant: set[str]
 ) -> Iterator[int]:
     """Where each ``getattr(...)`` call the resolving pass may note as a site
     starts: the builtin's name called with a string constant whose value (escapes
     evaluated) is a relevant name. Only the statements whose text holds one of
-    ``offsets`` (where ``getattr`` is spelled) are looked into, block by block.
+    ``spelled`` (where ``getattr`` is spelled) are looked into, block by block.
 
     CTX102 reads ``getattr(owner, "name")`` with the name a string literal;
     any argument counts here (over-approximating keeps more), and a
@@ -297,8 +269,8 @@ def _noted_getattr_calls(
         assert statement.end_lineno is not None and statement.end_col_offset is not None
         start = _statement_start(statement, text, lines)
         end = lines.offset(statement.end_lineno, statement.end_col_offset)
-        index = bisect.bisect_left(offsets, start)
-        return index < len(offsets) and offsets[index] < end
+        index = bisect.bisect_left(spelled, start)
+        return index < len(spelled) and spelled[index] < end
 
     for node in nodes_within(statements, holds):
         if (
@@ -316,7 +288,7 @@ def _noted_getattr_calls(
 
 
 def _prunable_bodies(
-    statements: list[ast.stmt], text: bytes, lines: _Lines, occurrences: list[int]
+    statements: list[ast.stmt], text: bytes, lines: Lines, occurrences: list[int]
 ) -> Iterator[tuple[int, int]]:
     """(start, end) byte ranges to replace, in text order, disjoint."""
     for statement in statements:
@@ -346,7 +318,7 @@ def _prunable_bodies(
             yield from _prunable_bodies(block, text, lines, occurrences)
 
 
-def _statement_start(statement: ast.stmt, text: bytes, lines: _Lines) -> int:
+def _statement_start(statement: ast.stmt, text: bytes, lines: Lines) -> int:
     """Where ``statement`` starts: a decorated one at its first decorator's ``@``
     (``ast`` places a ``def`` or ``class`` at its keyword, after the decorators)."""
     decorators = getattr(statement, "decorator_list", None)
@@ -362,7 +334,7 @@ def _is_already_pass(body: list[ast.stmt]) -> bool:
     return len(body) == 1 and isinstance(body[0], ast.Pass) and body[0].end_lineno == body[0].lineno
 
 
-def _relevant_names(tree: ast.Module, text: bytes, lines: _Lines, names: Iterable[str]) -> set[str]:
+def _relevant_names(tree: ast.Module, text: bytes, lines: Lines, names: Iterable[str]) -> set[str]:
     """``names`` and, transitively, every name bound at module or class level by a
     statement whose text contains a relevant name."""
     relevant = {name for name in names if name}
@@ -385,7 +357,7 @@ def _relevant_names(tree: ast.Module, text: bytes, lines: _Lines, names: Iterabl
 
 
 def _binding_statements(
-    statements: list[ast.stmt], text: bytes, lines: _Lines
+    statements: list[ast.stmt], text: bytes, lines: Lines
 ) -> Iterator[tuple[bytes, frozenset[str] | ast.stmt]]:
     """(text, the names bound, or the statement to find them in when its text
     holds a relevant name: walking every statement for them cost a third of

@@ -22,6 +22,7 @@ import pytest
 from ctxmigrate.codemods import CODEMODS, engine
 from ctxmigrate.codemods.analysis import file_analysis, pruning
 from ctxmigrate.codemods.analysis.file_analysis import FileAnalysis, analyze_source, pruning_names
+from ctxmigrate.codemods.analysis.guided_walk import Lines
 from ctxmigrate.codemods.analysis.memory import build_memory_index
 from ctxmigrate.codemods.analysis.pruning import pruned_source
 from ctxmigrate.codemods.config import Config, load_config
@@ -74,10 +75,12 @@ def prune(source: str | bytes, names: Iterable[str] = NAMES) -> bytes | None:
     "text", [b"", b"\n", b"a", b"a\n", b"\n\nb", b"ab\ncd", b"a\r\nb\rc\n", b"a\rb", b"\r\n"]
 )
 def test_line_offsets_are_where_ast_lines_start_and_end(text: bytes) -> None:
-    lines = pruning._Lines.of(text)
+    lines = Lines.of(text)
     breaks = list(re.finditer(rb"\r\n|\r|\n", text))
     assert lines.starts == [0, *(match.end() for match in breaks)]
     assert lines.ends == [*(match.start() for match in breaks), len(text)]
+    for offset in range(len(text) + 1):
+        assert lines.line_of(offset) == 1 + sum(match.end() <= offset for match in breaks)
 
 
 def test_a_body_of_several_lines_becomes_a_string_holding_its_line_breaks() -> None:
