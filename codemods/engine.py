@@ -32,7 +32,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -591,15 +591,22 @@ class _LastReport:
         it (a rewrite not committed yet), so its findings are cached. False
         until ``report`` has asked git."""
         named = [entry.hex() for entry, may_hold_a_site in self._tree.changed if may_hold_a_site]
-        return bool(named) and not set(named) <= self._cache.changes_seen(digest("changes seen"))
+        return bool(named) and not set(named) <= self._changes_seen
+
+    @cached_property
+    def _changes_key(self) -> str:
+        return digest("changes seen")  # one entry: the last run's status
+
+    @cached_property
+    def _changes_seen(self) -> frozenset[str]:
+        return self._cache.changes_seen(self._changes_key)
 
     def store(self, report: AuditReport) -> None:
         if self._key is not None and self._tree.changed:
-            # For the next run's guess (above): one entry, the last status.
-            key = digest("changes seen")
+            # For the next run's guess (above).
             entries = sorted(entry.hex() for entry, _ in self._tree.changed)
-            if entries != sorted(self._cache.changes_seen(key)):
-                self._cache.store_changes_seen(key, entries)
+            if entries != sorted(self._changes_seen):
+                self._cache.store_changes_seen(self._changes_key, entries)
         if self.storable and self._key is not None:
             self._cache.store_run_report(self._key, report)
 
@@ -1035,13 +1042,8 @@ def _analyze_all(
                 results = pool.map(_analyze_in_worker, items, chunksize=chunk)
                 yield from zip(pending, results, strict=True)
         else:
-            for position in pending:
-                candidate = parsed[position]
-                prepared_text = prepared.get(candidate.file.absolute)
-                yield (
-                    position,
-                    _analyze_file(candidate.file.path, candidate.data, *state, prepared_text),
-                )
+            for position, (path, data, prepared_text) in zip(pending, items, strict=True):
+                yield position, _analyze_file(Path(path), data, *state, prepared_text)
 
     for position, outcome in analysed():
         outcomes[position] = outcome
